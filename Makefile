@@ -1,0 +1,39 @@
+# Convenience front end to CMake.
+#   make test   -- install missing packages, build (normal and ASan+UBSan), run every test twice
+#   make build  -- normal release build in build/
+#   make bench  -- build and run the trace benchmark on automerge-paper
+JOBS ?= $(shell nproc)
+TRACES ?= $(abspath tests/traces)
+
+.PHONY: all setup build build-asan test test-normal test-asan bench format clean
+
+all: build
+
+setup:
+	./scripts/setup.sh
+
+build: setup
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTANDEM_TRACES=$(TRACES) >/dev/null
+	cmake --build build -j $(JOBS)
+
+build-asan: setup
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTANDEM_SANITIZE=ON -DTANDEM_TRACES=$(TRACES) >/dev/null
+	cmake --build build-asan -j $(JOBS)
+
+test-normal: build
+	cd build && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+test: test-normal test-asan
+
+bench: build
+	./build/bench/tandem-bench-trace $(TRACES)/sequential_traces/automerge-paper.json.gz
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan

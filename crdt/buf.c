@@ -1,0 +1,2 @@
+/* buf.c - being written */
+typedef int tandem_buf_placeholder_;

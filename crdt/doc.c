@@ -1,0 +1,2 @@
+/* doc.c - being written */
+typedef int tandem_doc_placeholder_;

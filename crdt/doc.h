@@ -1,0 +1,99 @@
+/* doc.h - the text document: a FugueMax sequence CRDT over Unicode code points
+ * (prefix crdt_doc_).
+ *
+ * A crdt_doc is one replica of one text. Local edits (insert, delete) take
+ * code-point positions; each inserted character gets an id (client, clock) and
+ * each deleted character costs the deleter one clock. Replicas exchange updates:
+ * crdt_doc_diff(remote state vector) encodes exactly the operations the remote
+ * lacks, crdt_doc_apply() merges one. Applying is idempotent and commutative;
+ * an update whose causal dependencies are missing is held pending (bounded) and
+ * applied when they arrive. Concurrent inserts at one place never interleave
+ * (FugueMax; see docs/CRDT.md).
+ *
+ * Ownership: the document owns everything it holds; output goes into caller
+ * buffers (tbuf, crdt_sv, crdt_ds). Input bytes are only read during the call.
+ * Errors: every function that can fail returns a tdm_err and, on error, leaves
+ * the document exactly as it was.
+ * Threads: a document is single-threaded: one thread at a time may call any
+ * function on it (no internal locking, no globals, no I/O).
+ */
+#ifndef TANDEM_DOC_H
+#define TANDEM_DOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "error.h"
+#include "buf.h"
+#include "ids.h"
+
+typedef struct crdt_doc crdt_doc;
+
+typedef struct crdt_doc_opts {
+    uint64_t client;         /* this replica's client id (any value; unique per replica) */
+    bool gc;                 /* drop the content of deleted text (length-only tombstones) */
+    size_t max_pending_ops;  /* operations held pending; 0 = 100000 */
+    size_t max_pending_bytes;/* text bytes held pending; 0 = 16 MiB */
+    size_t max_update_bytes; /* largest update/snapshot accepted; 0 = 256 MiB */
+} crdt_doc_opts;
+
+/* crdt_doc_new - an empty document for client `client` with default options. */
+tdm_err crdt_doc_new(uint64_t client, crdt_doc **out);
+/* crdt_doc_new_opts - an empty document with options. */
+tdm_err crdt_doc_new_opts(const crdt_doc_opts *opts, crdt_doc **out);
+void crdt_doc_free(crdt_doc *doc);
+uint64_t crdt_doc_client(const crdt_doc *doc);
+
+/* crdt_doc_insert - insert UTF-8 text[0..n) at code-point position pos
+ * (0 <= pos <= len). TDM_EUTF8 for invalid UTF-8, TDM_ERANGE past the end. */
+tdm_err crdt_doc_insert(crdt_doc *doc, size_t pos, const char *text, size_t n);
+/* crdt_doc_delete - delete `count` code points starting at pos. */
+tdm_err crdt_doc_delete(crdt_doc *doc, size_t pos, size_t count);
+
+/* Lengths of the visible text. */
+size_t crdt_doc_len(const crdt_doc *doc);       /* code points */
+size_t crdt_doc_len_utf16(const crdt_doc *doc); /* UTF-16 code units */
+size_t crdt_doc_len_bytes(const crdt_doc *doc); /* UTF-8 bytes */
+
+/* crdt_doc_text - append the whole text (UTF-8, no terminator) to out. */
+tdm_err crdt_doc_text(crdt_doc *doc, tbuf *out);
+/* crdt_doc_text_range - append code points [pos, pos+count) to out. */
+tdm_err crdt_doc_text_range(crdt_doc *doc, size_t pos, size_t count, tbuf *out);
+
+/* crdt_doc_state_vector - set sv to this document's state vector. */
+tdm_err crdt_doc_state_vector(const crdt_doc *doc, crdt_sv *sv);
+/* crdt_doc_delete_set - set ds to the ids of every deleted character. */
+tdm_err crdt_doc_delete_set(crdt_doc *doc, crdt_ds *ds);
+
+/* crdt_doc_diff - append an update holding every operation this document has
+ * and `remote` lacks (remote NULL: everything). Operations held pending are not
+ * included. */
+tdm_err crdt_doc_diff(crdt_doc *doc, const crdt_sv *remote, tbuf *out);
+/* crdt_doc_apply - merge an update (untrusted bytes). Already-known operations
+ * are skipped; operations with missing dependencies are held pending.
+ * Errors: TDM_EMALFORMED / TDM_EVERSION / TDM_EUTF8 / TDM_ETOOBIG for bad
+ * bytes, TDM_EPENDING_FULL when the pending bound would be exceeded. On any
+ * error nothing from this update is applied. */
+tdm_err crdt_doc_apply(crdt_doc *doc, const uint8_t *p, size_t n);
+/* crdt_doc_pending - operations currently held pending. */
+size_t crdt_doc_pending(const crdt_doc *doc);
+
+/* crdt_doc_snapshot - append the whole document in the compact snapshot form. */
+tdm_err crdt_doc_snapshot(crdt_doc *doc, tbuf *out);
+/* crdt_doc_load - load a snapshot (untrusted) into an EMPTY document
+ * (TDM_EINVAL otherwise). The document keeps its own client id. */
+tdm_err crdt_doc_load(crdt_doc *doc, const uint8_t *p, size_t n);
+
+/* crdt_doc_gc - drop the content of every deleted character now and compact
+ * the text store. Convergence is unaffected. */
+tdm_err crdt_doc_gc(crdt_doc *doc);
+
+typedef struct crdt_doc_stats {
+    size_t items;        /* runs in the sequence */
+    size_t clients;      /* known clients */
+    size_t content_bytes;/* bytes held in the text store */
+    size_t mem_bytes;    /* heap bytes held by the document */
+} crdt_doc_stats;
+void crdt_doc_get_stats(const crdt_doc *doc, crdt_doc_stats *st);
+
+#endif

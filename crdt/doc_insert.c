@@ -1,0 +1,2 @@
+/* doc_insert.c - being written */
+typedef int tandem_doc_insert_placeholder_;

@@ -1,0 +1,2 @@
+/* ids.c - being written */
+typedef int tandem_ids_placeholder_;
