@@ -69,6 +69,11 @@ tdm_err crdt_doc_delete_set(crdt_doc *doc, crdt_ds *ds);
  * and `remote` lacks (remote NULL: everything). Operations held pending are not
  * included. */
 tdm_err crdt_doc_diff(crdt_doc *doc, const crdt_sv *remote, tbuf *out);
+/* crdt_doc_diff_range - like crdt_doc_diff, but only operations below `upto`
+ * (for each client c, clocks < upto[c]; upto NULL: no bound). With a causally
+ * complete `upto` (a state vector some replica had) the result brings a
+ * replica at `remote` to exactly that version. */
+tdm_err crdt_doc_diff_range(crdt_doc *doc, const crdt_sv *remote, const crdt_sv *upto, tbuf *out);
 /* crdt_doc_apply - merge an update (untrusted bytes). Already-known operations
  * are skipped; operations with missing dependencies are held pending.
  * Errors: TDM_EMALFORMED / TDM_EVERSION / TDM_EUTF8 / TDM_ETOOBIG for bad
