@@ -30,11 +30,11 @@
 typedef struct crdt_doc crdt_doc;
 
 typedef struct crdt_doc_opts {
-    uint64_t client;         /* this replica's client id (any value; unique per replica) */
-    bool gc;                 /* drop the content of deleted text (length-only tombstones) */
-    size_t max_pending_ops;  /* operations held pending; 0 = 100000 */
-    size_t max_pending_bytes;/* text bytes held pending; 0 = 16 MiB */
-    size_t max_update_bytes; /* largest update/snapshot accepted; 0 = 256 MiB */
+    uint64_t client;          /* this replica's client id (any value; unique per replica) */
+    bool gc;                  /* drop the content of deleted text (length-only tombstones) */
+    size_t max_pending_ops;   /* operations held pending; 0 = 100000 */
+    size_t max_pending_bytes; /* text bytes held pending; 0 = 16 MiB */
+    size_t max_update_bytes;  /* largest update/snapshot accepted; 0 = 256 MiB */
 } crdt_doc_opts;
 
 /* crdt_doc_new - an empty document for client `client` with default options. */
@@ -94,10 +94,10 @@ tdm_err crdt_doc_load(crdt_doc *doc, const uint8_t *p, size_t n);
 tdm_err crdt_doc_gc(crdt_doc *doc);
 
 typedef struct crdt_doc_stats {
-    size_t items;        /* runs in the sequence */
-    size_t clients;      /* known clients */
-    size_t content_bytes;/* bytes held in the text store */
-    size_t mem_bytes;    /* heap bytes held by the document */
+    size_t items;         /* runs in the sequence */
+    size_t clients;       /* known clients */
+    size_t content_bytes; /* bytes held in the text store */
+    size_t mem_bytes;     /* heap bytes held by the document */
 } crdt_doc_stats;
 void crdt_doc_get_stats(const crdt_doc *doc, crdt_doc_stats *st);
 

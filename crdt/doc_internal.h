@@ -1,0 +1,124 @@
+/* doc_internal.h - private structures of crdt_doc, shared by doc*.c only.
+ *
+ * The sequence is a splay tree of items (runs of characters from one client
+ * with consecutive clocks) in document order, each node summing the visible
+ * and total code points of its subtree. Items live in one pool array and are
+ * named by index. Per client, `ents` maps clock ranges to items (sorted by
+ * clock) and `dels` logs that client's delete operations (sorted by clock).
+ */
+#ifndef TANDEM_DOC_INTERNAL_H
+#define TANDEM_DOC_INTERNAL_H
+
+#include "doc.h"
+
+#define NONE32 UINT32_MAX
+
+typedef struct item {
+    uint32_t client;   /* client index */
+    uint32_t clock;    /* clock of the first character */
+    uint32_t len;      /* code points */
+    uint32_t nbytes;   /* UTF-8 bytes held (0 when collected) */
+    uint32_t content;  /* offset in the text store; NONE32 when collected */
+    uint32_t olc, olk; /* left origin (client index, clock); olc NONE32: none */
+    uint32_t orc, ork; /* right origin */
+    uint32_t l, r, p;  /* splay tree links */
+    uint32_t svis;     /* visible code points in the subtree */
+    uint32_t sall;     /* all code points in the subtree */
+    uint8_t deleted;
+} item;
+
+typedef struct ent {
+    uint32_t clock;
+    uint32_t item;
+} ent;
+
+typedef struct dele {
+    uint32_t clock; /* first clock of this delete operation */
+    uint32_t len;   /* characters deleted (= clocks used) */
+    uint32_t tc;    /* target client index */
+    uint32_t tk;    /* first target clock */
+    uint32_t back;  /* 1: targets run tk, tk-1, ...; 0: tk, tk+1, ... */
+} dele;
+
+typedef struct client {
+    uint64_t id;
+    uint32_t next; /* operations held: clocks [0, next) */
+    ent *ents;
+    uint32_t nents, cents;
+    dele *dels;
+    uint32_t ndels, cdels;
+} dclient;
+
+enum { OP_INS = 0, OP_TOMB = 1, OP_DEL = 2 };
+
+/* One decoded operation (update or pending). Clients are document indices. */
+typedef struct op {
+    uint32_t client, clock, len;
+    uint8_t kind;
+    uint8_t back;
+    uint32_t ac, ak; /* INS/TOMB: left origin; DEL: target */
+    uint32_t bc, bk; /* INS/TOMB: right origin */
+    const uint8_t *text;
+    uint32_t nbytes;
+} op;
+
+struct crdt_doc {
+    crdt_doc_opts opts;
+    uint32_t self; /* own client index */
+    item *items;
+    uint32_t nitems, citems, free_items, live_items;
+    uint32_t root;
+    uint8_t *text;
+    size_t ntext, ctext, garbage;
+    dclient *clients;
+    uint32_t nclients, cclients;
+    uint32_t *by_id; /* client indices sorted by id */
+    size_t len_cp, len_16, len_bytes;
+    op *pending;
+    uint32_t npending, cpending;
+    size_t pending_bytes;
+};
+
+/* doc.c */
+tdm_err doc_client_index(crdt_doc *d, uint64_t id, uint32_t *out);
+int32_t doc_client_find(const crdt_doc *d, uint64_t id);
+tdm_err doc_item_new(crdt_doc *d, uint32_t *out);
+void doc_item_release(crdt_doc *d, uint32_t x);
+tdm_err doc_text_append(crdt_doc *d, const uint8_t *p, size_t n, uint32_t *off);
+uint32_t doc_ent_find(const crdt_doc *d, uint32_t c, uint32_t clock);
+tdm_err doc_ent_insert_after(crdt_doc *d, uint32_t c, uint32_t pos, uint32_t clock, uint32_t it);
+tdm_err doc_ent_append(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t it);
+void doc_ent_remove(crdt_doc *d, uint32_t c, uint32_t pos);
+uint32_t doc_find_id(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t *entpos);
+tdm_err doc_split(crdt_doc *d, uint32_t x, uint32_t k, uint32_t *right);
+void doc_try_merge(crdt_doc *d, uint32_t a, uint32_t b);
+tdm_err doc_dele_add(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t len, uint32_t tc,
+                     uint32_t tk, uint32_t back);
+void doc_mark_deleted(crdt_doc *d, uint32_t x);
+
+/* doc_tree.c */
+void tree_update(crdt_doc *d, uint32_t x);
+void tree_splay(crdt_doc *d, uint32_t x);
+uint32_t tree_find_vis(crdt_doc *d, size_t pos, uint32_t *off);
+size_t tree_index(crdt_doc *d, uint32_t x);
+uint32_t tree_next(const crdt_doc *d, uint32_t x);
+uint32_t tree_prev(const crdt_doc *d, uint32_t x);
+uint32_t tree_first(const crdt_doc *d);
+uint32_t tree_last(const crdt_doc *d);
+void tree_insert_before(crdt_doc *d, uint32_t at, uint32_t x); /* at NONE32: append */
+void tree_insert_after(crdt_doc *d, uint32_t at, uint32_t x);  /* at NONE32: prepend */
+void tree_remove(crdt_doc *d, uint32_t x);
+uint32_t tree_build(crdt_doc *d, const uint32_t *order, uint32_t n);
+
+/* doc_insert.c */
+tdm_err doc_integrate(crdt_doc *d, const op *o);
+
+/* doc_delete.c */
+tdm_err doc_apply_delete(crdt_doc *d, const op *o);
+
+static inline size_t item_vis(const item *it)
+{
+    return it->deleted ? 0 : it->len;
+}
+
+#endif
