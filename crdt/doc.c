@@ -55,7 +55,7 @@ void crdt_doc_free(crdt_doc *d)
 {
     if (!d) return;
     for (uint32_t i = 0; i < d->nclients; i++) {
-        free(d->clients[i].ents);
+        eidx_free(&d->clients[i].ents);
         free(d->clients[i].dels);
     }
     for (uint32_t i = 0; i < d->npending; i++) free((void *)d->pending[i].text);
@@ -160,64 +160,14 @@ tdm_err doc_text_append(crdt_doc *d, const uint8_t *p, size_t n, uint32_t *off)
     return TDM_OK;
 }
 
-/* doc_ent_find - index in clients[c].ents of the entry covering clock, or NONE32. */
-uint32_t doc_ent_find(const crdt_doc *d, uint32_t c, uint32_t clock)
+/* doc_find_id - the item holding character (c, clock), or NONE32; *pos (may be
+ * NULL) gets its index entry. */
+uint32_t doc_find_id(crdt_doc *d, uint32_t c, uint32_t clock, epos *pos)
 {
-    const dclient *cl = &d->clients[c];
-    if (cl->nents == 0) return NONE32;
-    const ent *e = cl->ents;
-    uint32_t last = cl->nents - 1;
-    if (e[last].clock <= clock) {
-        return clock < e[last].clock + d->items[e[last].item].len ? last : NONE32;
-    }
-    uint32_t lo = 0, hi = last; /* answer in [lo, hi) */
-    while (hi - lo > 1) {
-        uint32_t mid = (lo + hi) / 2;
-        if (e[mid].clock <= clock)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    if (e[lo].clock > clock) return NONE32;
-    return clock < e[lo].clock + d->items[e[lo].item].len ? lo : NONE32;
-}
-
-tdm_err doc_ent_insert_after(crdt_doc *d, uint32_t c, uint32_t pos, uint32_t clock, uint32_t it)
-{
-    dclient *cl = &d->clients[c];
-    tdm_err e = grow((void **)&cl->ents, &cl->cents, cl->nents + 1, sizeof(ent), MAX_ITEMS);
-    if (e) return e;
-    uint32_t at = pos + 1;
-    memmove(&cl->ents[at + 1], &cl->ents[at], (cl->nents - at) * sizeof(ent));
-    cl->ents[at] = (ent){clock, it};
-    cl->nents++;
-    return TDM_OK;
-}
-
-tdm_err doc_ent_append(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t it)
-{
-    dclient *cl = &d->clients[c];
-    tdm_err e = grow((void **)&cl->ents, &cl->cents, cl->nents + 1, sizeof(ent), MAX_ITEMS);
-    if (e) return e;
-    cl->ents[cl->nents++] = (ent){clock, it};
-    return TDM_OK;
-}
-
-void doc_ent_remove(crdt_doc *d, uint32_t c, uint32_t pos)
-{
-    dclient *cl = &d->clients[c];
-    memmove(&cl->ents[pos], &cl->ents[pos + 1], (cl->nents - pos - 1) * sizeof(ent));
-    cl->nents--;
-}
-
-/* doc_find_id - the item holding character (c, clock), or NONE32. */
-uint32_t doc_find_id(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t *entpos)
-{
-    if (c >= d->nclients) return NONE32;
-    uint32_t i = doc_ent_find(d, c, clock);
-    if (i == NONE32) return NONE32;
-    if (entpos) *entpos = i;
-    return d->clients[c].ents[i].item;
+    epos p;
+    if (c >= d->nclients || !eidx_find(d, &d->clients[c].ents, clock, &p)) return NONE32;
+    if (pos) *pos = p;
+    return eidx_at(&d->clients[c].ents, p)->item;
 }
 
 /* doc_split - split item x after k code points (0 < k < len); *right gets the
@@ -226,7 +176,7 @@ tdm_err doc_split(crdt_doc *d, uint32_t x, uint32_t k, uint32_t *right)
 {
     uint32_t y;
     item *ix = &d->items[x];
-    uint32_t entpos = 0;
+    epos entpos;
     if (doc_find_id(d, ix->client, ix->clock, &entpos) != x) return TDM_EINVAL;
     tdm_err e = doc_item_new(d, &y);
     if (e) return e;
@@ -244,7 +194,7 @@ tdm_err doc_split(crdt_doc *d, uint32_t x, uint32_t k, uint32_t *right)
     iy->orc = ix->orc;
     iy->ork = ix->ork;
     iy->deleted = ix->deleted;
-    e = doc_ent_insert_after(d, ix->client, entpos, iy->clock, y);
+    e = eidx_insert_after(&d->clients[ix->client].ents, entpos, (ent){iy->clock, y});
     if (e) {
         doc_item_release(d, y);
         return e;
@@ -271,9 +221,9 @@ void doc_try_merge(crdt_doc *d, uint32_t a, uint32_t b)
     } else if (ib->content != ia->content + ia->nbytes) {
         return;
     }
-    uint32_t entpos;
+    epos entpos;
     if (doc_find_id(d, ib->client, ib->clock, &entpos) != b) return;
-    doc_ent_remove(d, ib->client, entpos);
+    eidx_remove(&d->clients[ib->client].ents, entpos);
     tree_remove(d, b);
     ia = &d->items[a];
     ib = &d->items[b];
@@ -502,8 +452,8 @@ tdm_err crdt_doc_delete_set(crdt_doc *d, crdt_ds *ds)
     crdt_ds_clear(ds);
     for (uint32_t c = 0; c < d->nclients; c++) {
         dclient *cl = &d->clients[c];
-        for (uint32_t i = 0; i < cl->nents; i++) {
-            item *it = &d->items[cl->ents[i].item];
+        for (epos p = {0, 0}; eidx_valid(&cl->ents, p); eidx_next(&cl->ents, &p)) {
+            item *it = &d->items[eidx_at(&cl->ents, p)->item];
             if (!it->deleted) continue;
             tdm_err e = crdt_ds_add(ds, cl->id, it->clock, it->len);
             if (e) return e;
@@ -547,6 +497,6 @@ void crdt_doc_get_stats(const crdt_doc *d, crdt_doc_stats *st)
                (size_t)d->cclients * (sizeof(dclient) + sizeof(uint32_t)) +
                (size_t)d->cpending * sizeof(op) + d->pending_bytes;
     for (uint32_t i = 0; i < d->nclients; i++)
-        m += (size_t)d->clients[i].cents * sizeof(ent) + (size_t)d->clients[i].cdels * sizeof(dele);
+        m += eidx_mem(&d->clients[i].ents) + (size_t)d->clients[i].cdels * sizeof(dele);
     st->mem_bytes = m;
 }

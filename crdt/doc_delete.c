@@ -2,21 +2,6 @@
  * deleted (splitting items at the range ends) and log the operation. */
 #include "doc_internal.h"
 
-/* first entry of client c whose clock is > k, or nents */
-static uint32_t ent_after(const crdt_doc *d, uint32_t c, uint32_t k)
-{
-    const dclient *cl = &d->clients[c];
-    uint32_t lo = 0, hi = cl->nents;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (cl->ents[mid].clock <= k)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 tdm_err doc_apply_delete(crdt_doc *d, const op *o0)
 {
     op o = *o0;
@@ -38,9 +23,10 @@ tdm_err doc_apply_delete(crdt_doc *d, const op *o0)
     while (k < end) {
         uint32_t x = doc_find_id(d, o.ac, (uint32_t)k, NULL), y;
         if (x == NONE32) { /* not a character: skip to the next one */
-            uint32_t i = ent_after(d, o.ac, (uint32_t)k);
-            if (i >= d->clients[o.ac].nents) break;
-            k = d->clients[o.ac].ents[i].clock;
+            const eidx *ix = &d->clients[o.ac].ents;
+            epos p = eidx_lower(d, ix, (uint32_t)k);
+            if (!eidx_valid(ix, p)) break;
+            k = eidx_at(ix, p)->clock;
             continue;
         }
         uint32_t off = (uint32_t)k - d->items[x].clock;

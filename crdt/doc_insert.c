@@ -102,9 +102,9 @@ tdm_err doc_integrate(crdt_doc *d, const op *o0)
     uint32_t off = NONE32;
     if (o.kind == OP_INS) {
         e = doc_text_append(d, o.text, o.nbytes, &off);
-        if (!e) e = doc_ent_append(d, o.client, o.clock, x);
+        if (!e) e = eidx_append(&d->clients[o.client].ents, (ent){o.clock, x});
     } else {
-        e = doc_ent_append(d, o.client, o.clock, x);
+        e = eidx_append(&d->clients[o.client].ents, (ent){o.clock, x});
     }
     if (e) {
         doc_item_release(d, x);

@@ -32,6 +32,23 @@ typedef struct ent {
     uint32_t item;
 } ent;
 
+#define EBLK 64
+typedef struct eblk {
+    uint32_t n;
+    ent e[EBLK];
+} eblk;
+
+/* the id index of one client: sorted blocks of entries (doc_ents.c) */
+typedef struct eidx {
+    eblk **b;
+    uint32_t nb, cb;
+    uint32_t count;
+} eidx;
+
+typedef struct epos {
+    uint32_t b, i;
+} epos;
+
 typedef struct dele {
     uint32_t clock; /* first clock of this delete operation */
     uint32_t len;   /* characters deleted (= clocks used) */
@@ -43,8 +60,7 @@ typedef struct dele {
 typedef struct client {
     uint64_t id;
     uint32_t next; /* operations held: clocks [0, next) */
-    ent *ents;
-    uint32_t nents, cents;
+    eidx ents;
     dele *dels;
     uint32_t ndels, cdels;
 } dclient;
@@ -79,17 +95,38 @@ struct crdt_doc {
     size_t pending_bytes;
 };
 
+/* doc_ents.c */
+int eidx_find(const crdt_doc *d, const eidx *x, uint32_t clock, epos *pos);
+epos eidx_lower(const crdt_doc *d, const eidx *x, uint32_t clock); /* first entry ending > clock */
+tdm_err eidx_insert_after(eidx *x, epos p, ent v);
+tdm_err eidx_append(eidx *x, ent v);
+void eidx_remove(eidx *x, epos p);
+tdm_err eidx_from_sorted(eidx *x, const ent *v, uint32_t n);
+void eidx_free(eidx *x);
+size_t eidx_mem(const eidx *x);
+static inline int eidx_valid(const eidx *x, epos p)
+{
+    return p.b < x->nb;
+}
+static inline ent *eidx_at(const eidx *x, epos p)
+{
+    return &x->b[p.b]->e[p.i];
+}
+static inline void eidx_next(const eidx *x, epos *p)
+{
+    if (++p->i >= x->b[p->b]->n) {
+        p->b++;
+        p->i = 0;
+    }
+}
+
 /* doc.c */
 tdm_err doc_client_index(crdt_doc *d, uint64_t id, uint32_t *out);
 int32_t doc_client_find(const crdt_doc *d, uint64_t id);
 tdm_err doc_item_new(crdt_doc *d, uint32_t *out);
 void doc_item_release(crdt_doc *d, uint32_t x);
 tdm_err doc_text_append(crdt_doc *d, const uint8_t *p, size_t n, uint32_t *off);
-uint32_t doc_ent_find(const crdt_doc *d, uint32_t c, uint32_t clock);
-tdm_err doc_ent_insert_after(crdt_doc *d, uint32_t c, uint32_t pos, uint32_t clock, uint32_t it);
-tdm_err doc_ent_append(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t it);
-void doc_ent_remove(crdt_doc *d, uint32_t c, uint32_t pos);
-uint32_t doc_find_id(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t *entpos);
+uint32_t doc_find_id(crdt_doc *d, uint32_t c, uint32_t clock, epos *pos);
 tdm_err doc_split(crdt_doc *d, uint32_t x, uint32_t k, uint32_t *right);
 void doc_try_merge(crdt_doc *d, uint32_t a, uint32_t b);
 tdm_err doc_dele_add(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t len, uint32_t tc,

@@ -246,38 +246,48 @@ out:
 static tdm_err index_and_check(loader *L)
 {
     crdt_doc *d = L->d;
-    for (uint32_t i = 0; i < L->n; i++) d->clients[d->items[L->order[i]].client].nents++;
-    for (uint32_t c = 0; c < d->nclients; c++) {
-        dclient *cl = &d->clients[c];
-        cl->cents = cl->nents ? cl->nents : 1;
-        cl->ents = malloc(cl->cents * sizeof(ent));
-        if (!cl->ents) return TDM_ENOMEM;
-        cl->nents = 0;
+    uint32_t *start = calloc(d->nclients + 1, sizeof(uint32_t));
+    ent *all = malloc((L->n ? L->n : 1) * sizeof(ent));
+    tdm_err e = TDM_OK;
+    if (!start || !all) {
+        e = TDM_ENOMEM;
+        goto out;
     }
-    for (uint32_t i = 0; i < L->n; i++) {
+    for (uint32_t i = 0; i < L->n; i++) start[d->items[L->order[i]].client + 1]++;
+    for (uint32_t c = 0; c < d->nclients; c++) start[c + 1] += start[c];
+    for (uint32_t i = 0; i < L->n; i++) { /* counting sort by client, stable in doc order */
         uint32_t x = L->order[i];
-        dclient *cl = &d->clients[d->items[x].client];
-        cl->ents[cl->nents++] = (ent){d->items[x].clock, x};
+        all[start[d->items[x].client]++] = (ent){d->items[x].clock, x};
     }
-    for (uint32_t c = 0; c < d->nclients; c++) {
+    for (uint32_t c = d->nclients; c > 0; c--) start[c] = start[c - 1];
+    start[0] = 0;
+    for (uint32_t c = 0; c < d->nclients && !e; c++) {
         dclient *cl = &d->clients[c];
+        ent *v = all + start[c];
+        uint32_t n = start[c + 1] - start[c];
         int sorted = 1;
-        for (uint32_t i = 1; i < cl->nents && sorted; i++)
-            sorted = cl->ents[i - 1].clock < cl->ents[i].clock;
-        if (!sorted) qsort(cl->ents, cl->nents, sizeof(ent), ent_cmp);
+        for (uint32_t i = 1; i < n && sorted; i++) sorted = v[i - 1].clock < v[i].clock;
+        if (!sorted) qsort(v, n, sizeof(ent), ent_cmp);
         uint32_t ei = 0, di = 0, cur = 0;
-        while (ei < cl->nents || di < cl->ndels) {
-            if (ei < cl->nents && cl->ents[ei].clock == cur) {
-                cur += d->items[cl->ents[ei++].item].len;
+        while (ei < n || di < cl->ndels) {
+            if (ei < n && v[ei].clock == cur) {
+                cur += d->items[v[ei++].item].len;
             } else if (di < cl->ndels && cl->dels[di].clock == cur) {
                 cur += cl->dels[di++].len;
             } else {
-                return TDM_EMALFORMED;
+                e = TDM_EMALFORMED;
+                goto out;
             }
         }
-        if (cur != cl->next) return TDM_EMALFORMED;
+        if (cur != cl->next)
+            e = TDM_EMALFORMED;
+        else
+            e = eidx_from_sorted(&cl->ents, v, n);
     }
-    return TDM_OK;
+out:
+    free(start);
+    free(all);
+    return e;
 }
 
 static tdm_err resolve_right(loader *L)
@@ -342,11 +352,10 @@ static tdm_err load_dels(crdt_doc *d, uint32_t nc, const uint8_t *p, size_t n)
 static void reset_doc(crdt_doc *d)
 {
     for (uint32_t c = 0; c < d->nclients; c++) {
-        free(d->clients[c].ents);
+        eidx_free(&d->clients[c].ents);
         free(d->clients[c].dels);
-        d->clients[c].ents = NULL;
         d->clients[c].dels = NULL;
-        d->clients[c].nents = d->clients[c].cents = d->clients[c].ndels = d->clients[c].cdels = 0;
+        d->clients[c].ndels = d->clients[c].cdels = 0;
         d->clients[c].next = 0;
     }
     d->nclients = 1; /* the document's own client is always index 0 of a fresh doc */
@@ -433,7 +442,7 @@ fail:
     {
         uint64_t me = d->opts.client;
         for (uint32_t c = 0; c < d->nclients; c++) {
-            free(d->clients[c].ents);
+            eidx_free(&d->clients[c].ents);
             free(d->clients[c].dels);
         }
         d->nclients = 0;

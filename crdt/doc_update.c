@@ -55,31 +55,18 @@ static uint32_t dele_at_or_after(const dclient *cl, uint32_t k)
     return lo;
 }
 
-static uint32_t ent_at_or_after(const crdt_doc *d, const dclient *cl, uint32_t k)
-{
-    uint32_t lo = 0, hi = cl->nents;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        const ent *e = &cl->ents[mid];
-        if (e->clock + d->items[e->item].len <= k)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 static tdm_err collect_client(crdt_doc *d, uint32_t c, uint32_t from, uint32_t to, oplist *out)
 {
     const dclient *cl = &d->clients[c];
-    uint32_t ei = ent_at_or_after(d, cl, from), di = dele_at_or_after(cl, from);
+    epos ei = eidx_lower(d, &cl->ents, from);
+    uint32_t di = dele_at_or_after(cl, from);
     uint32_t cur = from;
     while (cur < to) {
         op o = {0};
         o.client = c;
         o.clock = cur;
-        if (ei < cl->nents && cl->ents[ei].clock <= cur) {
-            const item *it = &d->items[cl->ents[ei].item];
+        if (eidx_valid(&cl->ents, ei) && eidx_at(&cl->ents, ei)->clock <= cur) {
+            const item *it = &d->items[eidx_at(&cl->ents, ei)->item];
             uint32_t s = cur - it->clock;
             uint32_t end = it->clock + it->len < to ? it->clock + it->len : to;
             o.len = end - cur;
@@ -101,7 +88,7 @@ static tdm_err collect_client(crdt_doc *d, uint32_t c, uint32_t from, uint32_t t
                 o.text = p + a;
                 o.nbytes = (uint32_t)(b - a);
             }
-            ei++;
+            eidx_next(&cl->ents, &ei);
             /* continue the previous insert when this piece extends its run */
             if (out->n && s == 0) {
                 op *pv = &out->v[out->n - 1];
