@@ -31,10 +31,13 @@ void tbuf_reset(tbuf *b);
 tdm_err tbuf_reserve(tbuf *b, size_t extra);
 /* tbuf_append - append n bytes. */
 tdm_err tbuf_append(tbuf *b, const void *p, size_t n);
-/* tbuf_take - hand the memory to the caller (free() it); the buffer is left empty. */
+/* tbuf_take - hand the memory to the caller (free() it); the buffer is left empty.
+ * Returns NULL when nothing was ever allocated (then *len is 0). */
 uint8_t *tbuf_take(tbuf *b, size_t *len);
 
-/* CBOR items (RFC 8949, shortest form) appended with libcbor's encoder. */
+/* CBOR items (RFC 8949, shortest form) appended with libcbor's encoder. Each
+ * appends the whole item (bytes/text: head and payload) or fails with
+ * TDM_ETOOBIG / TDM_ENOMEM leaving the buffer unchanged. */
 tdm_err tbuf_cbor_uint(tbuf *b, uint64_t v);
 tdm_err tbuf_cbor_int(tbuf *b, int64_t v);
 tdm_err tbuf_cbor_array(tbuf *b, size_t count);
