@@ -1,7 +1,9 @@
 /* doc_snapshot.c - the compact whole-document form (see docs/CRDT.md).
  *
  * Snapshot (CBOR):
- *   [2, [client-id ...], [next-clock ...], items: bytes, text: bytes, deletes: bytes]
+ *   [2, [client-id ...], [next-clock ...], codec, items: bytes, text: bytes, deletes: bytes]
+ * codec 0: the three columns are stored as they are; 1: each is raw DEFLATE
+ * (RFC 1951), inflated on load with a hard cap (max_update_bytes).
  * `items` lists every item in document order as LEB128 fields:
  *   flags (1 byte): bit0 deleted, bit1 content collected, bits2-3 left-origin
  *     mode, bits4-5 right-origin mode, bit6 client index follows
@@ -21,6 +23,7 @@
 #include "doc_internal.h"
 #include "cbor_rd.h"
 #include "utf8.h"
+#include "zip.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -102,15 +105,32 @@ tdm_err crdt_doc_snapshot(crdt_doc *d, tbuf *out)
             ptk = r->tk;
         }
     }
-    TRY(tbuf_cbor_array(out, 6));
-    TRY(tbuf_cbor_uint(out, SNAP_VERSION));
-    TRY(tbuf_cbor_array(out, d->nclients));
-    for (uint32_t c = 0; c < d->nclients; c++) TRY(tbuf_cbor_uint(out, d->clients[c].id));
-    TRY(tbuf_cbor_array(out, d->nclients));
-    for (uint32_t c = 0; c < d->nclients; c++) TRY(tbuf_cbor_uint(out, d->clients[c].next));
-    TRY(tbuf_cbor_bytes(out, items.data, items.len));
-    TRY(tbuf_cbor_bytes(out, text.data, text.len));
-    TRY(tbuf_cbor_bytes(out, dels.data, dels.len));
+    /* deflate the three columns when that is smaller (it is, past a few KiB) */
+    tbuf z[3];
+    const tbuf *col[3] = {&items, &text, &dels};
+    int codec = items.len + text.len + dels.len > 512;
+    for (int i = 0; i < 3; i++) tbuf_init(&z[i], out->limit);
+    if (codec) {
+        for (int i = 0; i < 3 && !e; i++) e = zip_deflate(col[i]->data, col[i]->len, &z[i]);
+        if (!e && z[0].len + z[1].len + z[2].len >= items.len + text.len + dels.len) codec = 0;
+        if (codec) {
+            for (int i = 0; i < 3; i++) col[i] = &z[i];
+        }
+    }
+    if (!e) e = tbuf_cbor_array(out, 7);
+    if (!e) e = tbuf_cbor_uint(out, SNAP_VERSION);
+    if (e) {
+        for (int i = 0; i < 3; i++) tbuf_fini(&z[i]);
+        goto fail;
+    }
+    if (!e) e = tbuf_cbor_array(out, d->nclients);
+    for (uint32_t c = 0; c < d->nclients && !e; c++) e = tbuf_cbor_uint(out, d->clients[c].id);
+    if (!e) e = tbuf_cbor_array(out, d->nclients);
+    for (uint32_t c = 0; c < d->nclients && !e; c++) e = tbuf_cbor_uint(out, d->clients[c].next);
+    if (!e) e = tbuf_cbor_uint(out, (uint64_t)codec);
+    for (int i = 0; i < 3 && !e; i++) e = tbuf_cbor_bytes(out, col[i]->data, col[i]->len);
+    for (int i = 0; i < 3; i++) tbuf_fini(&z[i]);
+    if (e) goto fail;
 #undef TRY
     goto done;
 fail:
@@ -367,6 +387,10 @@ static void reset_doc(crdt_doc *d)
     d->len_cp = d->len_bytes = d->len_16 = 0;
 }
 
+static tdm_err load_columns(crdt_doc *d, const uint8_t *p, size_t n, size_t ids_at, size_t next_at,
+                            size_t nc, const uint8_t *ip, size_t in, const uint8_t *tp, size_t tn,
+                            const uint8_t *dp, size_t dn);
+
 tdm_err crdt_doc_load(crdt_doc *d, const uint8_t *p, size_t n)
 {
     if (d->live_items || d->npending || d->clients[d->self].next || d->nclients != 1 || d->self)
@@ -377,11 +401,10 @@ tdm_err crdt_doc_load(crdt_doc *d, const uint8_t *p, size_t n)
     uint64_t v;
     const uint8_t *ip, *tp, *dp;
     size_t in, tn, dn;
-    loader L = {d, 0, NULL, NULL};
     tdm_err e;
     cbr_init(&r, p, n);
     if ((e = cbr_array(&r, &cnt))) return e;
-    if (cnt != 6) return TDM_EMALFORMED;
+    if (cnt != 7) return TDM_EMALFORMED;
     if ((e = cbr_uint(&r, &v))) return e;
     if (v != SNAP_VERSION) return TDM_EVERSION;
     if ((e = cbr_array(&r, &nc))) return e;
@@ -396,10 +419,39 @@ tdm_err crdt_doc_load(crdt_doc *d, const uint8_t *p, size_t n)
         if ((e = cbr_uint(&r, &v))) return e;
         if (v >= CRDT_CLOCK_MAX) return TDM_EMALFORMED;
     }
+    uint64_t codec;
+    if ((e = cbr_uint(&r, &codec))) return e;
+    if (codec > 1) return TDM_EMALFORMED;
     if ((e = cbr_bytes(&r, &ip, &in)) || (e = cbr_bytes(&r, &tp, &tn)) ||
         (e = cbr_bytes(&r, &dp, &dn)) || (e = cbr_finish(&r)))
         return e;
-    if (!utf8_validate(tp, tn, NULL, NULL)) return TDM_EUTF8;
+    tbuf z[3];
+    for (int i = 0; i < 3; i++) tbuf_init(&z[i], d->opts.max_update_bytes);
+    if (codec == 1) {
+        const uint8_t **cp[3] = {&ip, &tp, &dp};
+        size_t *cn[3] = {&in, &tn, &dn};
+        for (int i = 0; i < 3 && !e; i++) {
+            e = zip_inflate(*cp[i], *cn[i], d->opts.max_update_bytes, &z[i]);
+            *cp[i] = z[i].data ? z[i].data : (const uint8_t *)"";
+            *cn[i] = z[i].len;
+        }
+    }
+    if (!e && !utf8_validate(tp, tn, NULL, NULL)) e = TDM_EUTF8;
+    if (e) {
+        for (int i = 0; i < 3; i++) tbuf_fini(&z[i]);
+        return e;
+    }
+    e = load_columns(d, p, n, ids_at, next_at, nc, ip, in, tp, tn, dp, dn);
+    for (int i = 0; i < 3; i++) tbuf_fini(&z[i]);
+    return e;
+}
+
+static tdm_err load_columns(crdt_doc *d, const uint8_t *p, size_t n, size_t ids_at, size_t next_at,
+                            size_t nc, const uint8_t *ip, size_t in, const uint8_t *tp, size_t tn,
+                            const uint8_t *dp, size_t dn)
+{
+    loader L = {d, 0, NULL, NULL};
+    tdm_err e;
     /* register the clients in table order: document index == table index */
     cbr ri, rn;
     cbr_init(&ri, p + ids_at, n - ids_at);
