@@ -60,6 +60,9 @@ void crdt_doc_free(crdt_doc *d)
     }
     for (uint32_t i = 0; i < d->npending; i++) free((void *)d->pending[i].text);
     free(d->pending);
+    free(d->sc_ops);
+    free(d->sc_u32);
+    free(d->sc_ids);
     free(d->clients);
     free(d->by_id);
     free(d->items);
@@ -154,7 +157,7 @@ tdm_err doc_text_append(crdt_doc *d, const uint8_t *p, size_t n, uint32_t *off)
         d->text = np;
         d->ctext = nc;
     }
-    memcpy(d->text + d->ntext, p, n);
+    if (n) memcpy(d->text + d->ntext, p, n);
     *off = (uint32_t)d->ntext;
     d->ntext += n;
     return TDM_OK;

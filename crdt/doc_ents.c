@@ -16,12 +16,15 @@ static uint32_t ent_end(const crdt_doc *d, const ent *e)
 /* index of the last block whose first clock is <= clock, or NONE32 */
 static uint32_t block_of(const eidx *x, uint32_t clock)
 {
-    if (x->nb == 0 || x->b[0]->e[0].clock > clock) return NONE32;
-    if (x->b[x->nb - 1]->e[0].clock <= clock) return x->nb - 1;
-    uint32_t lo = 0, hi = x->nb - 1; /* b[lo] <= clock < b[hi] */
+    const uint32_t *f = x->first;
+    uint32_t nb = x->nb, h = x->hint;
+    if (nb == 0 || f[0] > clock) return NONE32;
+    if (h < nb && f[h] <= clock && (h + 1 == nb || f[h + 1] > clock)) return h;
+    if (f[nb - 1] <= clock) return nb - 1;
+    uint32_t lo = 0, hi = nb - 1; /* f[lo] <= clock < f[hi] */
     while (hi - lo > 1) {
         uint32_t mid = (lo + hi) / 2;
-        if (x->b[mid]->e[0].clock <= clock)
+        if (f[mid] <= clock)
             lo = mid;
         else
             hi = mid;
@@ -29,10 +32,16 @@ static uint32_t block_of(const eidx *x, uint32_t clock)
     return lo;
 }
 
-int eidx_find(const crdt_doc *d, const eidx *x, uint32_t clock, epos *pos)
+static void set_first(eidx *x, uint32_t b)
+{
+    x->first[b] = x->b[b]->e[0].clock;
+}
+
+int eidx_find(const crdt_doc *d, eidx *x, uint32_t clock, epos *pos)
 {
     uint32_t b = block_of(x, clock);
     if (b == NONE32) return 0;
+    x->hint = b;
     const eblk *k = x->b[b];
     uint32_t lo = 0, hi = k->n; /* last entry with clock <= clock */
     if (k->e[hi - 1].clock <= clock) {
@@ -82,13 +91,18 @@ static tdm_err add_block(eidx *x, uint32_t at, eblk **out)
         eblk **nb = realloc(x->b, nc * sizeof(eblk *));
         if (!nb) return TDM_ENOMEM;
         x->b = nb;
+        uint32_t *nf = realloc(x->first, nc * sizeof(uint32_t));
+        if (!nf) return TDM_ENOMEM;
+        x->first = nf;
         x->cb = nc;
     }
     eblk *k = malloc(sizeof(eblk));
     if (!k) return TDM_ENOMEM;
     k->n = 0;
     memmove(&x->b[at + 1], &x->b[at], (x->nb - at) * sizeof(eblk *));
+    memmove(&x->first[at + 1], &x->first[at], (x->nb - at) * sizeof(uint32_t));
     x->b[at] = k;
+    x->first[at] = 0; /* set by the caller once the block holds entries */
     x->nb++;
     *out = k;
     return TDM_OK;
@@ -107,14 +121,17 @@ tdm_err eidx_insert_after(eidx *x, epos p, ent v)
         memcpy(nk->e, &k->e[half], (EBLK - half) * sizeof(ent));
         nk->n = EBLK - half;
         k->n = half;
+        set_first(x, p.b + 1);
         if (at > half) {
             k = nk;
             at -= half;
+            p.b++;
         }
     }
     memmove(&k->e[at + 1], &k->e[at], (k->n - at) * sizeof(ent));
     k->e[at] = v;
     k->n++;
+    set_first(x, p.b);
     x->count++;
     return TDM_OK;
 }
@@ -127,6 +144,7 @@ tdm_err eidx_append(eidx *x, ent v)
         if (e) return e;
     }
     k->e[k->n++] = v;
+    set_first(x, x->nb - 1);
     x->count++;
     return TDM_OK;
 }
@@ -140,7 +158,10 @@ void eidx_remove(eidx *x, epos p)
     if (k->n == 0) {
         free(k);
         memmove(&x->b[p.b], &x->b[p.b + 1], (x->nb - p.b - 1) * sizeof(eblk *));
+        memmove(&x->first[p.b], &x->first[p.b + 1], (x->nb - p.b - 1) * sizeof(uint32_t));
         x->nb--;
+    } else {
+        set_first(x, p.b);
     }
 }
 
@@ -152,6 +173,7 @@ tdm_err eidx_from_sorted(eidx *x, const ent *v, uint32_t n)
         if (e) return e;
         k->n = n - i < EBLK_FILL ? n - i : EBLK_FILL;
         memcpy(k->e, &v[i], k->n * sizeof(ent));
+        set_first(x, x->nb - 1);
         x->count += k->n;
     }
     return TDM_OK;
@@ -161,10 +183,11 @@ void eidx_free(eidx *x)
 {
     for (uint32_t i = 0; i < x->nb; i++) free(x->b[i]);
     free(x->b);
+    free(x->first);
     memset(x, 0, sizeof *x);
 }
 
 size_t eidx_mem(const eidx *x)
 {
-    return (size_t)x->nb * sizeof(eblk) + (size_t)x->cb * sizeof(eblk *);
+    return (size_t)x->nb * sizeof(eblk) + (size_t)x->cb * (sizeof(eblk *) + sizeof(uint32_t));
 }

@@ -41,8 +41,10 @@ typedef struct eblk {
 /* the id index of one client: sorted blocks of entries (doc_ents.c) */
 typedef struct eidx {
     eblk **b;
+    uint32_t *first; /* first clock of each block (cache-friendly search) */
     uint32_t nb, cb;
     uint32_t count;
+    uint32_t hint; /* block of the last lookup: edits are local */
 } eidx;
 
 typedef struct epos {
@@ -93,10 +95,19 @@ struct crdt_doc {
     op *pending;
     uint32_t npending, cpending;
     size_t pending_bytes;
+    /* scratch reused across diff/apply calls (bounded: dropped when large) */
+    op *sc_ops;
+    size_t sc_ops_cap;
+    uint32_t *sc_u32;
+    size_t sc_u32_cap;
+    uint64_t *sc_ids;
+    size_t sc_ids_cap;
 };
 
+#define SCRATCH_KEEP 4096 /* elements kept between calls */
+
 /* doc_ents.c */
-int eidx_find(const crdt_doc *d, const eidx *x, uint32_t clock, epos *pos);
+int eidx_find(const crdt_doc *d, eidx *x, uint32_t clock, epos *pos);
 epos eidx_lower(const crdt_doc *d, const eidx *x, uint32_t clock); /* first entry ending > clock */
 tdm_err eidx_insert_after(eidx *x, epos p, ent v);
 tdm_err eidx_append(eidx *x, ent v);

@@ -40,6 +40,38 @@ static tdm_err ops_push(oplist *l, const op *o)
     return TDM_OK;
 }
 
+/* scratch - make *p hold at least `need` elements (reused across calls). */
+static tdm_err scratch(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return TDM_OK;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need) nc *= 2;
+    void *np = realloc(*p, nc * elem);
+    if (!np) return TDM_ENOMEM;
+    *p = np;
+    *cap = nc;
+    return TDM_OK;
+}
+
+static void scratch_trim(crdt_doc *d)
+{
+    if (d->sc_ops_cap > SCRATCH_KEEP) {
+        free(d->sc_ops);
+        d->sc_ops = NULL;
+        d->sc_ops_cap = 0;
+    }
+    if (d->sc_u32_cap > 2 * SCRATCH_KEEP) {
+        free(d->sc_u32);
+        d->sc_u32 = NULL;
+        d->sc_u32_cap = 0;
+    }
+    if (d->sc_ids_cap > SCRATCH_KEEP) {
+        free(d->sc_ids);
+        d->sc_ids = NULL;
+        d->sc_ids_cap = 0;
+    }
+}
+
 /* ---------- diff ---------- */
 
 static uint32_t dele_at_or_after(const dclient *cl, uint32_t k)
@@ -136,12 +168,10 @@ static tdm_err enc_ref(tbuf *b, const uint32_t *map, uint32_t block_c, uint32_t 
 static tdm_err encode_ops(crdt_doc *d, const oplist *l, tbuf *b)
 {
     tdm_err e = TDM_OK;
-    uint32_t *map = malloc((d->nclients ? d->nclients : 1) * sizeof(uint32_t));
-    uint32_t *ids = malloc((d->nclients ? d->nclients : 1) * sizeof(uint32_t));
-    if (!map || !ids) {
-        e = TDM_ENOMEM;
-        goto out;
-    }
+    if ((e = scratch((void **)&d->sc_u32, &d->sc_u32_cap, 2 * (size_t)d->nclients,
+                     sizeof(uint32_t))))
+        return e;
+    uint32_t *map = d->sc_u32, *ids = d->sc_u32 + d->nclients;
     for (uint32_t i = 0; i < d->nclients; i++) map[i] = NONE32;
     uint32_t nids = 0, nblocks = 0;
 #define USE(c)                                                                                     \
@@ -193,14 +223,12 @@ static tdm_err encode_ops(crdt_doc *d, const oplist *l, tbuf *b)
 fail:
     b->len = start;
 out:
-    free(map);
-    free(ids);
     return e;
 }
 
 tdm_err crdt_doc_diff_range(crdt_doc *d, const crdt_sv *remote, const crdt_sv *upto, tbuf *out)
 {
-    oplist l = {NULL, 0, 0, SIZE_MAX / sizeof(op)};
+    oplist l = {d->sc_ops, 0, d->sc_ops_cap, SIZE_MAX / sizeof(op)};
     tdm_err e = TDM_OK;
     for (uint32_t bi = 0; bi < d->nclients && !e; bi++) {
         uint32_t c = d->by_id[bi];
@@ -212,8 +240,10 @@ tdm_err crdt_doc_diff_range(crdt_doc *d, const crdt_sv *remote, const crdt_sv *u
         }
         if (from < to) e = collect_client(d, c, from, to, &l);
     }
+    d->sc_ops = l.v;
+    d->sc_ops_cap = l.cap;
     if (!e) e = encode_ops(d, &l, out);
-    free(l.v);
+    scratch_trim(d);
     return e;
 }
 
@@ -256,8 +286,8 @@ static tdm_err dec_ref(cbr *r, uint32_t nclients, uint32_t block_c, uint32_t *c,
 }
 
 /* decode - parse and validate an update; ops name update client indices. */
-static tdm_err decode(const uint8_t *p, size_t n, uint64_t **ids_out, uint32_t *nids_out,
-                      oplist *ops)
+static tdm_err decode(crdt_doc *d, const uint8_t *p, size_t n, uint64_t **ids_out,
+                      uint32_t *nids_out, oplist *ops)
 {
     cbr r;
     size_t cnt, nblocks;
@@ -271,8 +301,9 @@ static tdm_err decode(const uint8_t *p, size_t n, uint64_t **ids_out, uint32_t *
     if (v != UPDATE_VERSION) return TDM_EVERSION;
     if ((e = cbr_array(&r, &cnt))) return e;
     if (cnt > CRDT_MAX_CLIENTS) return TDM_ETOOBIG;
-    ids = malloc((cnt ? cnt : 1) * sizeof(uint64_t));
-    if (!ids) return TDM_ENOMEM;
+    if ((e = scratch((void **)&d->sc_ids, &d->sc_ids_cap, cnt ? cnt : 1, sizeof(uint64_t))))
+        return e;
+    ids = d->sc_ids;
     uint32_t nids = (uint32_t)cnt;
     for (uint32_t i = 0; i < nids; i++)
         if ((e = cbr_uint(&r, &ids[i]))) goto fail;
@@ -340,7 +371,6 @@ static tdm_err decode(const uint8_t *p, size_t n, uint64_t **ids_out, uint32_t *
 malformed:
     e = TDM_EMALFORMED;
 fail:
-    free(ids);
     return e;
 }
 
@@ -427,38 +457,15 @@ out:
     return e;
 }
 
-tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
+/* apply_planned - the general path: merge with the pending operations, order
+ * what is ready, check the pending bound, then apply. */
+static tdm_err apply_planned(crdt_doc *d, oplist *l)
 {
-    if (!p && n) return TDM_EINVAL;
-    if (n > d->opts.max_update_bytes) return TDM_ETOOBIG;
-    oplist l = {NULL, 0, 0, n / 2 + 1};
-    uint64_t *ids = NULL;
-    uint32_t nids = 0, *map = NULL, *order = NULL, norder = 0;
+    uint32_t *order = NULL, norder = 0;
     uint8_t *state = NULL;
     op *all = NULL, *keep = NULL;
-    tdm_err e = decode(p, n, &ids, &nids, &l);
-    if (e) goto out;
-    /* register the clients the update names (invisible until they hold ops) */
-    uint32_t fresh = 0;
-    for (uint32_t i = 0; i < nids; i++) fresh += doc_client_find(d, ids[i]) < 0;
-    if (d->nclients + (uint64_t)fresh > CRDT_MAX_CLIENTS) {
-        e = TDM_ETOOBIG;
-        goto out;
-    }
-    map = malloc((nids ? nids : 1) * sizeof(uint32_t));
-    if (!map) {
-        e = TDM_ENOMEM;
-        goto out;
-    }
-    for (uint32_t i = 0; i < nids; i++)
-        if ((e = doc_client_index(d, ids[i], &map[i]))) goto out;
-    for (size_t i = 0; i < l.n; i++) {
-        op *o = &l.v[i];
-        o->client = map[o->client];
-        if (o->ac != NONE32) o->ac = map[o->ac];
-        if (o->kind != OP_DEL && o->bc != NONE32) o->bc = map[o->bc];
-    }
-    uint32_t total = d->npending + (uint32_t)l.n;
+    tdm_err e = TDM_OK;
+    uint32_t total = d->npending + (uint32_t)l->n;
     all = malloc((total ? total : 1) * sizeof(op));
     order = malloc((total ? total : 1) * sizeof(uint32_t));
     state = malloc(total ? total : 1);
@@ -466,8 +473,8 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
         e = TDM_ENOMEM;
         goto out;
     }
-    memcpy(all, d->pending, d->npending * sizeof(op));
-    memcpy(all + d->npending, l.v, l.n * sizeof(op));
+    if (d->npending) memcpy(all, d->pending, d->npending * sizeof(op));
+    if (l->n) memcpy(all + d->npending, l->v, l->n * sizeof(op));
     if ((e = plan(d, all, total, order, &norder, state))) goto out;
     size_t wait_ops = 0, wait_bytes = 0;
     for (uint32_t i = 0; i < total; i++) {
@@ -521,9 +528,63 @@ out:
     free(all);
     free(order);
     free(state);
-    free(map);
-    free(ids);
-    free(l.v);
+    return e;
+}
+
+/* apply_direct - the common path: nothing pending and every operation ready in
+ * the order given. Returns 1 when it applied the update, 0 to fall back. */
+static int apply_direct(crdt_doc *d, const oplist *l, uint32_t *sim, tdm_err *err)
+{
+    if (d->npending) return 0;
+    for (uint32_t c = 0; c < d->nclients; c++) sim[c] = d->clients[c].next;
+    for (size_t i = 0; i < l->n; i++) {
+        const op *o = &l->v[i];
+        if (o->clock + o->len <= sim[o->client]) continue;
+        if (o->clock > sim[o->client] || !op_ready(o, sim)) return 0;
+        sim[o->client] = o->clock + o->len;
+    }
+    tdm_err e = TDM_OK;
+    for (size_t i = 0; i < l->n && !e; i++) {
+        const op *o = &l->v[i];
+        e = o->kind == OP_DEL ? doc_apply_delete(d, o) : doc_integrate(d, o);
+    }
+    *err = e;
+    return 1;
+}
+
+tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
+{
+    if (!p && n) return TDM_EINVAL;
+    if (n > d->opts.max_update_bytes) return TDM_ETOOBIG;
+    oplist l = {d->sc_ops, 0, d->sc_ops_cap, n / 2 + 1};
+    uint64_t *ids = NULL;
+    uint32_t nids = 0;
+    tdm_err e = decode(d, p, n, &ids, &nids, &l);
+    d->sc_ops = l.v;
+    d->sc_ops_cap = l.cap;
+    if (e) goto out;
+    /* register the clients the update names (invisible until they hold ops) */
+    uint32_t fresh = 0;
+    for (uint32_t i = 0; i < nids; i++) fresh += doc_client_find(d, ids[i]) < 0;
+    if (d->nclients + (uint64_t)fresh > CRDT_MAX_CLIENTS) {
+        e = TDM_ETOOBIG;
+        goto out;
+    }
+    if ((e = scratch((void **)&d->sc_u32, &d->sc_u32_cap, (size_t)nids + d->nclients + fresh,
+                     sizeof(uint32_t))))
+        goto out;
+    uint32_t *map = d->sc_u32;
+    for (uint32_t i = 0; i < nids; i++)
+        if ((e = doc_client_index(d, ids[i], &map[i]))) goto out;
+    for (size_t i = 0; i < l.n; i++) {
+        op *o = &l.v[i];
+        o->client = map[o->client];
+        if (o->ac != NONE32) o->ac = map[o->ac];
+        if (o->kind != OP_DEL && o->bc != NONE32) o->bc = map[o->bc];
+    }
+    if (!apply_direct(d, &l, d->sc_u32 + nids, &e)) e = apply_planned(d, &l);
+out:
+    scratch_trim(d);
     return e;
 }
 
