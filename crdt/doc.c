@@ -186,7 +186,7 @@ tdm_err doc_split(crdt_doc *d, uint32_t x, uint32_t k, uint32_t *right)
     ix = &d->items[x];
     item *iy = &d->items[y];
     uint32_t kb = 0;
-    if (ix->content != NONE32) kb = (uint32_t)utf8_skip(d->text + ix->content, ix->nbytes, k);
+    if (ix->content != NONE32) kb = item_skip(d, ix, k);
     iy->client = ix->client;
     iy->clock = ix->clock + k;
     iy->len = ix->len - k;
@@ -407,11 +407,10 @@ tdm_err crdt_doc_text_range(crdt_doc *d, size_t pos, size_t count, tbuf *out)
         item *it = &d->items[x];
         if (!it->deleted) {
             const uint8_t *p = d->text + it->content;
-            uint32_t from = off ? (uint32_t)utf8_skip(p, it->nbytes, off) : 0;
+            uint32_t from = item_skip(d, it, off);
             uint32_t avail = it->len - off;
             uint32_t take = avail < count ? avail : (uint32_t)count;
-            uint32_t to =
-                (take == avail) ? it->nbytes : (uint32_t)utf8_skip(p, it->nbytes, off + take);
+            uint32_t to = item_skip(d, it, off + take);
             tdm_err e = tbuf_append(out, p + from, to - from);
             if (e) {
                 out->len = start;

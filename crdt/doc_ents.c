@@ -41,12 +41,18 @@ int eidx_find(const crdt_doc *d, eidx *x, uint32_t clock, epos *pos)
 {
     uint32_t b = block_of(x, clock);
     if (b == NONE32) return 0;
-    x->hint = b;
     const eblk *k = x->b[b];
-    uint32_t lo = 0, hi = k->n; /* last entry with clock <= clock */
-    if (k->e[hi - 1].clock <= clock) {
+    uint32_t lo, hi = k->n;
+    uint32_t h = b == x->hint ? x->hint_i : hi;
+    if (h < hi && k->e[h].clock <= clock && (h + 1 == hi || k->e[h + 1].clock > clock)) {
+        lo = h; /* same entry as last time */
+    } else if (h + 1 < hi && k->e[h + 1].clock <= clock &&
+               (h + 2 == hi || k->e[h + 2].clock > clock)) {
+        lo = h + 1; /* the next one */
+    } else if (k->e[hi - 1].clock <= clock) {
         lo = hi - 1;
     } else {
+        lo = 0; /* last entry with clock <= clock */
         while (hi - lo > 1) {
             uint32_t mid = (lo + hi) / 2;
             if (k->e[mid].clock <= clock)
@@ -56,6 +62,8 @@ int eidx_find(const crdt_doc *d, eidx *x, uint32_t clock, epos *pos)
         }
     }
     if (clock >= ent_end(d, &k->e[lo])) return 0;
+    x->hint = b;
+    x->hint_i = lo;
     pos->b = b;
     pos->i = lo;
     return 1;
@@ -64,6 +72,10 @@ int eidx_find(const crdt_doc *d, eidx *x, uint32_t clock, epos *pos)
 epos eidx_lower(const crdt_doc *d, const eidx *x, uint32_t clock)
 {
     epos p = {0, 0};
+    if (x->nb) { /* the common case: asking about the newest operations */
+        const eblk *last = x->b[x->nb - 1];
+        if (ent_end(d, &last->e[last->n - 1]) <= clock) return (epos){x->nb, 0};
+    }
     uint32_t b = block_of(x, clock);
     if (b == NONE32) return p;
     const eblk *k = x->b[b];

@@ -89,13 +89,38 @@ tdm_err doc_integrate(crdt_doc *d, const op *o0)
         } else {
             uint32_t k = o.bk - d->items[right].clock;
             if (k > 0) {
+                int was_left = right == left;
                 e = doc_split(d, right, k, &y);
                 if (e) return e;
                 right = y;
+                /* only a hostile update puts its right origin inside the left one */
+                if (was_left) left = doc_find_id(d, o.ac, o.ak, NULL);
             }
         }
     }
-    if (o.ac != NONE32) left = doc_find_id(d, o.ac, o.ak, NULL);
+    uint32_t after_left = left == NONE32 ? tree_first(d) : tree_next(d, left);
+    if (after_left == right && left != NONE32 && o.kind == OP_INS) {
+        /* the run continues the item on its left (typing forwards): extend it */
+        item *L = &d->items[left];
+        if (L->client == o.client && L->clock + L->len == o.clock && o.ac == o.client &&
+            o.ak + 1 == o.clock && !L->deleted && L->orc == o.bc &&
+            (o.bc == NONE32 || L->ork == o.bk) && L->content != NONE32 &&
+            L->content + L->nbytes == d->ntext) {
+            uint32_t toff;
+            e = doc_text_append(d, o.text, o.nbytes, &toff);
+            if (e) return e;
+            tree_splay(d, left);
+            L = &d->items[left];
+            L->len += o.len;
+            L->nbytes += o.nbytes;
+            tree_update(d, left);
+            d->clients[o.client].next = o.clock + o.len;
+            d->len_cp += o.len;
+            d->len_bytes += o.nbytes;
+            d->len_16 += o.len + (o.nbytes != o.len ? utf8_count_astral(o.text, o.nbytes) : 0);
+            return TDM_OK;
+        }
+    }
     uint32_t x;
     e = doc_item_new(d, &x);
     if (e) return e;
@@ -123,7 +148,6 @@ tdm_err doc_integrate(crdt_doc *d, const op *o0)
     it->deleted = o.kind == OP_TOMB;
     it->l = it->r = it->p = NONE32;
 
-    uint32_t after_left = left == NONE32 ? tree_first(d) : tree_next(d, left);
     if (after_left == right) {
         if (right != NONE32)
             tree_insert_before(d, right, x);

@@ -44,7 +44,8 @@ typedef struct eidx {
     uint32_t *first; /* first clock of each block (cache-friendly search) */
     uint32_t nb, cb;
     uint32_t count;
-    uint32_t hint; /* block of the last lookup: edits are local */
+    uint32_t hint;   /* block of the last lookup: edits are local */
+    uint32_t hint_i; /* entry of the last lookup within that block */
 } eidx;
 
 typedef struct epos {
@@ -163,6 +164,15 @@ tdm_err doc_integrate(crdt_doc *d, const op *o);
 
 /* doc_delete.c */
 tdm_err doc_apply_delete(crdt_doc *d, const op *o);
+
+/* item_skip - byte offset of code point k in an item's content (ASCII: k) */
+size_t utf8_skip(const uint8_t *p, size_t n, size_t k);
+static inline uint32_t item_skip(const crdt_doc *d, const item *it, uint32_t k)
+{
+    if (it->nbytes == it->len || k == 0) return k;
+    if (k == it->len) return it->nbytes;
+    return (uint32_t)utf8_skip(d->text + it->content, it->nbytes, k);
+}
 
 static inline size_t item_vis(const item *it)
 {

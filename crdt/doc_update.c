@@ -77,6 +77,7 @@ static void scratch_trim(crdt_doc *d)
 static uint32_t dele_at_or_after(const dclient *cl, uint32_t k)
 {
     uint32_t lo = 0, hi = cl->ndels;
+    if (hi == 0 || cl->dels[hi - 1].clock + cl->dels[hi - 1].len <= k) return hi; /* recent */
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
         if (cl->dels[mid].clock + cl->dels[mid].len <= k)
@@ -114,9 +115,8 @@ static tdm_err collect_client(crdt_doc *d, uint32_t c, uint32_t from, uint32_t t
             o.bk = it->ork;
             if (o.kind == OP_INS) {
                 const uint8_t *p = d->text + it->content;
-                size_t a = s ? utf8_skip(p, it->nbytes, s) : 0;
-                size_t b =
-                    (s + o.len == it->len) ? it->nbytes : utf8_skip(p, it->nbytes, s + o.len);
+                size_t a = item_skip(d, it, s);
+                size_t b = item_skip(d, it, s + o.len);
                 o.text = p + a;
                 o.nbytes = (uint32_t)(b - a);
             }
