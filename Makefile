@@ -2,10 +2,11 @@
 #   make test   -- install missing packages, build (normal and ASan+UBSan), run every test twice
 #   make build  -- normal release build in build/
 #   make bench  -- build and run the trace benchmark on automerge-paper
+#   make run    -- set up and build; until the server exists (issue 5) it runs the benchmark
 JOBS ?= $(shell nproc)
 TRACES ?= $(abspath tests/traces)
 
-.PHONY: all setup build build-asan test test-normal test-asan bench format clean
+.PHONY: all setup build build-asan test test-normal test-asan bench run format clean
 
 all: build
 
@@ -31,6 +32,8 @@ test: test-normal test-asan
 
 bench: build
 	./build/bench/tandem-bench-trace $(TRACES)/sequential_traces/automerge-paper.json.gz
+
+run: bench
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
