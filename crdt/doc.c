@@ -378,6 +378,7 @@ tdm_err crdt_doc_delete(crdt_doc *d, size_t pos, size_t count)
         doc_try_merge(d, x, tree_next(d, x));
         doc_try_merge(d, tree_prev(d, x), x);
     }
+    doc_compact_maybe(d);
     return TDM_OK;
 }
 
@@ -486,8 +487,14 @@ tdm_err crdt_doc_gc(crdt_doc *d)
     d->ntext = n;
     d->ctext = d->ntext ? d->ntext : 1;
     d->garbage = 0;
-    d->opts.gc = true;
     return TDM_OK;
+}
+
+void doc_compact_maybe(crdt_doc *d)
+{
+    /* with opts.gc, collected text is garbage in the store: compact it once it
+     * is half the store (failure to allocate just postpones it) */
+    if (d->opts.gc && d->garbage > 65536 && d->garbage * 2 > d->ntext) (void)crdt_doc_gc(d);
 }
 
 void crdt_doc_get_stats(const crdt_doc *d, crdt_doc_stats *st)

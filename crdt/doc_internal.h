@@ -144,6 +144,7 @@ void doc_try_merge(crdt_doc *d, uint32_t a, uint32_t b);
 tdm_err doc_dele_add(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t len, uint32_t tc,
                      uint32_t tk, uint32_t back);
 void doc_mark_deleted(crdt_doc *d, uint32_t x);
+void doc_compact_maybe(crdt_doc *d);
 
 /* doc_tree.c */
 void tree_update(crdt_doc *d, uint32_t x);

@@ -583,6 +583,7 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
         if (o->kind != OP_DEL && o->bc != NONE32) o->bc = map[o->bc];
     }
     if (!apply_direct(d, &l, d->sc_u32 + nids, &e)) e = apply_planned(d, &l);
+    if (!e) doc_compact_maybe(d);
 out:
     scratch_trim(d);
     return e;
