@@ -1,0 +1,2 @@
+/* awareness.c - being written */
+typedef int tandem_awareness_placeholder_;

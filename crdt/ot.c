@@ -1,0 +1,2 @@
+/* ot.c - being written */
+typedef int tandem_ot_placeholder_;
