@@ -16,6 +16,7 @@ static const struct {
     [TDM_EVERSION] = {"TDM_EVERSION", "unsupported encoding version"},
     [TDM_ECONFLICT] = {"TDM_ECONFLICT", "data conflicts with the document"},
     [TDM_ENOTFOUND] = {"TDM_ENOTFOUND", "not found"},
+    [TDM_EBASELEN] = {"TDM_EBASELEN", "operation base length does not match the text"},
 };
 
 const char *tdm_strerror(tdm_err e)

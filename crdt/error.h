@@ -21,6 +21,7 @@ typedef enum tdm_err {
     TDM_EVERSION,      /* encoded data has a format version we cannot read */
     TDM_ECONFLICT,     /* data contradicts what the document already holds */
     TDM_ENOTFOUND,     /* the named object does not exist */
+    TDM_EBASELEN,      /* an operation's base length does not match its text or operation */
     TDM_ERR_COUNT_     /* number of codes; not an error */
 } tdm_err;
 
