@@ -5,6 +5,8 @@
  * timed with CLOCK_MONOTONIC:
  *   replay_ms       sequential: one crdt_doc, per patch delete then insert;
  *                   concurrent: fork/merge replay (tests/support/replay.h)
+ *   replay_observed_ms  sequential: as replay_ms with a change-delta observer
+ *                   attached (it counts each delta's components)
  *   replay_sync_ms  sequential: as replay_ms, and after every patch
  *                   crdt_doc_diff to a second replica + crdt_doc_apply there
  *   gapbuf_ms       sequential: the same patches into a plain gap buffer
@@ -22,6 +24,7 @@
 #include <time.h>
 
 #include "doc.h"
+#include "ot.h"
 #include "gapbuf.h"
 #include "replay.h"
 #include "trace.h"
@@ -38,8 +41,8 @@ typedef struct bench {
 
 /* Results; NAN-free: `has_*` marks what was measured. */
 typedef struct results {
-    double replay_ms, sync_ms, gapbuf_ms, load_ms, load_keep_ms;
-    bool has_sync, has_gapbuf;
+    double replay_ms, sync_ms, gapbuf_ms, load_ms, load_keep_ms, observed_ms;
+    bool has_sync, has_gapbuf, has_observed;
     size_t snap_bytes, snap_keep_bytes, mem_bytes, mem_gc_bytes, items, sync_update_bytes;
     size_t final_len;
 } results;
@@ -136,6 +139,36 @@ static bool bench_replay(bench *b, results *r, crdt_doc **keep)
         *keep = doc;
     }
     r->replay_ms = median(b);
+    return true;
+}
+
+/* the observer attached for replay_observed_ms: it reads every delta */
+static void count_delta(void *ctx, const ot_op *op, tdm_err err, bool local)
+{
+    (void)local;
+    size_t *n = ctx;
+    *n += err ? 1000000 : ot_op_count(op);
+}
+
+/* replay with a change-delta observer attached (issue 3: at most 2x replay) */
+static bool bench_observed(bench *b, results *r)
+{
+    for (int run = 0; run <= b->runs; run++) {
+        crdt_doc *doc = NULL;
+        size_t comps = 0;
+        tdm_err err = crdt_doc_new(1, &doc);
+        if (!err) crdt_doc_observe(doc, count_delta, &comps);
+        double t0 = now_ms();
+        if (!err) err = replay_sequential(b->t, doc);
+        b->times[run] = now_ms() - t0;
+        if (!err) text_matches(b, doc);
+        crdt_doc_free(doc);
+        if (err) return fail(b, "replay with observer", err, NULL);
+        if (comps < b->t->npatches)
+            return fail(b, "replay with observer", TDM_ECONFLICT, "deltas missing");
+    }
+    r->observed_ms = median(b);
+    r->has_observed = true;
     return true;
 }
 
@@ -261,6 +294,9 @@ static void print_line(const bench *b, const results *r, const char *name, bool 
     put_ms("gapbuf_ms", r->gapbuf_ms, r->has_gapbuf);
     put_ms("ratio_vs_gapbuf", r->has_gapbuf ? r->replay_ms / r->gapbuf_ms : 0,
            done && r->has_gapbuf && r->gapbuf_ms > 0);
+    put_ms("replay_observed_ms", r->observed_ms, done && r->has_observed);
+    put_ms("ratio_observed_vs_replay", r->has_observed ? r->observed_ms / r->replay_ms : 0,
+           done && r->has_observed && r->replay_ms > 0);
     put_ms("load_ms", r->load_ms, done);
     put_ms("load_keep_ms", r->load_keep_ms, done);
     put_size("snapshot_bytes", r->snap_bytes, done);
@@ -316,6 +352,7 @@ int main(int argc, char **argv)
     if (!done) fail(&b, "calloc", TDM_ENOMEM, NULL);
     if (done && !t->concurrent) done = bench_gapbuf(&b, &r);
     if (done) done = bench_replay(&b, &r, &doc);
+    if (done && !t->concurrent) done = bench_observed(&b, &r);
     if (done && !t->concurrent) done = bench_sync(&b, &r);
     if (done) done = bench_snapshots(&b, &r, doc);
     print_line(&b, &r, name, done);

@@ -2,6 +2,7 @@
  * index, and the local edits (insert, delete) and reads. */
 #include "doc_internal.h"
 #include "utf8.h"
+#include "ot.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,8 @@ void crdt_doc_free(crdt_doc *d)
     free(d->sc_ops);
     free(d->sc_u32);
     free(d->sc_ids);
+    free(d->marked);
+    ot_op_free(d->delta);
     free(d->clients);
     free(d->by_id);
     free(d->items);
@@ -197,6 +200,7 @@ tdm_err doc_split(crdt_doc *d, uint32_t x, uint32_t k, uint32_t *right)
     iy->orc = ix->orc;
     iy->ork = ix->ork;
     iy->deleted = ix->deleted;
+    iy->mark = ix->mark;
     e = eidx_insert_after(&d->clients[ix->client].ents, entpos, (ent){iy->clock, y});
     if (e) {
         doc_item_release(d, y);
@@ -207,6 +211,7 @@ tdm_err doc_split(crdt_doc *d, uint32_t x, uint32_t k, uint32_t *right)
     ix->nbytes = kb;
     tree_update(d, x);
     tree_insert_after(d, x, y);
+    if (iy->mark) doc_mark(d, y, 0);
     *right = y;
     return TDM_OK;
 }
@@ -219,6 +224,7 @@ void doc_try_merge(crdt_doc *d, uint32_t a, uint32_t b)
     if (ia->client != ib->client || ib->clock != ia->clock + ia->len) return;
     if (ib->olc != ia->client || ib->olk != ib->clock - 1) return;
     if (ib->orc != ia->orc || ib->ork != ia->ork || ia->deleted != ib->deleted) return;
+    if (ia->mark != ib->mark) return;
     if (ia->content == NONE32) {
         if (ib->content != NONE32) return;
     } else if (ib->content != ia->content + ia->nbytes) {
@@ -268,6 +274,7 @@ void doc_mark_deleted(crdt_doc *d, uint32_t x)
 {
     item *it = &d->items[x];
     if (it->deleted) return;
+    if (d->txn_open) doc_mark(d, x, MARK_GONE);
     tree_splay(d, x);
     it->deleted = 1;
     tree_update(d, x);
@@ -285,7 +292,7 @@ void doc_mark_deleted(crdt_doc *d, uint32_t x)
     }
 }
 
-tdm_err crdt_doc_insert(crdt_doc *d, size_t pos, const char *text, size_t n)
+static tdm_err insert_impl(crdt_doc *d, size_t pos, const char *text, size_t n)
 {
     size_t cps, astral;
     if (!text && n) return TDM_EINVAL;
@@ -329,7 +336,8 @@ tdm_err crdt_doc_insert(crdt_doc *d, size_t pos, const char *text, size_t n)
     if (left != NONE32) {
         item *L = &d->items[left];
         if (L->client == d->self && L->clock + L->len == me->next && !L->deleted &&
-            L->orc == o.bc && (o.bc == NONE32 || L->ork == o.bk) && L->content != NONE32 &&
+            L->mark == (d->txn_open ? MARK_NEW : 0) && L->orc == o.bc &&
+            (o.bc == NONE32 || L->ork == o.bk) && L->content != NONE32 &&
             L->content + L->nbytes == d->ntext) {
             uint32_t off;
             e = doc_text_append(d, o.text, n, &off);
@@ -349,7 +357,7 @@ tdm_err crdt_doc_insert(crdt_doc *d, size_t pos, const char *text, size_t n)
     return doc_integrate(d, &o);
 }
 
-tdm_err crdt_doc_delete(crdt_doc *d, size_t pos, size_t count)
+static tdm_err delete_impl(crdt_doc *d, size_t pos, size_t count)
 {
     if (pos > d->len_cp || count > d->len_cp - pos) return TDM_ERANGE;
     dclient *me = &d->clients[d->self];
@@ -380,6 +388,21 @@ tdm_err crdt_doc_delete(crdt_doc *d, size_t pos, size_t count)
     }
     doc_compact_maybe(d);
     return TDM_OK;
+}
+
+tdm_err crdt_doc_insert(crdt_doc *d, size_t pos, const char *text, size_t n)
+{
+    size_t before = d->len_cp;
+    tdm_err e = insert_impl(d, pos, text, n);
+    if (!e && d->obs_fn && d->len_cp != before) doc_report_local(d, pos, text, n, 0);
+    return e;
+}
+
+tdm_err crdt_doc_delete(crdt_doc *d, size_t pos, size_t count)
+{
+    tdm_err e = delete_impl(d, pos, count);
+    if (!e && d->obs_fn && count) doc_report_local(d, pos, NULL, 0, count);
+    return e;
 }
 
 size_t crdt_doc_len(const crdt_doc *d)

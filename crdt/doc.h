@@ -28,6 +28,7 @@
 #include "ids.h"
 
 typedef struct crdt_doc crdt_doc;
+struct ot_op;
 
 typedef struct crdt_doc_opts {
     uint64_t client;          /* this replica's client id (any value; unique per replica) */
@@ -92,6 +93,20 @@ tdm_err crdt_doc_load(crdt_doc *doc, const uint8_t *p, size_t n);
 /* crdt_doc_gc - drop the content of every deleted character now and compact
  * the text store. Convergence is unaffected. */
 tdm_err crdt_doc_gc(crdt_doc *doc);
+
+/* crdt_doc_observer_fn - receives one change of the visible text as an OT
+ * operation (ot.h) whose base is the text before the change: applying every
+ * delta, in order, to a copy of the old text gives the new text exactly.
+ * Called at the end of crdt_doc_insert, crdt_doc_delete, crdt_doc_apply (one
+ * operation for the whole update, released pending operations included) and
+ * crdt_doc_load; not called when the visible text did not change. `delta` is
+ * owned by the document and valid only during the call; clone it to keep it.
+ * When the delta could not be built (out of memory) the call has delta NULL
+ * and err set: the observer must re-read the text. `local` is true for
+ * crdt_doc_insert/delete. The observer must not modify the document. */
+typedef void (*crdt_doc_observer_fn)(void *ctx, const struct ot_op *delta, tdm_err err, bool local);
+/* crdt_doc_observe - set the one observer of the document (fn NULL: none). */
+void crdt_doc_observe(crdt_doc *doc, crdt_doc_observer_fn fn, void *ctx);
 
 typedef struct crdt_doc_stats {
     size_t items;         /* runs in the sequence */

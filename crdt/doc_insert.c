@@ -103,8 +103,8 @@ tdm_err doc_integrate(crdt_doc *d, const op *o0)
         /* the run continues the item on its left (typing forwards): extend it */
         item *L = &d->items[left];
         if (L->client == o.client && L->clock + L->len == o.clock && o.ac == o.client &&
-            o.ak + 1 == o.clock && !L->deleted && L->orc == o.bc &&
-            (o.bc == NONE32 || L->ork == o.bk) && L->content != NONE32 &&
+            L->mark == (d->txn_open ? MARK_NEW : 0) && o.ak + 1 == o.clock && !L->deleted &&
+            L->orc == o.bc && (o.bc == NONE32 || L->ork == o.bk) && L->content != NONE32 &&
             L->content + L->nbytes == d->ntext) {
             uint32_t toff;
             e = doc_text_append(d, o.text, o.nbytes, &toff);
@@ -157,6 +157,7 @@ tdm_err doc_integrate(crdt_doc *d, const op *o0)
         tree_insert_before(d, find_dest(d, &o, left, right), x);
     }
     d->clients[o.client].next = o.clock + o.len;
+    if (o.kind == OP_INS && d->txn_open) doc_mark(d, x, MARK_NEW);
     if (o.kind == OP_INS) {
         d->len_cp += o.len;
         d->len_bytes += o.nbytes;

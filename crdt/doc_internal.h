@@ -25,7 +25,10 @@ typedef struct item {
     uint32_t svis;     /* visible code points in the subtree */
     uint32_t sall;     /* all code points in the subtree */
     uint8_t deleted;
+    uint8_t mark; /* MARK_* while a change is being observed (doc_delta.c) */
 } item;
+
+enum { MARK_NEW = 1, MARK_GONE = 2 };
 
 typedef struct ent {
     uint32_t clock;
@@ -103,6 +106,14 @@ struct crdt_doc {
     size_t sc_u32_cap;
     uint64_t *sc_ids;
     size_t sc_ids_cap;
+    /* change observation (doc_delta.c) */
+    crdt_doc_observer_fn obs_fn;
+    void *obs_ctx;
+    int txn_open;     /* marking items changed by the current change */
+    uint32_t *marked; /* items marked in the current change (may repeat) */
+    uint32_t nmarked, cmarked;
+    struct ot_op *delta; /* reused for each reported change */
+    tdm_err obs_err;     /* first failure to build a delta (reported, not fatal) */
 };
 
 #define SCRATCH_KEEP 4096 /* elements kept between calls */
@@ -145,6 +156,16 @@ tdm_err doc_dele_add(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t len, uint
                      uint32_t tk, uint32_t back);
 void doc_mark_deleted(crdt_doc *d, uint32_t x);
 void doc_compact_maybe(crdt_doc *d);
+
+/* doc_delta.c */
+void doc_txn_begin(crdt_doc *d);
+void doc_txn_end(crdt_doc *d, bool local);
+void doc_mark(crdt_doc *d, uint32_t x, uint8_t m);
+void doc_report_local(crdt_doc *d, size_t pos, const char *text, size_t n, size_t del);
+static inline bool doc_marking(const crdt_doc *d)
+{
+    return d->txn_open;
+}
 
 /* doc_tree.c */
 void tree_update(crdt_doc *d, uint32_t x);

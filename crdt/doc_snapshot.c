@@ -486,6 +486,12 @@ static tdm_err load_columns(crdt_doc *d, const uint8_t *p, size_t n, size_t ids_
     tree_build(d, L.order, L.n);
     free(L.order);
     free(L.orm);
+    if (d->obs_fn) { /* report the loaded text as one insert */
+        doc_txn_begin(d);
+        for (uint32_t i = 0; i < L.n; i++)
+            if (!d->items[i].deleted) doc_mark(d, i, MARK_NEW);
+        doc_txn_end(d, false);
+    }
     return TDM_OK;
 fail:
     free(L.order);

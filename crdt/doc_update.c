@@ -582,7 +582,9 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
         if (o->ac != NONE32) o->ac = map[o->ac];
         if (o->kind != OP_DEL && o->bc != NONE32) o->bc = map[o->bc];
     }
+    doc_txn_begin(d);
     if (!apply_direct(d, &l, d->sc_u32 + nids, &e)) e = apply_planned(d, &l);
+    doc_txn_end(d, false);
     if (!e) doc_compact_maybe(d);
 out:
     scratch_trim(d);

@@ -219,6 +219,12 @@ static tdm_err final_checks(conc *c)
 
 tdm_err replay_concurrent(const trace *t, crdt_doc **out, replay_info *info)
 {
+    return replay_concurrent_observed(t, out, info, NULL, NULL);
+}
+
+tdm_err replay_concurrent_observed(const trace *t, crdt_doc **out, replay_info *info,
+                                   crdt_doc_observer_fn fn, void *ctx)
+{
     if (!t->concurrent) return TDM_EINVAL;
     uint32_t A = t->num_agents;
     if (A >= CRDT_MAX_CLIENTS) return TDM_ETOOBIG;
@@ -235,6 +241,7 @@ tdm_err replay_concurrent(const trace *t, crdt_doc **out, replay_info *info)
     if (!c.ver || !c.rep || !c.target || !c.have) goto fail;
     err = crdt_doc_new((uint64_t)A + 1, &c.uni);
     if (err) goto fail;
+    if (fn) crdt_doc_observe(c.uni, fn, ctx);
     for (uint32_t i = 0; i < t->ntxns; i++) {
         err = replay_txn(&c, i);
         if (err) goto fail;

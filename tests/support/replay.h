@@ -48,5 +48,9 @@ tdm_err replay_sequential_sync(const trace *t, crdt_doc *doc, crdt_doc *replica,
  * previous one, TDM_ECONFLICT when a check fails, else the crdt_doc error.
  * info (may be NULL) gets counters and, on error, a description. */
 tdm_err replay_concurrent(const trace *t, crdt_doc **out, replay_info *info);
+/* replay_concurrent_observed - the same with fn observing the universe
+ * document (every merge arrives there as a remote change). */
+tdm_err replay_concurrent_observed(const trace *t, crdt_doc **out, replay_info *info,
+                                   crdt_doc_observer_fn fn, void *ctx);
 
 #endif
