@@ -122,6 +122,19 @@ tdm_err doc_client_index(crdt_doc *d, uint64_t id, uint32_t *out)
     return TDM_OK;
 }
 
+void doc_clients_truncate(crdt_doc *d, uint32_t n)
+{
+    if (n >= d->nclients) return;
+    for (uint32_t c = n; c < d->nclients; c++) {
+        eidx_free(&d->clients[c].ents);
+        free(d->clients[c].dels);
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < d->nclients; i++)
+        if (d->by_id[i] < n) d->by_id[k++] = d->by_id[i];
+    d->nclients = n;
+}
+
 tdm_err doc_item_new(crdt_doc *d, uint32_t *out)
 {
     if (d->free_items != NONE32) {

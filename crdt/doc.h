@@ -13,7 +13,10 @@
  * Ownership: the document owns everything it holds; output goes into caller
  * buffers (tbuf, crdt_sv, crdt_ds). Input bytes are only read during the call.
  * Errors: every function that can fail returns a tdm_err and, on error, leaves
- * the document exactly as it was.
+ * the document exactly as it was, with one exception: running out of memory
+ * (TDM_ENOMEM) or a size cap (TDM_ETOOBIG) in the middle of applying a change
+ * can leave a prefix of that change applied. The document stays consistent and
+ * convergent; a state-vector resync fetches the rest.
  * Threads: a document is single-threaded: one thread at a time may call any
  * function on it (no internal locking, no globals, no I/O).
  */
@@ -73,7 +76,9 @@ tdm_err crdt_doc_diff(crdt_doc *doc, const crdt_sv *remote, tbuf *out);
 /* crdt_doc_diff_range - like crdt_doc_diff, but only operations below `upto`
  * (for each client c, clocks < upto[c]; upto NULL: no bound). With a causally
  * complete `upto` (a state vector some replica had) the result brings a
- * replica at `remote` to exactly that version. */
+ * replica at `remote` to exactly that version, except that text this document
+ * has garbage-collected travels as deleted tombstones (its content is gone),
+ * so an old version that still showed it cannot be rebuilt from a gc'd doc. */
 tdm_err crdt_doc_diff_range(crdt_doc *doc, const crdt_sv *remote, const crdt_sv *upto, tbuf *out);
 /* crdt_doc_apply - merge an update (untrusted bytes). Already-known operations
  * are skipped; operations with missing dependencies are held pending.

@@ -145,6 +145,8 @@ static inline void eidx_next(const eidx *x, epos *p)
 
 /* doc.c */
 tdm_err doc_client_index(crdt_doc *d, uint64_t id, uint32_t *out);
+/* doc_clients_truncate - forget clients with index >= n (they must hold nothing) */
+void doc_clients_truncate(crdt_doc *d, uint32_t n);
 int32_t doc_client_find(const crdt_doc *d, uint64_t id);
 tdm_err doc_item_new(crdt_doc *d, uint32_t *out);
 void doc_item_release(crdt_doc *d, uint32_t x);

@@ -80,6 +80,7 @@ tdm_err crdt_relpos_decode(crdt_relpos *rp, const uint8_t *p, size_t n)
         return e;
     if (kind > CRDT_RELPOS_END || assoc > CRDT_ASSOC_LEFT || clock >= CRDT_CLOCK_MAX)
         return TDM_EMALFORMED;
+    if (kind != CRDT_RELPOS_CHAR && (assoc || client || clock)) return TDM_EMALFORMED;
     rp->kind = (uint8_t)kind;
     rp->assoc = (uint8_t)assoc;
     rp->client = client;

@@ -4,7 +4,8 @@
  *   [2, [client-id ...], [next-clock ...], codec, items: bytes, text: bytes, deletes: bytes]
  * codec 0: the three columns are stored as they are; 1: each is raw DEFLATE
  * (RFC 1951), inflated on load with a hard cap (max_update_bytes).
- * `items` lists every item in document order as LEB128 fields:
+ * `items` is the item count (LEB128), then every item in document order as
+ * LEB128 fields:
  *   flags (1 byte): bit0 deleted, bit1 content collected, bits2-3 left-origin
  *     mode, bits4-5 right-origin mode, bit6 client index follows
  *   [client index], clock as a zigzag delta from the end of that client's

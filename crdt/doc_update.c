@@ -573,9 +573,13 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
     if ((e = scratch((void **)&d->sc_u32, &d->sc_u32_cap, (size_t)nids + d->nclients + fresh,
                      sizeof(uint32_t))))
         goto out;
-    uint32_t *map = d->sc_u32;
-    for (uint32_t i = 0; i < nids; i++)
-        if ((e = doc_client_index(d, ids[i], &map[i]))) goto out;
+    uint32_t *map = d->sc_u32, n0 = d->nclients;
+    for (uint32_t i = 0; i < nids; i++) {
+        if ((e = doc_client_index(d, ids[i], &map[i]))) {
+            doc_clients_truncate(d, n0);
+            goto out;
+        }
+    }
     for (size_t i = 0; i < l.n; i++) {
         op *o = &l.v[i];
         o->client = map[o->client];
@@ -585,6 +589,8 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
     doc_txn_begin(d);
     if (!apply_direct(d, &l, d->sc_u32 + nids, &e)) e = apply_planned(d, &l);
     doc_txn_end(d, false);
+    /* refused whole: the clients it named are forgotten again */
+    if (e == TDM_EPENDING_FULL) doc_clients_truncate(d, n0);
     if (!e) doc_compact_maybe(d);
 out:
     scratch_trim(d);
