@@ -493,23 +493,27 @@ static void plan_free_copies(aw_state *aw, size_t cnt)
     }
 }
 
-/* Choose `need` tombstones not marked with `mark` to evict, oldest first,
- * into aw->cand[0..need), sorted by index descending. */
-static tdm_err choose_evictions(aw_state *aw, uint64_t mark, size_t need)
+/* Choose at least *need tombstones not marked with `mark` to evict, oldest
+ * first, into aw->cand[0..*need), sorted by index descending. Evicts a batch
+ * (up to max_clients / 8) at once, so a table kept full by churn sorts once
+ * per batch, not once per new client. */
+static tdm_err choose_evictions(aw_state *aw, uint64_t mark, size_t *need)
 {
     size_t nc = 0;
     for (size_t i = 0; i < aw->n_ents; i++)
         if (!aw->ents[i].live && aw->ents[i].mark != mark) nc++;
-    if (nc < need) return TDM_ETOOBIG;
+    if (nc < *need) return TDM_ETOOBIG;
     if (grow((void **)&aw->cand, &aw->cap_cand, nc, sizeof *aw->cand, aw->max_clients))
         return TDM_ENOMEM;
+    size_t batch = aw->max_clients / 8 < nc ? aw->max_clients / 8 : nc;
+    if (*need < batch) *need = batch;
     nc = 0;
     for (size_t i = 0; i < aw->n_ents; i++) {
         const aw_ent *x = &aw->ents[i];
         if (!x->live && x->mark != mark) aw->cand[nc++] = (aw_cand){x->updated, x->client, i};
     }
     qsort(aw->cand, nc, sizeof *aw->cand, cand_cmp);
-    qsort(aw->cand, need, sizeof *aw->cand, cand_idx_desc);
+    qsort(aw->cand, *need, sizeof *aw->cand, cand_idx_desc);
     return TDM_OK;
 }
 
@@ -595,7 +599,7 @@ tdm_err aw_apply(aw_state *aw, const uint8_t *p, size_t n, uint64_t now, bool *r
     if (aw->n_ents + n_new > aw->max_clients) {
         if (n_new > aw->max_clients) return TDM_ETOOBIG;
         n_evict = aw->n_ents + n_new - aw->max_clients;
-        if ((e = choose_evictions(aw, mark, n_evict))) return e;
+        if ((e = choose_evictions(aw, mark, &n_evict))) return e;
     }
     if ((e = grow((void **)&aw->ev, &aw->cap_ev, cnt, sizeof *aw->ev, SIZE_MAX / 8))) return e;
     if ((e = tab_reserve(aw, aw->n_ents + n_new - n_evict))) return e;

@@ -17,7 +17,9 @@
  *     or lower cannot bring it back. Tombstones are not part of the view (not
  *     counted, not iterated, not returned by aw_get). They are dropped by
  *     aw_tick AW_TOMBSTONE_MS after the removal, or earlier, oldest first, when
- *     the tracking cap is reached and room is needed for new clients.
+ *     the tracking cap is reached and room is needed for new clients (then a
+ *     batch of up to max_clients / 8 goes at once, so churn at the cap stays
+ *     cheap).
  *   - A client not tracked at all accepts an entry whatever its clock (0
  *     included); a null entry about an unknown client creates a tombstone only.
  *   - Remote entries not renewed (no accepted entry with a higher clock) for

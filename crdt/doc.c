@@ -330,7 +330,7 @@ static tdm_err insert_impl(crdt_doc *d, size_t pos, const char *text, size_t n)
             left = tree_prev(d, right);
         }
     }
-    op o = {.client = d->self,
+    dop o = {.client = d->self,
             .clock = me->next,
             .len = (uint32_t)cps,
             .kind = OP_INS,
@@ -540,7 +540,7 @@ void crdt_doc_get_stats(const crdt_doc *d, crdt_doc_stats *st)
     st->content_bytes = d->ntext;
     size_t m = sizeof *d + (size_t)d->citems * sizeof(item) + d->ctext +
                (size_t)d->cclients * (sizeof(dclient) + sizeof(uint32_t)) +
-               (size_t)d->cpending * sizeof(op) + d->pending_bytes;
+               (size_t)d->cpending * sizeof(dop) + d->pending_bytes;
     for (uint32_t i = 0; i < d->nclients; i++)
         m += eidx_mem(&d->clients[i].ents) + (size_t)d->clients[i].cdels * sizeof(dele);
     st->mem_bytes = m;

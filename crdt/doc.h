@@ -113,6 +113,20 @@ typedef void (*crdt_doc_observer_fn)(void *ctx, const struct ot_op *delta, tdm_e
 /* crdt_doc_observe - set the one observer of the document (fn NULL: none). */
 void crdt_doc_observe(crdt_doc *doc, crdt_doc_observer_fn fn, void *ctx);
 
+/* crdt_doc_apply_ot - apply an OT operation (ot.h) over the visible text as
+ * local edits of this document's client: a client that speaks OT can edit a
+ * CRDT document. TDM_EBASELEN when the operation's base length is not the
+ * document's length (nothing changes). The observer sees the operation as one
+ * local change. */
+tdm_err crdt_doc_apply_ot(crdt_doc *doc, const struct ot_op *op);
+
+/* crdt_doc_ot_between - the OT operation that turns the text at version `a`
+ * into the text at version `b` (state vectors this document covers; a need not
+ * precede b). *out is a new operation the caller frees with ot_op_free.
+ * TDM_ENOTFOUND when the document lacks one of the versions, or when text
+ * visible in b but not in a was garbage-collected. Cost: O(items + deletes). */
+tdm_err crdt_doc_ot_between(crdt_doc *doc, const crdt_sv *a, const crdt_sv *b, struct ot_op **out);
+
 typedef struct crdt_doc_stats {
     size_t items;         /* runs in the sequence */
     size_t clients;       /* known clients */

@@ -2,9 +2,9 @@
  * deleted (splitting items at the range ends) and log the operation. */
 #include "doc_internal.h"
 
-tdm_err doc_apply_delete(crdt_doc *d, const op *o0)
+tdm_err doc_apply_delete(crdt_doc *d, const dop *o0)
 {
-    op o = *o0;
+    dop o = *o0;
     dclient *cl = &d->clients[o.client];
     if (o.clock + o.len <= cl->next) return TDM_OK;
     if (o.clock > cl->next) return TDM_EINVAL;

@@ -18,7 +18,7 @@ static int64_t id_index(crdt_doc *d, uint32_t c, uint32_t k)
     return (int64_t)tree_index(d, x) + (k - d->items[x].clock);
 }
 
-static uint32_t find_dest(crdt_doc *d, const op *o, uint32_t left, uint32_t right)
+static uint32_t find_dest(crdt_doc *d, const dop *o, uint32_t left, uint32_t right)
 {
     int64_t total = d->root == NONE32 ? 0 : d->items[d->root].sall;
     int64_t lidx = o->ac == NONE32 ? -1 : id_index(d, o->ac, o->ak);
@@ -50,9 +50,9 @@ static uint32_t find_dest(crdt_doc *d, const op *o, uint32_t left, uint32_t righ
     return dest;
 }
 
-tdm_err doc_integrate(crdt_doc *d, const op *o0)
+tdm_err doc_integrate(crdt_doc *d, const dop *o0)
 {
-    op o = *o0;
+    dop o = *o0;
     dclient *cl = &d->clients[o.client];
     tdm_err e;
     if (o.clock + o.len <= cl->next) return TDM_OK; /* already known */

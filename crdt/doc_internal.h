@@ -74,7 +74,7 @@ typedef struct client {
 enum { OP_INS = 0, OP_TOMB = 1, OP_DEL = 2 };
 
 /* One decoded operation (update or pending). Clients are document indices. */
-typedef struct op {
+typedef struct dop {
     uint32_t client, clock, len;
     uint8_t kind;
     uint8_t back;
@@ -82,7 +82,7 @@ typedef struct op {
     uint32_t bc, bk; /* INS/TOMB: right origin */
     const uint8_t *text;
     uint32_t nbytes;
-} op;
+} dop;
 
 struct crdt_doc {
     crdt_doc_opts opts;
@@ -96,11 +96,11 @@ struct crdt_doc {
     uint32_t nclients, cclients;
     uint32_t *by_id; /* client indices sorted by id */
     size_t len_cp, len_16, len_bytes;
-    op *pending;
+    dop *pending;
     uint32_t npending, cpending;
     size_t pending_bytes;
     /* scratch reused across diff/apply calls (bounded: dropped when large) */
-    op *sc_ops;
+    dop *sc_ops;
     size_t sc_ops_cap;
     uint32_t *sc_u32;
     size_t sc_u32_cap;
@@ -184,10 +184,10 @@ void tree_remove(crdt_doc *d, uint32_t x);
 uint32_t tree_build(crdt_doc *d, const uint32_t *order, uint32_t n);
 
 /* doc_insert.c */
-tdm_err doc_integrate(crdt_doc *d, const op *o);
+tdm_err doc_integrate(crdt_doc *d, const dop *o);
 
 /* doc_delete.c */
-tdm_err doc_apply_delete(crdt_doc *d, const op *o);
+tdm_err doc_apply_delete(crdt_doc *d, const dop *o);
 
 /* item_skip - byte offset of code point k in an item's content (ASCII: k) */
 size_t utf8_skip(const uint8_t *p, size_t n, size_t k);

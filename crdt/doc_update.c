@@ -21,17 +21,17 @@
 #define UPDATE_VERSION 1
 
 typedef struct oplist {
-    op *v;
+    dop *v;
     size_t n, cap, limit;
 } oplist;
 
-static tdm_err ops_push(oplist *l, const op *o)
+static tdm_err ops_push(oplist *l, const dop *o)
 {
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 64;
         if (nc > l->limit) nc = l->limit;
         if (l->n >= nc) return TDM_ETOOBIG;
-        op *nv = realloc(l->v, nc * sizeof(op));
+        dop *nv = realloc(l->v, nc * sizeof(dop));
         if (!nv) return TDM_ENOMEM;
         l->v = nv;
         l->cap = nc;
@@ -95,7 +95,7 @@ static tdm_err collect_client(crdt_doc *d, uint32_t c, uint32_t from, uint32_t t
     uint32_t di = dele_at_or_after(cl, from);
     uint32_t cur = from;
     while (cur < to) {
-        op o = {0};
+        dop o = {0};
         o.client = c;
         o.clock = cur;
         if (eidx_valid(&cl->ents, ei) && eidx_at(&cl->ents, ei)->clock <= cur) {
@@ -123,7 +123,7 @@ static tdm_err collect_client(crdt_doc *d, uint32_t c, uint32_t from, uint32_t t
             eidx_next(&cl->ents, &ei);
             /* continue the previous insert when this piece extends its run */
             if (out->n && s == 0) {
-                op *pv = &out->v[out->n - 1];
+                dop *pv = &out->v[out->n - 1];
                 if (pv->client == c && pv->kind == o.kind && pv->clock + pv->len == cur &&
                     o.ac == c && o.ak == cur - 1 && o.bc == pv->bc && o.bk == pv->bk &&
                     (o.kind == OP_TOMB || pv->text + pv->nbytes == o.text)) {
@@ -182,7 +182,7 @@ static tdm_err encode_ops(crdt_doc *d, const oplist *l, tbuf *b)
         }                                                                                          \
     } while (0)
     for (size_t i = 0; i < l->n; i++) {
-        const op *o = &l->v[i];
+        const dop *o = &l->v[i];
         if (i == 0 || o->client != l->v[i - 1].client) nblocks++;
         USE(o->client);
         USE(o->ac);
@@ -204,7 +204,7 @@ static tdm_err encode_ops(crdt_doc *d, const oplist *l, tbuf *b)
             (e = tbuf_cbor_uint(b, l->v[i].clock)) || (e = tbuf_cbor_array(b, j - i)))
             goto fail;
         for (; i < j; i++) {
-            const op *o = &l->v[i];
+            const dop *o = &l->v[i];
             if (o->kind == OP_DEL) {
                 if ((e = tbuf_cbor_array(b, 2)) || (e = enc_ref(b, map, c, o->ac, o->ak, 0)) ||
                     (e = tbuf_cbor_int(b, o->back ? -(int64_t)o->len : (int64_t)o->len)))
@@ -228,7 +228,7 @@ out:
 
 tdm_err crdt_doc_diff_range(crdt_doc *d, const crdt_sv *remote, const crdt_sv *upto, tbuf *out)
 {
-    oplist l = {d->sc_ops, 0, d->sc_ops_cap, SIZE_MAX / sizeof(op)};
+    oplist l = {d->sc_ops, 0, d->sc_ops_cap, SIZE_MAX / sizeof(dop)};
     tdm_err e = TDM_OK;
     for (uint32_t bi = 0; bi < d->nclients && !e; bi++) {
         uint32_t c = d->by_id[bi];
@@ -317,7 +317,7 @@ static tdm_err decode(crdt_doc *d, const uint8_t *p, size_t n, uint64_t **ids_ou
             goto fail;
         if (bc >= nids || clock >= CRDT_CLOCK_MAX) goto malformed;
         for (size_t oi = 0; oi < nops; oi++) {
-            op o = {0};
+            dop o = {0};
             o.client = (uint32_t)bc;
             o.clock = (uint32_t)clock;
             if ((e = cbr_array(&r, &cnt))) goto fail;
@@ -388,7 +388,7 @@ static int skey_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
-static int op_ready(const op *o, const uint32_t *next)
+static int op_ready(const dop *o, const uint32_t *next)
 {
     if (o->kind == OP_DEL) {
         uint32_t hi = o->back ? o->ak : o->ak + o->len - 1;
@@ -402,7 +402,7 @@ static int op_ready(const op *o, const uint32_t *next)
 /* plan - order the ready operations of all (pending first, then new) so each
  * one's dependencies come before it. order[] gets indices of ready ops; state[i]
  * is 1 for ready, 2 for already known, 0 for still waiting. */
-static tdm_err plan(crdt_doc *d, const op *all, uint32_t n, uint32_t *order, uint32_t *norder,
+static tdm_err plan(crdt_doc *d, const dop *all, uint32_t n, uint32_t *order, uint32_t *norder,
                     uint8_t *state)
 {
     skey *keys = malloc((n ? n : 1) * sizeof(skey));
@@ -434,7 +434,7 @@ static tdm_err plan(crdt_doc *d, const op *all, uint32_t n, uint32_t *order, uin
         progress = 0;
         for (uint32_t c = 0; c < d->nclients; c++) {
             while (cur[c] < end[c]) {
-                const op *o = &all[keys[cur[c]].idx];
+                const dop *o = &all[keys[cur[c]].idx];
                 if (o->clock + o->len <= next[c]) {
                     state[keys[cur[c]].idx] = 2;
                     cur[c]++;
@@ -463,18 +463,18 @@ static tdm_err apply_planned(crdt_doc *d, oplist *l)
 {
     uint32_t *order = NULL, norder = 0;
     uint8_t *state = NULL;
-    op *all = NULL, *keep = NULL;
+    dop *all = NULL, *keep = NULL;
     tdm_err e = TDM_OK;
     uint32_t total = d->npending + (uint32_t)l->n;
-    all = malloc((total ? total : 1) * sizeof(op));
+    all = malloc((total ? total : 1) * sizeof(dop));
     order = malloc((total ? total : 1) * sizeof(uint32_t));
     state = malloc(total ? total : 1);
     if (!all || !order || !state) {
         e = TDM_ENOMEM;
         goto out;
     }
-    if (d->npending) memcpy(all, d->pending, d->npending * sizeof(op));
-    if (l->n) memcpy(all + d->npending, l->v, l->n * sizeof(op));
+    if (d->npending) memcpy(all, d->pending, d->npending * sizeof(dop));
+    if (l->n) memcpy(all + d->npending, l->v, l->n * sizeof(dop));
     if ((e = plan(d, all, total, order, &norder, state))) goto out;
     size_t wait_ops = 0, wait_bytes = 0;
     for (uint32_t i = 0; i < total; i++) {
@@ -487,7 +487,7 @@ static tdm_err apply_planned(crdt_doc *d, oplist *l)
         e = TDM_EPENDING_FULL;
         goto out;
     }
-    keep = malloc((wait_ops ? wait_ops : 1) * sizeof(op));
+    keep = malloc((wait_ops ? wait_ops : 1) * sizeof(dop));
     if (!keep) {
         e = TDM_ENOMEM;
         goto out;
@@ -513,7 +513,7 @@ static tdm_err apply_planned(crdt_doc *d, oplist *l)
         nkeep++;
     }
     for (uint32_t i = 0; i < norder && !e; i++) {
-        const op *o = &all[order[i]];
+        const dop *o = &all[order[i]];
         e = o->kind == OP_DEL ? doc_apply_delete(d, o) : doc_integrate(d, o);
     }
     for (uint32_t i = 0; i < d->npending; i++)
@@ -538,14 +538,14 @@ static int apply_direct(crdt_doc *d, const oplist *l, uint32_t *sim, tdm_err *er
     if (d->npending) return 0;
     for (uint32_t c = 0; c < d->nclients; c++) sim[c] = d->clients[c].next;
     for (size_t i = 0; i < l->n; i++) {
-        const op *o = &l->v[i];
+        const dop *o = &l->v[i];
         if (o->clock + o->len <= sim[o->client]) continue;
         if (o->clock > sim[o->client] || !op_ready(o, sim)) return 0;
         sim[o->client] = o->clock + o->len;
     }
     tdm_err e = TDM_OK;
     for (size_t i = 0; i < l->n && !e; i++) {
-        const op *o = &l->v[i];
+        const dop *o = &l->v[i];
         e = o->kind == OP_DEL ? doc_apply_delete(d, o) : doc_integrate(d, o);
     }
     *err = e;
@@ -581,7 +581,7 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
         }
     }
     for (size_t i = 0; i < l.n; i++) {
-        op *o = &l.v[i];
+        dop *o = &l.v[i];
         o->client = map[o->client];
         if (o->ac != NONE32) o->ac = map[o->ac];
         if (o->kind != OP_DEL && o->bc != NONE32) o->bc = map[o->bc];
