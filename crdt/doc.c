@@ -331,11 +331,11 @@ static tdm_err insert_impl(crdt_doc *d, size_t pos, const char *text, size_t n)
         }
     }
     dop o = {.client = d->self,
-            .clock = me->next,
-            .len = (uint32_t)cps,
-            .kind = OP_INS,
-            .text = (const uint8_t *)text,
-            .nbytes = (uint32_t)n};
+             .clock = me->next,
+             .len = (uint32_t)cps,
+             .kind = OP_INS,
+             .text = (const uint8_t *)text,
+             .nbytes = (uint32_t)n};
     o.ac = o.bc = NONE32;
     if (left != NONE32) {
         o.ac = d->items[left].client;
@@ -415,6 +415,41 @@ tdm_err crdt_doc_delete(crdt_doc *d, size_t pos, size_t count)
 {
     tdm_err e = delete_impl(d, pos, count);
     if (!e && d->obs_fn && count) doc_report_local(d, pos, NULL, 0, count);
+    return e;
+}
+
+tdm_err doc_insert_before_id(crdt_doc *d, uint32_t c, uint32_t clock, const char *text, size_t n)
+{
+    size_t cps, astral;
+    if (!utf8_validate((const uint8_t *)text, n, &cps, &astral)) return TDM_EUTF8;
+    if (n == 0) return TDM_OK;
+    dclient *me = &d->clients[d->self];
+    if ((uint64_t)me->next + cps >= CRDT_CLOCK_MAX) return TDM_ETOOBIG;
+    uint32_t right = doc_find_id(d, c, clock, NULL), y;
+    if (right == NONE32) return TDM_ENOTFOUND;
+    if (clock > d->items[right].clock) {
+        tdm_err e = doc_split(d, right, clock - d->items[right].clock, &y);
+        if (e) return e;
+        right = y;
+    }
+    uint32_t left = tree_prev(d, right);
+    dop o = {.client = d->self,
+             .clock = me->next,
+             .len = (uint32_t)cps,
+             .kind = OP_INS,
+             .text = (const uint8_t *)text,
+             .nbytes = (uint32_t)n};
+    o.ac = NONE32;
+    if (left != NONE32) {
+        o.ac = d->items[left].client;
+        o.ak = d->items[left].clock + d->items[left].len - 1;
+    }
+    o.bc = d->items[right].client;
+    o.bk = d->items[right].clock;
+    tree_splay(d, right);
+    size_t pos = d->items[right].l != NONE32 ? d->items[d->items[right].l].svis : 0;
+    tdm_err e = doc_integrate(d, &o);
+    if (!e && d->obs_fn) doc_report_local(d, pos, text, n, 0);
     return e;
 }
 

@@ -158,6 +158,9 @@ tdm_err doc_dele_add(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t len, uint
                      uint32_t tk, uint32_t back);
 void doc_mark_deleted(crdt_doc *d, uint32_t x);
 void doc_compact_maybe(crdt_doc *d);
+/* doc_insert_before_id - a local insert placed right before character (c, clock)
+ * (a tombstone or not): how undo puts deleted text back where it stood */
+tdm_err doc_insert_before_id(crdt_doc *d, uint32_t c, uint32_t clock, const char *text, size_t n);
 
 /* doc_delta.c */
 void doc_txn_begin(crdt_doc *d);
