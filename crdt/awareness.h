@@ -164,10 +164,11 @@ tdm_err aw_clear_local(aw_state *aw, uint64_t now);
 /* aw_tick - housekeeping; call every few seconds (Yjs: every 3 s).
  * Removes remote entries with now - updated_ms >= AW_TIMEOUT_MS (event
  * removed, origin AW_ORIGIN_TIMEOUT; their clocks are kept as tombstones),
- * drops tombstones older than AW_TOMBSTONE_MS, and when the local state is
- * present and now - its updated_ms >= AW_RENEW_MS, bumps the local clock,
- * restarts its timer and sets *renew (else clears it): the caller must then
- * broadcast aw_encode_local(). `renew` may be NULL (then the renewal still
+ * drops tombstones older than AW_TOMBSTONE_MS, gives back memory left over
+ * from a spike (see aw_mem_bytes), and when the local state is present and
+ * now - its updated_ms >= AW_RENEW_MS, bumps the local clock, restarts its
+ * timer and sets *renew (else clears it): the caller must then broadcast
+ * aw_encode_local(). `renew` may be NULL (then the renewal still
  * happens and the caller must broadcast on its own schedule).
  * Errors: TDM_ENOMEM (event list), TDM_EINVAL (NULL aw, called from an
  * observer); on error nothing changes and *renew is false. */
@@ -217,6 +218,9 @@ tdm_err aw_encode_local(aw_state *aw, tbuf *out);
  * error *pos and `out` are unchanged. */
 tdm_err aw_encode_next(aw_state *aw, size_t *pos, tbuf *out, bool *done);
 
+/* aw_mem_bytes - heap bytes held (tables, scratch, states; allocator
+ * overhead not counted). aw_tick gives memory back after a spike. */
+size_t aw_mem_bytes(const aw_state *aw);
 /* aw_count - clients present in the view, the local one included if set. */
 size_t aw_count(const aw_state *aw);
 /* aw_get - the present entry for `client` (local or remote) into *e.
