@@ -874,6 +874,43 @@ static const uint32_t cp_pool[] = {'a',     'b',     'c',     ' ',     'x',    0
                                    0x10000, 0x1f600, 0x1d11e, 0x10ffff};
 
 /* random local edits against a code-point array model */
+START_TEST(test_output_limits)
+{
+    crdt_doc *a, *b;
+    make_pair(&a, &b);
+    tbuf o;
+    tbuf_init(&o, 24);
+    ck_ok(tbuf_append(&o, "prefix", 6));
+    /* encoders that do not fit leave the buffer as it was */
+    ck_err(crdt_doc_diff(a, NULL, &o), TDM_ETOOBIG);
+    ck_assert_uint_eq(o.len, 6);
+    ck_err(crdt_doc_diff_range(a, NULL, NULL, &o), TDM_ETOOBIG);
+    ck_assert_uint_eq(o.len, 6);
+    ck_err(crdt_doc_snapshot(a, &o), TDM_ETOOBIG);
+    ck_assert_uint_eq(o.len, 6);
+    ck_assert(memcmp(o.data, "prefix", 6) == 0);
+    tbuf_fini(&o);
+    /* and they append after what the buffer holds */
+    tbuf_init(&o, 0);
+    ck_ok(tbuf_append(&o, "prefix", 6));
+    ck_ok(crdt_doc_diff(a, NULL, &o));
+    crdt_doc *c = doc_new(3);
+    ck_ok(crdt_doc_apply(c, o.data + 6, o.len - 6));
+    ck_converged(a, c);
+    tbuf_reset(&o);
+    ck_ok(tbuf_append(&o, "prefix", 6));
+    ck_ok(crdt_doc_snapshot(a, &o));
+    crdt_doc *l = doc_new(4);
+    ck_ok(crdt_doc_load(l, o.data + 6, o.len - 6));
+    ck_converged(a, l);
+    crdt_doc_free(l);
+    crdt_doc_free(c);
+    tbuf_fini(&o);
+    crdt_doc_free(a);
+    crdt_doc_free(b);
+}
+END_TEST
+
 START_TEST(test_random_edits_model)
 {
     uint64_t seed = 0x9e3779b97f4a7c15ull;
@@ -1493,6 +1530,16 @@ START_TEST(test_pending_missing_origin)
     ck_assert_uint_eq(crdt_doc_pending(b), 2);
     ck_assert_uint_eq(sv_of(b, 51), 0);
     ck_assert_uint_eq(sv_of(b, 0xabcdef), 0);
+    /* known operations arriving while others wait change nothing */
+    tbuf k;
+    tbuf_init(&k, 0);
+    ck_ok(crdt_doc_diff(a, NULL, &k));
+    dstate s2;
+    state_take(&s2, b);
+    apply_buf(b, &k);
+    state_check(&s2, b);
+    state_fini(&s2);
+    tbuf_fini(&k);
     ins(a, 3, "defghij"); /* 1:3..9 */
     sync_to(b, a);
     ck_assert_uint_eq(crdt_doc_pending(b), 1);
@@ -2905,6 +2952,7 @@ static Suite *doc_suite(void)
     tcase_add_test(te, test_multibyte_delete_middle);
     tcase_add_test(te, test_text_range);
     tcase_add_test(te, test_text_buffer_limit);
+    tcase_add_test(te, test_output_limits);
     tcase_add_test(te, test_random_edits_model);
     suite_add_tcase(s, te);
 
