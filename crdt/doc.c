@@ -314,6 +314,7 @@ static tdm_err insert_impl(crdt_doc *d, size_t pos, const char *text, size_t n)
     if (n == 0) return TDM_OK;
     dclient *me = &d->clients[d->self];
     if ((uint64_t)me->next + cps >= CRDT_CLOCK_MAX) return TDM_ETOOBIG;
+    if (doc_chars(d) + cps > DOC_MAX_CHARS) return TDM_ETOOBIG;
     uint32_t left, right; /* items around the insertion point */
     tdm_err e;
     if (pos == d->len_cp) {

@@ -66,7 +66,7 @@ static int u32_cmp(const void *a, const void *b)
 
 static tdm_err build(crdt_doc *d, ot_op *out)
 {
-    qsort(d->marked, d->nmarked, sizeof(uint32_t), u32_cmp);
+    if (d->nmarked) qsort(d->marked, d->nmarked, sizeof(uint32_t), u32_cmp);
     mk *v = malloc((d->nmarked ? d->nmarked : 1) * sizeof(mk));
     if (!v) return TDM_ENOMEM;
     uint32_t n = 0;

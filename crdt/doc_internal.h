@@ -12,6 +12,10 @@
 #include "doc.h"
 
 #define NONE32 UINT32_MAX
+/* characters a document may hold, tombstones included: subtree sums are 32-bit */
+#define DOC_MAX_CHARS 0x7fffffffu
+/* internal: TDM_ETOOBIG returned before anything changed (see crdt_doc_apply) */
+#define TDM_ETOOBIG_NOCHANGE ((tdm_err)1000)
 
 typedef struct item {
     uint32_t client;   /* client index */
@@ -199,6 +203,11 @@ static inline uint32_t item_skip(const crdt_doc *d, const item *it, uint32_t k)
     if (it->nbytes == it->len || k == 0) return k;
     if (k == it->len) return it->nbytes;
     return (uint32_t)utf8_skip(d->text + it->content, it->nbytes, k);
+}
+
+static inline uint64_t doc_chars(const crdt_doc *d)
+{
+    return d->root == NONE32 ? 0 : d->items[d->root].sall;
 }
 
 static inline size_t item_vis(const item *it)

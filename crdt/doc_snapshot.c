@@ -1,7 +1,8 @@
 /* doc_snapshot.c - the compact whole-document form (see docs/CRDT.md).
  *
  * Snapshot (CBOR):
- *   [2, [client-id ...], [next-clock ...], codec, items: bytes, text: bytes, deletes: bytes]
+ *   [2, [client-id ...], [next-clock ...], codec, items: bytes, text: bytes, deletes: bytes,
+ *    crc32]
  * codec 0: the three columns are stored as they are; 1: each is raw DEFLATE
  * (RFC 1951), inflated on load with a hard cap (max_update_bytes).
  * `items` is the item count (LEB128), then every item in document order as
@@ -18,8 +19,11 @@
  * `deletes` holds, for each client in table order, its delete log: a count,
  *   then per record: clock delta from the previous record's end, len*2+back,
  *   target client index, zigzag delta of the target clock from the previous one.
- * Loading rebuilds the tree in one pass without re-integrating; every client's
- * inserts and deletes must tile its clocks [0, next) exactly.
+ * crc32 is the CRC-32 (zlib) of every byte of the encoding before it, so a
+ * corrupt file is refused rather than loaded as a different document. Only clients
+ * holding operations are listed. Loading rebuilds the tree in one pass without
+ * re-integrating; every client's inserts and deletes must tile its clocks
+ * [0, next) exactly, and the deleted flags must agree with the delete log.
  */
 #include "doc_internal.h"
 #include "cbor_rd.h"
@@ -46,8 +50,11 @@ tdm_err crdt_doc_snapshot(crdt_doc *d, tbuf *out)
     tbuf_init(&dels, out->limit);
     tdm_err e = TDM_OK;
     size_t start = out->len;
-    uint32_t *last_end = calloc(d->nclients, sizeof(uint32_t));
+    uint32_t *last_end = calloc(2 * (size_t)d->nclients, sizeof(uint32_t));
     if (!last_end) return TDM_ENOMEM;
+    /* only clients holding operations are written: rm maps index -> table slot */
+    uint32_t *rm = last_end + d->nclients, nused = 0;
+    for (uint32_t c = 0; c < d->nclients; c++) rm[c] = d->clients[c].next ? nused++ : NONE32;
     uint32_t prev = NONE32, prev_client = NONE32;
 #define TRY(x)                                                                                     \
     do {                                                                                           \
@@ -77,15 +84,15 @@ tdm_err crdt_doc_snapshot(crdt_doc *d, tbuf *out)
             (uint8_t)((it->deleted ? F_DEL : 0) | (it->content == NONE32 ? F_GC : 0) | (olm << 2) |
                       (orm << 4) | (it->client != prev_client ? F_CLIENT : 0));
         TRY(tbuf_append(&items, &flags, 1));
-        if (flags & F_CLIENT) TRY(tbuf_varint(&items, it->client));
+        if (flags & F_CLIENT) TRY(tbuf_varint(&items, rm[it->client]));
         TRY(tbuf_svarint(&items, (int64_t)it->clock - last_end[it->client]));
         TRY(tbuf_varint(&items, it->len));
         if (olm == 3) {
-            TRY(tbuf_varint(&items, it->olc));
+            TRY(tbuf_varint(&items, rm[it->olc]));
             TRY(tbuf_varint(&items, it->olk));
         }
         if (orm == 3) {
-            TRY(tbuf_varint(&items, it->orc));
+            TRY(tbuf_varint(&items, rm[it->orc]));
             TRY(tbuf_varint(&items, it->ork));
         }
         if (it->content != NONE32) TRY(tbuf_append(&text, d->text + it->content, it->nbytes));
@@ -95,12 +102,13 @@ tdm_err crdt_doc_snapshot(crdt_doc *d, tbuf *out)
     for (uint32_t c = 0; c < d->nclients; c++) {
         const dclient *cl = &d->clients[c];
         uint32_t pend = 0, ptk = 0;
+        if (rm[c] == NONE32) continue;
         TRY(tbuf_varint(&dels, cl->ndels));
         for (uint32_t i = 0; i < cl->ndels; i++) {
             const dele *r = &cl->dels[i];
             TRY(tbuf_varint(&dels, r->clock - pend));
             TRY(tbuf_varint(&dels, (uint64_t)r->len * 2 + r->back));
-            TRY(tbuf_varint(&dels, r->tc));
+            TRY(tbuf_varint(&dels, rm[r->tc]));
             TRY(tbuf_svarint(&dels, (int64_t)r->tk - ptk));
             pend = r->clock + r->len;
             ptk = r->tk;
@@ -118,18 +126,21 @@ tdm_err crdt_doc_snapshot(crdt_doc *d, tbuf *out)
             for (int i = 0; i < 3; i++) col[i] = &z[i];
         }
     }
-    if (!e) e = tbuf_cbor_array(out, 7);
+    if (!e) e = tbuf_cbor_array(out, 8);
     if (!e) e = tbuf_cbor_uint(out, SNAP_VERSION);
     if (e) {
         for (int i = 0; i < 3; i++) tbuf_fini(&z[i]);
         goto fail;
     }
-    if (!e) e = tbuf_cbor_array(out, d->nclients);
-    for (uint32_t c = 0; c < d->nclients && !e; c++) e = tbuf_cbor_uint(out, d->clients[c].id);
-    if (!e) e = tbuf_cbor_array(out, d->nclients);
-    for (uint32_t c = 0; c < d->nclients && !e; c++) e = tbuf_cbor_uint(out, d->clients[c].next);
+    if (!e) e = tbuf_cbor_array(out, nused);
+    for (uint32_t c = 0; c < d->nclients && !e; c++)
+        if (rm[c] != NONE32) e = tbuf_cbor_uint(out, d->clients[c].id);
+    if (!e) e = tbuf_cbor_array(out, nused);
+    for (uint32_t c = 0; c < d->nclients && !e; c++)
+        if (rm[c] != NONE32) e = tbuf_cbor_uint(out, d->clients[c].next);
     if (!e) e = tbuf_cbor_uint(out, (uint64_t)codec);
     for (int i = 0; i < 3 && !e; i++) e = tbuf_cbor_bytes(out, col[i]->data, col[i]->len);
+    if (!e) e = tbuf_cbor_uint(out, zip_crc32(0, out->data + start, out->len - start));
     for (int i = 0; i < 3; i++) tbuf_fini(&z[i]);
     if (e) goto fail;
 #undef TRY
@@ -311,6 +322,64 @@ out:
     return e;
 }
 
+typedef struct trange {
+    uint32_t c, lo, hi;
+} trange;
+
+static int trange_cmp(const void *a, const void *b)
+{
+    const trange *x = a, *y = b;
+    if (x->c != y->c) return x->c < y->c ? -1 : 1;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* every deleted item that kept its text is covered by delete operations, and
+ * no visible item is */
+static tdm_err check_deleted(loader *L)
+{
+    crdt_doc *d = L->d;
+    size_t n = 0, cap = 0;
+    for (uint32_t c = 0; c < d->nclients; c++) cap += d->clients[c].ndels;
+    trange *v = malloc((cap ? cap : 1) * sizeof(trange));
+    if (!v) return TDM_ENOMEM;
+    for (uint32_t c = 0; c < d->nclients; c++) {
+        for (uint32_t i = 0; i < d->clients[c].ndels; i++) {
+            const dele *r = &d->clients[c].dels[i];
+            uint32_t lo = r->back ? r->tk - (r->len - 1) : r->tk;
+            v[n++] = (trange){r->tc, lo, lo + r->len};
+        }
+    }
+    qsort(v, n, sizeof(trange), trange_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k && v[k - 1].c == v[i].c && v[i].lo <= v[k - 1].hi) {
+            if (v[i].hi > v[k - 1].hi) v[k - 1].hi = v[i].hi;
+        } else {
+            v[k++] = v[i];
+        }
+    }
+    tdm_err e = TDM_OK;
+    for (uint32_t i = 0; i < L->n && !e; i++) {
+        const item *it = &d->items[L->order[i]];
+        uint32_t lo = it->clock, hi = it->clock + it->len;
+        size_t a = 0, b = k; /* first range of this client ending after lo */
+        while (a < b) {
+            size_t m = (a + b) / 2;
+            if (v[m].c < it->client || (v[m].c == it->client && v[m].hi <= lo))
+                a = m + 1;
+            else
+                b = m;
+        }
+        bool overlap = a < k && v[a].c == it->client && v[a].lo < hi;
+        bool covered = overlap && v[a].lo <= lo && v[a].hi >= hi;
+        /* deleted text without content may have come as a tombstone whose
+         * delete operation is still pending; everything else must agree */
+        if (it->deleted ? (!covered && it->content != NONE32) : overlap) e = TDM_EMALFORMED;
+    }
+    free(v);
+    return e;
+}
+
 static tdm_err resolve_right(loader *L)
 {
     crdt_doc *d = L->d;
@@ -394,8 +463,9 @@ static tdm_err load_columns(crdt_doc *d, const uint8_t *p, size_t n, size_t ids_
 
 tdm_err crdt_doc_load(crdt_doc *d, const uint8_t *p, size_t n)
 {
-    if (d->live_items || d->npending || d->clients[d->self].next || d->nclients != 1 || d->self)
-        return TDM_EINVAL;
+    if (d->live_items || d->npending || d->self) return TDM_EINVAL;
+    for (uint32_t c = 0; c < d->nclients; c++)
+        if (d->clients[c].next) return TDM_EINVAL;
     if (n > d->opts.max_update_bytes) return TDM_ETOOBIG;
     cbr r;
     size_t cnt, nc;
@@ -405,7 +475,7 @@ tdm_err crdt_doc_load(crdt_doc *d, const uint8_t *p, size_t n)
     tdm_err e;
     cbr_init(&r, p, n);
     if ((e = cbr_array(&r, &cnt))) return e;
-    if (cnt != 7) return TDM_EMALFORMED;
+    if (cnt != 8) return TDM_EMALFORMED;
     if ((e = cbr_uint(&r, &v))) return e;
     if (v != SNAP_VERSION) return TDM_EVERSION;
     if ((e = cbr_array(&r, &nc))) return e;
@@ -423,9 +493,15 @@ tdm_err crdt_doc_load(crdt_doc *d, const uint8_t *p, size_t n)
     uint64_t codec;
     if ((e = cbr_uint(&r, &codec))) return e;
     if (codec > 1) return TDM_EMALFORMED;
+    uint64_t crc;
     if ((e = cbr_bytes(&r, &ip, &in)) || (e = cbr_bytes(&r, &tp, &tn)) ||
-        (e = cbr_bytes(&r, &dp, &dn)) || (e = cbr_finish(&r)))
+        (e = cbr_bytes(&r, &dp, &dn)))
         return e;
+    const size_t crc_at = r.pos;
+    if ((e = cbr_uint(&r, &crc)) || (e = cbr_finish(&r))) return e;
+    /* the checksum of everything before it catches a corrupt file before any
+     * inflating or loading */
+    if (crc != zip_crc32(0, p, crc_at)) return TDM_EMALFORMED;
     tbuf z[3];
     for (int i = 0; i < 3; i++) tbuf_init(&z[i], d->opts.max_update_bytes);
     if (codec == 1) {
@@ -483,6 +559,7 @@ static tdm_err load_columns(crdt_doc *d, const uint8_t *p, size_t n, size_t ids_
     if ((e = load_dels(d, (uint32_t)nc, dp, dn))) goto fail;
     if ((e = load_items(&L, ip, in, tp, tn))) goto fail;
     if ((e = index_and_check(&L))) goto fail;
+    if ((e = check_deleted(&L))) goto fail;
     if ((e = resolve_right(&L))) goto fail;
     tree_build(d, L.order, L.n);
     free(L.order);

@@ -359,7 +359,7 @@ static tdm_err decode(crdt_doc *d, const uint8_t *p, size_t n, uint64_t **ids_ou
             } else {
                 goto malformed;
             }
-            if (clock + o.len > CRDT_CLOCK_MAX) goto malformed;
+            if (clock + o.len >= CRDT_CLOCK_MAX) goto malformed;
             clock += o.len;
             if ((e = ops_push(ops, &o))) goto fail;
         }
@@ -449,6 +449,13 @@ static tdm_err plan(crdt_doc *d, const dop *all, uint32_t n, uint32_t *order, ui
             }
         }
     }
+    /* a re-sent operation that is still waiting is held once, not twice */
+    for (uint32_t i = 1; i < n; i++) {
+        const dop *a = &all[keys[i - 1].idx], *b = &all[keys[i].idx];
+        if (state[keys[i].idx] == 0 && state[keys[i - 1].idx] == 0 && a->client == b->client &&
+            a->clock == b->clock && a->len == b->len && a->kind == b->kind)
+            state[keys[i].idx] = 2;
+    }
 out:
     free(keys);
     free(next);
@@ -485,6 +492,13 @@ static tdm_err apply_planned(crdt_doc *d, oplist *l)
     }
     if (wait_ops > d->opts.max_pending_ops || wait_bytes > d->opts.max_pending_bytes) {
         e = TDM_EPENDING_FULL;
+        goto out;
+    }
+    uint64_t chars = doc_chars(d);
+    for (uint32_t i = 0; i < norder; i++)
+        if (all[order[i]].kind != OP_DEL) chars += all[order[i]].len;
+    if (chars > DOC_MAX_CHARS) {
+        e = TDM_ETOOBIG_NOCHANGE;
         goto out;
     }
     keep = malloc((wait_ops ? wait_ops : 1) * sizeof(dop));
@@ -536,12 +550,18 @@ out:
 static int apply_direct(crdt_doc *d, const oplist *l, uint32_t *sim, tdm_err *err)
 {
     if (d->npending) return 0;
+    uint64_t chars = doc_chars(d);
     for (uint32_t c = 0; c < d->nclients; c++) sim[c] = d->clients[c].next;
     for (size_t i = 0; i < l->n; i++) {
         const dop *o = &l->v[i];
         if (o->clock + o->len <= sim[o->client]) continue;
         if (o->clock > sim[o->client] || !op_ready(o, sim)) return 0;
         sim[o->client] = o->clock + o->len;
+        if (o->kind != OP_DEL) chars += o->len;
+    }
+    if (chars > DOC_MAX_CHARS) {
+        *err = TDM_ETOOBIG_NOCHANGE;
+        return 1;
     }
     tdm_err e = TDM_OK;
     for (size_t i = 0; i < l->n && !e; i++) {
@@ -564,8 +584,21 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
     d->sc_ops_cap = l.cap;
     if (e) goto out;
     /* register the clients the update names (invisible until they hold ops) */
-    uint32_t fresh = 0;
-    for (uint32_t i = 0; i < nids; i++) fresh += doc_client_find(d, ids[i]) < 0;
+    /* register only the clients its operations use (an update may not fill
+     * the client table with names alone); they stay invisible until they
+     * hold operations */
+    if ((e = scratch((void **)&d->sc_u32, &d->sc_u32_cap, (size_t)nids * 2 + d->nclients,
+                     sizeof(uint32_t))))
+        goto out;
+    uint32_t *map = d->sc_u32, n0 = d->nclients, fresh = 0;
+    for (uint32_t i = 0; i < nids; i++) map[i] = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        const dop *o = &l.v[i];
+        map[o->client] = 1;
+        if (o->ac != NONE32) map[o->ac] = 1;
+        if (o->kind != OP_DEL && o->bc != NONE32) map[o->bc] = 1;
+    }
+    for (uint32_t i = 0; i < nids; i++) fresh += map[i] && doc_client_find(d, ids[i]) < 0;
     if (d->nclients + (uint64_t)fresh > CRDT_MAX_CLIENTS) {
         e = TDM_ETOOBIG;
         goto out;
@@ -573,8 +606,12 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
     if ((e = scratch((void **)&d->sc_u32, &d->sc_u32_cap, (size_t)nids + d->nclients + fresh,
                      sizeof(uint32_t))))
         goto out;
-    uint32_t *map = d->sc_u32, n0 = d->nclients;
+    map = d->sc_u32;
     for (uint32_t i = 0; i < nids; i++) {
+        if (!map[i]) {
+            map[i] = NONE32;
+            continue;
+        }
         if ((e = doc_client_index(d, ids[i], &map[i]))) {
             doc_clients_truncate(d, n0);
             goto out;
@@ -590,7 +627,10 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
     if (!apply_direct(d, &l, d->sc_u32 + nids, &e)) e = apply_planned(d, &l);
     doc_txn_end(d, false);
     /* refused whole: the clients it named are forgotten again */
-    if (e == TDM_EPENDING_FULL) doc_clients_truncate(d, n0);
+    if (e == TDM_EPENDING_FULL || e == TDM_ETOOBIG_NOCHANGE) {
+        doc_clients_truncate(d, n0);
+        e = e == TDM_ETOOBIG_NOCHANGE ? TDM_ETOOBIG : e;
+    }
     if (!e) doc_compact_maybe(d);
 out:
     scratch_trim(d);

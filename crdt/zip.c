@@ -62,3 +62,15 @@ tdm_err zip_inflate(const uint8_t *p, size_t n, size_t cap, tbuf *out)
     inflateEnd(&z);
     return e;
 }
+
+uint32_t zip_crc32(uint32_t crc, const uint8_t *p, size_t n)
+{
+    uLong c = crc;
+    while (n > 0) { /* zlib takes uInt lengths */
+        uInt k = n > 0x40000000u ? 0x40000000u : (uInt)n;
+        c = crc32(c, p, k);
+        p += k;
+        n -= k;
+    }
+    return (uint32_t)c;
+}

@@ -19,4 +19,8 @@ tdm_err zip_deflate(const uint8_t *p, size_t n, tbuf *out);
  * when more than `cap` bytes would come out. */
 tdm_err zip_inflate(const uint8_t *p, size_t n, size_t cap, tbuf *out);
 
+/* zip_crc32 - CRC-32 (ISO-HDLC, as zlib) of p[0..n), continuing from crc
+ * (start with 0). */
+uint32_t zip_crc32(uint32_t crc, const uint8_t *p, size_t n);
+
 #endif

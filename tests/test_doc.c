@@ -5,6 +5,7 @@
  * exactly as it was (text, lengths, state vector, delete set, pending count,
  * known clients and items). */
 #include "doc.h"
+#include "zip.h"
 #include "cbor_rd.h"
 
 #include <check.h>
@@ -487,7 +488,7 @@ typedef struct snapspec {
 static void snap_build(const snapspec *s, tbuf *out)
 {
     tbuf_reset(out);
-    ck_ok(tbuf_cbor_array(out, 7));
+    ck_ok(tbuf_cbor_array(out, 8));
     ck_ok(tbuf_cbor_uint(out, s->version));
     ck_ok(tbuf_cbor_array(out, s->nids));
     for (size_t i = 0; i < s->nids; i++) ck_ok(tbuf_cbor_uint(out, s->ids[i]));
@@ -495,6 +496,8 @@ static void snap_build(const snapspec *s, tbuf *out)
     for (size_t i = 0; i < s->nnext; i++) ck_ok(tbuf_cbor_uint(out, s->next[i]));
     ck_ok(tbuf_cbor_uint(out, s->codec));
     for (int i = 0; i < 3; i++) ck_ok(tbuf_cbor_bytes(out, s->col[i], s->ncol[i]));
+    /* the trailing CRC-32 covers every byte before it */
+    ck_ok(tbuf_cbor_uint(out, zip_crc32(0, out->data, out->len)));
 }
 
 /* A small document with several clients, runs split by edits, multibyte text
@@ -2230,7 +2233,7 @@ static void fuzz_snapshot(const tbuf *s, int all_values)
         m[i] = s->data[i];
     }
     ck_assert_uint_gt(bad, 0);
-    ck_assert_uint_gt(ok, 0);
+    ck_assert_uint_eq(ok, 0); /* the trailing CRC-32 catches every single-byte change */
     /* after all that, a good load */
     ck_ok(crdt_doc_load(d, s->data, s->len));
     ck_consistent(d, true);
@@ -2333,7 +2336,7 @@ START_TEST(test_versions)
     apply_bad(d, BYTES(0x83, 0x61, 0x31, 0x80, 0x80), ANY_ERR); /* "1" */
     apply_buf(d, &u);
 
-    ck_assert_uint_eq(base.data[0], 0x87);
+    ck_assert_uint_eq(base.data[0], 0x88);
     ck_assert_uint_eq(base.data[1], 0x02); /* [2, ...] */
     static const uint8_t svers[] = {0x00, 0x01, 0x03, 0x17};
     for (size_t i = 0; i < sizeof svers; i++) {
@@ -2406,36 +2409,37 @@ START_TEST(test_huge_counts)
     crdt_doc_get_stats(d, &st);
     ck_assert_uint_eq(st.clients, 1);
 
-    /* snapshots: [2, [9], [3], 0, h'..', h'..', h'..'] is the baseline */
+    /* snapshots: [2, [9], [3], 0, h'..', h'..', h'..', crc] is the baseline */
 #define SNAP_ITEMS 0x45, 0x01, 0x40, 0x00, 0x00, 0x03 /* 1 item: client 0, clock 0, len 3 */
-#define SNAP_REST  0x00, SNAP_ITEMS, 0x43, 'a', 'b', 'c', 0x41, 0x00
+#define SNAP_REST  0x00, SNAP_ITEMS, 0x43, 'a', 'b', 'c', 0x41, 0x00, SNAP_CRC
+#define SNAP_CRC   0x1a, 0xfe, 0x7e, 0x77, 0x53 /* CRC-32 of the bytes before it */
     crdt_doc *l = doc_new(4);
-    ck_ok(crdt_doc_load(l, BYTES(0x87, 0x02, 0x81, 0x09, 0x81, 0x03, SNAP_REST)));
+    ck_ok(crdt_doc_load(l, BYTES(0x88, 0x02, 0x81, 0x09, 0x81, 0x03, SNAP_REST)));
     ck_text(l, "abc");
     ck_assert_uint_eq(sv_of(l, 9), 3);
     crdt_doc_free(l);
     load_bad(BYTES(H32, 0x02, 0x81, 0x09, 0x81, 0x03, SNAP_REST, PAD), ANY_ERR);
-    load_bad(BYTES(0x87, 0x02, H32, 0x09, 0x81, 0x03, SNAP_REST, PAD), ANY_ERR);
-    load_bad(BYTES(0x87, 0x02, H60, 0x09, 0x81, 0x03, SNAP_REST, PAD), ANY_ERR);
-    load_bad(BYTES(0x87, 0x02, H32M, 0x09, 0x81, 0x03, SNAP_REST, PAD), ANY_ERR);
-    load_bad(BYTES(0x87, 0x02, 0x81, 0x09, H32, 0x03, SNAP_REST, PAD), ANY_ERR);
-    load_bad(BYTES(0x87, 0x02, 0x81, 0x09, H60, 0x03, SNAP_REST, PAD), ANY_ERR);
+    load_bad(BYTES(0x88, 0x02, H32, 0x09, 0x81, 0x03, SNAP_REST, PAD), ANY_ERR);
+    load_bad(BYTES(0x88, 0x02, H60, 0x09, 0x81, 0x03, SNAP_REST, PAD), ANY_ERR);
+    load_bad(BYTES(0x88, 0x02, H32M, 0x09, 0x81, 0x03, SNAP_REST, PAD), ANY_ERR);
+    load_bad(BYTES(0x88, 0x02, 0x81, 0x09, H32, 0x03, SNAP_REST, PAD), ANY_ERR);
+    load_bad(BYTES(0x88, 0x02, 0x81, 0x09, H60, 0x03, SNAP_REST, PAD), ANY_ERR);
     /* a byte string of 2^60 and 2^32 bytes as the items column */
-    load_bad(BYTES(0x87, 0x02, 0x81, 0x09, 0x81, 0x03, 0x00, 0x5b, 0x10, 0, 0, 0, 0, 0, 0, 0, PAD),
+    load_bad(BYTES(0x88, 0x02, 0x81, 0x09, 0x81, 0x03, 0x00, 0x5b, 0x10, 0, 0, 0, 0, 0, 0, 0, PAD),
              ANY_ERR);
-    load_bad(BYTES(0x87, 0x02, 0x81, 0x09, 0x81, 0x03, 0x00, 0x5b, 0, 0, 0, 1, 0, 0, 0, 0, PAD),
+    load_bad(BYTES(0x88, 0x02, 0x81, 0x09, 0x81, 0x03, 0x00, 0x5b, 0, 0, 0, 1, 0, 0, 0, 0, PAD),
              ANY_ERR);
     /* items column: a count of 2^60 items (varint) */
-    load_bad(BYTES(0x87, 0x02, 0x81, 0x09, 0x81, 0x03, 0x00, 0x4d, 0x80, 0x80, 0x80, 0x80, 0x80,
+    load_bad(BYTES(0x88, 0x02, 0x81, 0x09, 0x81, 0x03, 0x00, 0x4d, 0x80, 0x80, 0x80, 0x80, 0x80,
                    0x80, 0x80, 0x80, 0x10, 0x40, 0x00, 0x00, 0x03, 0x43, 'a', 'b', 'c', 0x41, 0x00),
              TDM_EMALFORMED);
     /* deletes column: 2^40 records */
-    load_bad(BYTES(0x87, 0x02, 0x81, 0x09, 0x81, 0x03, 0x00, SNAP_ITEMS, 0x43, 'a', 'b', 'c', 0x46,
+    load_bad(BYTES(0x88, 0x02, 0x81, 0x09, 0x81, 0x03, 0x00, SNAP_ITEMS, 0x43, 'a', 'b', 'c', 0x46,
                    0x80, 0x80, 0x80, 0x80, 0x80, 0x20),
              TDM_EMALFORMED);
     /* more clients than CRDT_MAX_CLIENTS */
     tbuf_reset(&u);
-    ck_ok(tbuf_cbor_array(&u, 7));
+    ck_ok(tbuf_cbor_array(&u, 8));
     ck_ok(tbuf_cbor_uint(&u, 2));
     for (int t = 0; t < 2; t++) {
         ck_ok(tbuf_cbor_array(&u, CRDT_MAX_CLIENTS + 1));
@@ -2443,6 +2447,7 @@ START_TEST(test_huge_counts)
     }
     ck_ok(tbuf_cbor_uint(&u, 0));
     for (int c = 0; c < 3; c++) ck_ok(tbuf_cbor_bytes(&u, "", 0));
+    ck_ok(tbuf_cbor_uint(&u, 0));
     load_bad(u.data, u.len, TDM_ETOOBIG);
     tbuf_fini(&u);
     crdt_doc_free(d);
@@ -2484,9 +2489,9 @@ START_TEST(test_indefinite_lengths)
               TDM_EMALFORMED);
     apply_bad(d, BYTES(0x83, 0x01, 0x81, 0x05, 0xff), TDM_EMALFORMED); /* stray break */
     load_bad(BYTES(0x9f, 0x02, 0x81, 0x09, 0x81, 0x03, SNAP_REST, 0xff), TDM_EMALFORMED);
-    load_bad(BYTES(0x87, 0x02, 0x9f, 0x09, 0xff, 0x81, 0x03, SNAP_REST), TDM_EMALFORMED);
-    load_bad(BYTES(0x87, 0x02, 0x81, 0x09, 0x9f, 0x03, 0xff, SNAP_REST), TDM_EMALFORMED);
-    load_bad(BYTES(0x87, 0x02, 0x81, 0x09, 0x81, 0x03, 0x00, 0x5f, SNAP_ITEMS, 0xff, 0x43, 'a', 'b',
+    load_bad(BYTES(0x88, 0x02, 0x9f, 0x09, 0xff, 0x81, 0x03, SNAP_REST), TDM_EMALFORMED);
+    load_bad(BYTES(0x88, 0x02, 0x81, 0x09, 0x9f, 0x03, 0xff, SNAP_REST), TDM_EMALFORMED);
+    load_bad(BYTES(0x88, 0x02, 0x81, 0x09, 0x81, 0x03, 0x00, 0x5f, SNAP_ITEMS, 0xff, 0x43, 'a', 'b',
                    'c', 0x41, 0x00),
              TDM_EMALFORMED);
     crdt_doc_free(d);
@@ -2699,7 +2704,7 @@ START_TEST(test_update_size_limit)
 }
 END_TEST
 
-/* snapshot [2, [9], [next], codec, items, text, dels] from raw column bytes */
+/* snapshot [2, [9], [next], codec, items, text, dels, crc] from raw column bytes */
 static void crafted(tbuf *out, uint64_t next, uint64_t codec, const uint8_t *ip, size_t in,
                     const char *tp, size_t tn, const uint8_t *dp, size_t dn)
 {
@@ -2710,6 +2715,106 @@ static void crafted(tbuf *out, uint64_t next, uint64_t codec, const uint8_t *ip,
 
 #define COL(...) (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__})
 #define NOCOL    NULL, 0
+
+/* Regressions for bugs found by this suite (each failed before its fix). */
+START_TEST(test_regressions)
+{
+    tbuf u;
+    tbuf_init(&u, 0);
+    /* 1. total characters past 2^31 (tombstones included): refused whole */
+    crdt_doc *d = doc_new(1);
+    ck_ok(tbuf_cbor_array(&u, 3));
+    ck_ok(tbuf_cbor_uint(&u, 1));
+    ck_ok(tbuf_cbor_array(&u, 2));
+    ck_ok(tbuf_cbor_uint(&u, 7));
+    ck_ok(tbuf_cbor_uint(&u, 5));
+    ck_ok(tbuf_cbor_array(&u, 2));
+    for (int c = 0; c < 2; c++) { /* [c, 0, [[null, null, 0xF0000000]]] */
+        ck_ok(tbuf_cbor_array(&u, 3));
+        ck_ok(tbuf_cbor_uint(&u, (uint64_t)c));
+        ck_ok(tbuf_cbor_uint(&u, 0));
+        ck_ok(tbuf_cbor_array(&u, 1));
+        ck_ok(tbuf_cbor_array(&u, 3));
+        ck_ok(tbuf_cbor_null(&u));
+        ck_ok(tbuf_cbor_null(&u));
+        ck_ok(tbuf_cbor_uint(&u, 0xF0000000u));
+    }
+    apply_bad(d, u.data, u.len, TDM_ETOOBIG);
+    crdt_doc_stats st;
+    crdt_doc_get_stats(d, &st);
+    ck_assert_uint_eq(st.clients, 1);
+    /* 2. an operation reaching clock CRDT_CLOCK_MAX is malformed */
+    apply_bad(d,
+              BYTES(0x83, 0x01, 0x81, 0x05, 0x81, 0x83, 0x00, 0x00, 0x81, 0x83, 0xf6, 0xf6, 0x1a,
+                    0xff, 0xff, 0xff, 0xf0),
+              TDM_EMALFORMED);
+    /* 3. re-sending an update that is held pending holds it once */
+    crdt_doc *a = doc_new(2), *b = doc_new(3);
+    int changes = 0;
+    crdt_doc_observe(b, count_changes, &changes);
+    ins(a, 0, "x");
+    crdt_sv *sv = crdt_sv_new();
+    ck_ok(crdt_doc_state_vector(a, sv));
+    ins(a, 1, "y");
+    tbuf_reset(&u);
+    ck_ok(crdt_doc_diff(a, sv, &u));
+    for (int i = 0; i < 5; i++) ck_ok(crdt_doc_apply(b, u.data, u.len));
+    ck_assert_uint_eq(crdt_doc_pending(b), 1);
+    /* 6. ... and an observed update that changes nothing visible reports nothing */
+    ck_assert_int_eq(changes, 0);
+    tbuf_reset(&u);
+    ck_ok(crdt_doc_diff(a, NULL, &u));
+    ck_ok(crdt_doc_apply(b, u.data, u.len));
+    ck_assert_uint_eq(crdt_doc_pending(b), 0);
+    ck_text(b, "xy");
+    ck_assert_int_eq(changes, 1);
+    /* 4. names alone do not fill the client table */
+    tbuf_reset(&u);
+    ck_ok(tbuf_cbor_array(&u, 3));
+    ck_ok(tbuf_cbor_uint(&u, 1));
+    ck_ok(tbuf_cbor_array(&u, 65535));
+    for (uint64_t i = 0; i < 65535; i++) ck_ok(tbuf_cbor_uint(&u, 1000 + i));
+    ck_ok(tbuf_cbor_array(&u, 0));
+    crdt_doc *e = doc_new(4);
+    ck_ok(crdt_doc_apply(e, u.data, u.len));
+    crdt_doc_get_stats(e, &st);
+    ck_assert_uint_eq(st.clients, 1);
+    tbuf sn;
+    tbuf_init(&sn, 0);
+    ck_ok(crdt_doc_snapshot(e, &sn));
+    ck_assert_uint_lt(sn.len, 64);
+    crdt_doc *f = doc_new(5);
+    ck_ok(crdt_doc_load(f, sn.data, sn.len));
+    /* 5. snapshots whose deleted flags disagree with their delete log */
+    crafted(&sn, 3, 0, COL(0x01, 0x41, 0x00, 0x00, 0x03), "abc", 3, COL(0x00));
+    load_bad(sn.data, sn.len, TDM_EMALFORMED); /* deleted, but nothing deleted it */
+    crafted(&sn, 4, 0, COL(0x01, 0x40, 0x00, 0x00, 0x03), "abc", 3,
+            COL(0x01, 0x03, 0x02, 0x00, 0x00));
+    load_bad(sn.data, sn.len, TDM_EMALFORMED); /* deleted by 9:3, but visible */
+    /* a flipped byte anywhere in a real snapshot is caught by its checksum */
+    crdt_doc *g = doc_new(6);
+    ins(g, 0, "hello world");
+    del(g, 2, 3);
+    tbuf_reset(&sn);
+    ck_ok(crdt_doc_snapshot(g, &sn));
+    for (size_t i = 0; i < sn.len; i++) {
+        sn.data[i] ^= 0x10;
+        crdt_doc *h = doc_new(7);
+        ck_assert_int_ne(crdt_doc_load(h, sn.data, sn.len), TDM_OK);
+        crdt_doc_free(h);
+        sn.data[i] ^= 0x10;
+    }
+    tbuf_fini(&sn);
+    crdt_sv_free(sv);
+    crdt_doc_free(a);
+    crdt_doc_free(b);
+    crdt_doc_free(d);
+    crdt_doc_free(e);
+    crdt_doc_free(f);
+    crdt_doc_free(g);
+    tbuf_fini(&u);
+}
+END_TEST
 
 START_TEST(test_snapshot_crafted)
 {
@@ -2993,6 +3098,7 @@ static Suite *doc_suite(void)
     tcase_add_test(th, test_update_truncations);
     tcase_add_test(th, test_snapshot_truncations);
     tcase_add_test(th, test_update_corruptions);
+    tcase_add_test(th, test_regressions);
     tcase_add_test(th, test_snapshot_corruptions);
     tcase_add_test(th, test_trailing_bytes);
     tcase_add_test(th, test_versions);
