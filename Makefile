@@ -3,10 +3,11 @@
 #   make build  -- normal release build in build/
 #   make bench  -- build and run the trace benchmark on automerge-paper
 #   make run    -- set up and build; until the server exists (issue 5) it runs the benchmark
+#   make fuzz   -- build the libFuzzer harnesses (clang) and run each FUZZ_SECONDS (30) s
 JOBS ?= $(shell nproc)
 TRACES ?= $(abspath tests/traces)
 
-.PHONY: all setup build build-asan test test-normal test-asan bench run format clean
+.PHONY: all setup build build-asan test test-normal test-asan bench run format clean fuzz
 
 all: build
 
@@ -34,6 +35,10 @@ bench: build
 	./build/bench/tandem-bench-trace $(TRACES)/sequential_traces/automerge-paper.json.gz
 
 run: bench
+
+FUZZ_SECONDS ?= 30
+fuzz: setup
+	./fuzz/run.sh $(FUZZ_SECONDS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
