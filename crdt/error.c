@@ -17,6 +17,9 @@ static const struct {
     [TDM_ECONFLICT] = {"TDM_ECONFLICT", "data conflicts with the document"},
     [TDM_ENOTFOUND] = {"TDM_ENOTFOUND", "not found"},
     [TDM_EBASELEN] = {"TDM_EBASELEN", "operation base length does not match the text"},
+    [TDM_EIO] = {"TDM_EIO", "storage I/O error"},
+    [TDM_ECORRUPT] = {"TDM_ECORRUPT", "stored data is corrupt"},
+    [TDM_EFULL] = {"TDM_EFULL", "storage is full (map size limit reached)"},
 };
 
 const char *tdm_strerror(tdm_err e)

@@ -22,6 +22,9 @@ typedef enum tdm_err {
     TDM_ECONFLICT,     /* data contradicts what the document already holds */
     TDM_ENOTFOUND,     /* the named object does not exist */
     TDM_EBASELEN,      /* an operation's base length does not match its text or operation */
+    TDM_EIO,           /* storage I/O error (LMDB or file system) */
+    TDM_ECORRUPT,      /* stored data failed validation (checksum, format, decoding) */
+    TDM_EFULL,         /* storage is full: the database map cannot grow further */
     TDM_ERR_COUNT_     /* number of codes; not an error */
 } tdm_err;
 
