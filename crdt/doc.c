@@ -426,6 +426,7 @@ tdm_err doc_insert_before_id(crdt_doc *d, uint32_t c, uint32_t clock, const char
     if (n == 0) return TDM_OK;
     dclient *me = &d->clients[d->self];
     if ((uint64_t)me->next + cps >= CRDT_CLOCK_MAX) return TDM_ETOOBIG;
+    if (doc_chars(d) + cps > DOC_MAX_CHARS) return TDM_ETOOBIG;
     uint32_t right = doc_find_id(d, c, clock, NULL), y;
     if (right == NONE32) return TDM_ENOTFOUND;
     if (clock > d->items[right].clock) {

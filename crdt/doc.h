@@ -81,10 +81,14 @@ tdm_err crdt_doc_diff(crdt_doc *doc, const crdt_sv *remote, tbuf *out);
  * so an old version that still showed it cannot be rebuilt from a gc'd doc. */
 tdm_err crdt_doc_diff_range(crdt_doc *doc, const crdt_sv *remote, const crdt_sv *upto, tbuf *out);
 /* crdt_doc_apply - merge an update (untrusted bytes). Already-known operations
- * are skipped; operations with missing dependencies are held pending.
- * Errors: TDM_EMALFORMED / TDM_EVERSION / TDM_EUTF8 / TDM_ETOOBIG for bad
- * bytes, TDM_EPENDING_FULL when the pending bound would be exceeded. On any
- * error nothing from this update is applied. */
+ * are skipped; operations with missing dependencies are held pending (a
+ * re-sent waiting operation is held once).
+ * Errors: TDM_EMALFORMED / TDM_EVERSION / TDM_EUTF8 for bad bytes;
+ * TDM_ETOOBIG for an update over max_update_bytes or one that would take the
+ * document past 2^31-1 characters (tombstones included); TDM_EPENDING_FULL
+ * when the pending bound would be exceeded. On these errors nothing from the
+ * update is applied; only TDM_ENOMEM in the middle (see the file comment) can
+ * leave a prefix applied. */
 tdm_err crdt_doc_apply(crdt_doc *doc, const uint8_t *p, size_t n);
 /* crdt_doc_pending - operations currently held pending. */
 size_t crdt_doc_pending(const crdt_doc *doc);
@@ -106,8 +110,9 @@ tdm_err crdt_doc_gc(crdt_doc *doc);
  * operation for the whole update, released pending operations included) and
  * crdt_doc_load; not called when the visible text did not change. `delta` is
  * owned by the document and valid only during the call; clone it to keep it.
- * When the delta could not be built (out of memory) the call has delta NULL
- * and err set: the observer must re-read the text. `local` is true for
+ * When the delta could not be built (out of memory), or a crdt_doc_apply_ot
+ * failed part-way, the call has delta NULL and err set: the observer must
+ * re-read the text. `local` is true for
  * crdt_doc_insert/delete. The observer must not modify the document. */
 typedef void (*crdt_doc_observer_fn)(void *ctx, const struct ot_op *delta, tdm_err err, bool local);
 /* crdt_doc_observe - set the one observer of the document (fn NULL: none). */
@@ -124,7 +129,8 @@ tdm_err crdt_doc_apply_ot(crdt_doc *doc, const struct ot_op *op);
  * into the text at version `b` (state vectors this document covers; a need not
  * precede b). *out is a new operation the caller frees with ot_op_free.
  * TDM_ENOTFOUND when the document lacks one of the versions, or when text
- * visible in b but not in a was garbage-collected. Cost: O(items + deletes). */
+ * visible in b but not in a was garbage-collected.
+ * Cost: O((items + D) log D) for D delete records. */
 tdm_err crdt_doc_ot_between(crdt_doc *doc, const crdt_sv *a, const crdt_sv *b, struct ot_op **out);
 
 typedef struct crdt_doc_stats {

@@ -199,6 +199,7 @@ static tdm_err load_items(loader *L, const uint8_t *ip, size_t in, const uint8_t
         return TDM_ENOMEM;
     }
     size_t tpos = 0;
+    uint64_t chars = 0;
     uint32_t client = NONE32;
     for (uint64_t i = 0; i < cnt; i++) {
         uint8_t flags;
@@ -213,6 +214,8 @@ static tdm_err load_items(loader *L, const uint8_t *ip, size_t in, const uint8_t
         if ((e = vrd_sint(&r, &delta)) || (e = vrd_u32(&r, &len))) goto out;
         int64_t clock = (int64_t)last_end[client] + delta;
         if (clock < 0 || len == 0 || clock + len > CRDT_CLOCK_MAX) goto bad;
+        chars += len;
+        if (chars > DOC_MAX_CHARS) goto bad; /* subtree sums are 32-bit */
         if ((e = doc_item_new(d, &x))) goto out;
         item *it = &d->items[x];
         it->client = client;

@@ -208,6 +208,21 @@ static tdm_err capture(crdt_undo *um, uint32_t lo, uint32_t hi, ustep *s)
     return e;
 }
 
+/* enforce_bytes - drop the oldest steps (redo first, then undo) until the
+ * deleted text held fits max_bytes; the newest undo step always stays */
+static void enforce_bytes(crdt_undo *um)
+{
+    ustack *order[2] = {&um->redo, &um->undo};
+    for (int k = 0; k < 2 && um->bytes > um->o.max_bytes; k++) {
+        ustack *st = order[k];
+        while (um->bytes > um->o.max_bytes && st->n > (size_t)(st == &um->undo)) {
+            step_fini(um, &st->v[0]);
+            memmove(&st->v[0], &st->v[1], (st->n - 1) * sizeof(ustep));
+            st->n--;
+        }
+    }
+}
+
 static tdm_err push(crdt_undo *um, ustack *st, ustep *s)
 {
     if (st->n == um->o.max_steps) { /* drop the oldest */
@@ -223,11 +238,7 @@ static tdm_err push(crdt_undo *um, ustack *st, ustep *s)
         st->cap = nc;
     }
     st->v[st->n++] = *s;
-    while (um->bytes > um->o.max_bytes && st->n > 1) {
-        step_fini(um, &st->v[0]);
-        memmove(&st->v[0], &st->v[1], (st->n - 1) * sizeof(ustep));
-        st->n--;
-    }
+    enforce_bytes(um);
     return TDM_OK;
 }
 
@@ -257,6 +268,7 @@ tdm_err crdt_undo_record(crdt_undo *um, uint64_t now_ms)
             e = join(um, top, &s);
             top->time = now_ms;
             step_fini(um, &s);
+            enforce_bytes(um);
         } else {
             s.time = now_ms;
             e = push(um, &um->undo, &s);

@@ -583,7 +583,6 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
     d->sc_ops = l.v;
     d->sc_ops_cap = l.cap;
     if (e) goto out;
-    /* register the clients the update names (invisible until they hold ops) */
     /* register only the clients its operations use (an update may not fill
      * the client table with names alone); they stay invisible until they
      * hold operations */

@@ -17,8 +17,10 @@
  * so such parts cannot be restored (crdt_undo_undo reports TDM_ENOTFOUND after
  * doing the rest).
  *
- * Bounds: at most `max_steps` steps are kept (oldest dropped) and at most
- * `max_bytes` of deleted text across them (oldest steps dropped).
+ * Bounds: at most `max_steps` steps per stack are kept (oldest dropped), and
+ * the deleted text held by all steps is kept under `max_bytes` by dropping the
+ * oldest steps, redo first; the newest undo step is always kept, so one step
+ * larger than max_bytes still undoes.
  * Threads: the manager follows its document's rule (one thread at a time) and
  * must be freed before the document.
  */
