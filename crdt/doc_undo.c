@@ -363,7 +363,7 @@ static tdm_err revert(crdt_undo *um, ustep *s, uint64_t now_ms, ustep *out)
         if (x == NONE32) continue;
         ord[n++] = (dorder){tree_index(d, x) + (u->clock - d->items[x].clock), i};
     }
-    if (!e) qsort(ord, n, sizeof(dorder), dorder_cmp);
+    if (!e && n) qsort(ord, n, sizeof(dorder), dorder_cmp);
     for (uint32_t j = 0; j < n && !e; j++) {
         udel *u = &s->del[ord[j].i];
         if (!u->text) {
