@@ -106,6 +106,7 @@ int cli_check_name(const cli_cmd *cmd, const char *what, const char *name)
 int cli_error(const cli_cmd *cmd, int code, const char *fmt, ...)
 {
     va_list ap;
+    fflush(stdout); /* keep the order of results and messages on a shared terminal */
     va_start(ap, fmt);
     fprintf(stderr, "tandem %s: ", cmd->name);
     vfprintf(stderr, fmt, ap);
@@ -138,11 +139,9 @@ int cli_store_error(const cli_cmd *cmd, const char *db, const char *name, tdm_er
         return cli_error(cmd, CLI_EXIT_NOTFOUND, "%s: no document '%s'", db, shown);
     if (e == TDM_ECORRUPT && shown)
         return cli_error(cmd, CLI_EXIT_CORRUPT,
-                         "%s: document '%s' is corrupt (%s); run 'tandem verify %s'", db, shown,
-                         tdm_strerror(e), db);
+                         "%s: document '%s' is corrupt; run 'tandem verify %s'", db, shown, db);
     if (e == TDM_ECORRUPT)
-        return cli_error(cmd, CLI_EXIT_CORRUPT, "%s: corrupt data (%s); run 'tandem verify %s'", db,
-                         tdm_strerror(e), db);
+        return cli_error(cmd, CLI_EXIT_CORRUPT, "%s: corrupt data; run 'tandem verify %s'", db, db);
     if (shown)
         return cli_error(cmd, cli_exit_for(e), "%s: document '%s': %s (%s)", db, shown,
                          tdm_strerror(e), tdm_err_name(e));

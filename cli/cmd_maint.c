@@ -83,6 +83,9 @@ static int run_compact(const cli_cmd *cmd, int argc, char **argv)
     printf("compacted %zu document%s", n, n == 1 ? "" : "s");
     if (c.failed) printf(", %zu failed", c.failed);
     putchar('\n');
+    if (e && c.failed)
+        return cli_finish(cmd, cli_error(cmd, cli_exit_for(e), "%s: %zu document%s not compacted",
+                                         a.pos[0], c.failed, c.failed == 1 ? "" : "s"));
     if (e) return cli_finish(cmd, cli_store_error(cmd, a.pos[0], NULL, e));
     return cli_finish(cmd, CLI_EXIT_OK);
 }
@@ -186,8 +189,8 @@ static int run_verify(const cli_cmd *cmd, int argc, char **argv)
     else if (failed)
         rc = CLI_EXIT_ERROR;
     if (rc)
-        cli_error(cmd, 0, "%s: problems found (%zu documents not sound%s)", a.pos[0], l.n - ok,
-                  le ? ", document list incomplete" : "");
+        cli_error(cmd, 0, "%s: problems found in %zu of %zu documents%s", a.pos[0], l.n - ok, l.n,
+                  le ? " (document list incomplete)" : "");
     return cli_finish(cmd, rc);
 }
 
