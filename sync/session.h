@@ -1,0 +1,277 @@
+/* session.h - the server side of the sync protocol (prefix sync_): a hub of
+ * rooms (sync_server) and one state machine per connection (sync_session).
+ *
+ * Transport-agnostic: the host feeds each inbound frame to
+ * sync_session_recv() and drains outbound frames with sync_session_next_out()
+ * / sync_session_consume(). Nothing here does I/O, reads a clock (time comes
+ * in as now_ms; use Unix milliseconds, because chat records carry it), starts
+ * a thread or touches a global. Storage, authorization and rate limits are the
+ * host's, reached through the sync_host function table below.
+ *
+ * Rooms. A room is one document by name, shared by every session subscribed
+ * to it. It is loaded through host->load_room BEFORE anything about it is
+ * answered (no "synced" before the load), and a failed load refuses the
+ * subscribe without creating a document that could later be saved over the
+ * real one. When the last session leaves, the room stays for room_idle_ms and
+ * is then freed (or earlier, when the room cap needs the slot).
+ *
+ * Durability. Every change accepted from a client is handed to the host
+ * (persist_update / persist_chat, each with a token) and acknowledged to the
+ * sender only after the host calls sync_server_durable(token): ACK (CRDT),
+ * OT_ACK (OT) and CHAT_ACK come after the commit. Acks are released in the
+ * order the changes were accepted, server-wide. Broadcasting a document change
+ * to the other sessions does not wait for durability; chat broadcasts do (they
+ * carry the id the host assigns). Re-sending an update the room already holds
+ * changes nothing, is not persisted again, and is acked once everything
+ * accepted before it is durable.
+ *
+ * Backpressure. Each session's outbound queue has a hard byte cap
+ * (max_out_bytes). Ephemeral frames (awareness, typing) are not queued once
+ * the queue is half full and are the first dropped when a frame does not fit;
+ * when a non-ephemeral frame still does not fit, the session is marked for
+ * closing (sync_session_closing) with SYNC_CLOSE_BACKPRESSURE, a final ERROR
+ * CLOSING frame is queued and nothing else is. Large transfers (the first
+ * sync of a document, OT snapshots) are cut into UPDATE_CHUNK / OT_SNAPSHOT
+ * frames of at most SYNCM_CHUNK_FRAME bytes that are produced only as the
+ * queue drains.
+ *
+ * Threads: one thread (the host's event loop) makes every sync_* call on a
+ * server and its sessions, and every host callback runs on that thread, inside
+ * the sync_* call that needs it. Callbacks must not call back into sync_*
+ * (except where a callback's comment says so); sync_server_durable may be
+ * called from the event loop at any later time (e.g. after a storage thread
+ * posts the result back). No locks are taken.
+ *
+ * Errors: tdm_err (crdt/error.h). Protocol problems are answered to the peer
+ * with an ERROR frame (codes in msg.h, docs/PROTOCOL.md) and do not change any
+ * state; the tdm_err returned from sync_session_recv only tells the host what
+ * happened (for logs).
+ */
+#ifndef TANDEM_SYNC_SESSION_H
+#define TANDEM_SYNC_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "error.h"
+#include "doc.h"
+#include "msg.h"
+
+typedef struct sync_server sync_server;
+typedef struct sync_session sync_session;
+
+#define SYNC_TYPING_MS 3000u /* a typing indicator expires this long after the last start */
+
+/* What authorize() decides for one session and document. */
+typedef struct sync_auth {
+    unsigned access;                  /* SYNC_ACCESS_NONE / READ / WRITE */
+    char user[SYNCM_MAX_USER + 1];    /* user id, NUL-terminated (rate limits, chat, typing) */
+    char display[SYNCM_MAX_USER + 1]; /* display name, NUL-terminated */
+} sync_auth;
+
+/* Outcome of load_room(). */
+typedef enum sync_load_result {
+    SYNC_LOAD_OK = 0,  /* *doc holds the stored document */
+    SYNC_LOAD_NEW,     /* no such document: start an empty one (created on first write) */
+    SYNC_LOAD_UNKNOWN, /* no such document and it may not be created: UNKNOWN_DOCUMENT */
+    SYNC_LOAD_ERROR    /* storage failed: the subscribe is refused (LOAD_FAILED) */
+} sync_load_result;
+
+/* What load_room() reports besides the document. */
+typedef struct sync_room_info {
+    uint64_t version;      /* the document's version (OT history: next version number) */
+    uint64_t last_chat_id; /* highest chat id stored for the room (0: none) */
+} sync_room_info;
+
+/* Which action a rate_limit() call is about. */
+typedef enum sync_rate_kind {
+    SYNC_RATE_SUBSCRIBE = 0,
+    SYNC_RATE_UPDATE,
+    SYNC_RATE_OT,
+    SYNC_RATE_AWARENESS,
+    SYNC_RATE_CHAT,
+    SYNC_RATE_TYPING,
+    SYNC_RATE_OTHER
+} sync_rate_kind;
+
+/* One chat record. Strings are not terminated; they point into memory valid
+ * only during the call that passes them. */
+typedef struct sync_chat_rec {
+    uint64_t id;        /* server-assigned, monotonic per room (0 in persist_chat) */
+    uint64_t time_ms;   /* the now_ms of the CHAT_SEND */
+    uint64_t client_id; /* the sender's HELLO client id (dedup key part) */
+    uint64_t msg_id;    /* the sender's client message id (dedup key part) */
+    const uint8_t *user;
+    size_t user_len;
+    const uint8_t *display;
+    size_t display_len;
+    const uint8_t *text;
+    size_t text_len;
+} sync_chat_rec;
+
+/* Sinks the host calls from inside chat_history() / ot_history(). A non-OK
+ * return means "stop": the host returns it. */
+typedef tdm_err (*sync_chat_emit)(void *arg, const sync_chat_rec *rec);
+typedef tdm_err (*sync_ot_emit)(void *arg, uint64_t version, const uint8_t *op, size_t n);
+
+/* The host interface. Every callback runs on the event-loop thread inside a
+ * sync_* call; `ctx` is passed back unchanged; names are NUL-terminated UTF-8
+ * of 1..SYNCM_MAX_NAME bytes. NULL callbacks: authorize NULL grants write to
+ * everyone (user "anon"); rate_limit NULL never limits; chat_history /
+ * ot_history NULL have nothing stored; persist_* NULL are durable at once;
+ * room_closed NULL is not called. load_room and fresh_client_id are required. */
+typedef struct sync_host {
+    void *ctx;
+    /* authorize - may `session` (token from its HELLO, possibly empty) open
+     * document `name`? Fill *out (zeroed by the caller); access NONE refuses.
+     * Called at SUBSCRIBE and again for every channel when the session sends
+     * a new HELLO (token refresh) or the host calls sync_session_reauthorize. */
+    tdm_err (*authorize)(void *ctx, const sync_session *session, const uint8_t *token,
+                         size_t token_len, const char *name, sync_auth *out);
+    /* fresh_client_id - a CRDT replica id never used before for any document
+     * (e.g. 63 random bits). The room's document edits with it when applying
+     * OT operations; reusing an id across restarts could fork the document. */
+    uint64_t (*fresh_client_id)(void *ctx);
+    /* load_room - load document `name` into a new document created with
+     * crdt_doc_new_opts(opts) (the host may use its own loader with the same
+     * opts, e.g. store_doc_load) and store it in *doc (ownership passes to
+     * sync); fill *info. SYNC_LOAD_NEW / UNKNOWN / ERROR leave *doc NULL (a
+     * document returned anyway is freed). */
+    sync_load_result (*load_room)(void *ctx, const char *name, const crdt_doc_opts *opts,
+                                  crdt_doc **doc, sync_room_info *info);
+    /* persist_update - start making update bytes p[0..n) of room `name`
+     * durable (append to its log). Asynchronous: the host later calls
+     * sync_server_durable(server, token, status, 0, false) exactly once, from
+     * the event loop, never from inside this call. Returning an error means
+     * nothing was queued (the sender gets ERROR STORAGE) and durable must not
+     * be called for the token. Tokens increase; completing them in order is
+     * cheapest (acks are released in order). */
+    tdm_err (*persist_update)(void *ctx, const char *name, const uint8_t *p, size_t n,
+                              uint64_t token);
+    /* persist_ot - record the OT operation (ot_op wire form) that turns
+     * version `version` of room `name` into version + 1, for every visible
+     * change (OT or CRDT). Queued, no callback: it must become durable no
+     * later than the persist_update that follows it (same or earlier
+     * commit). Errors are remembered (history from then on is memory-only). */
+    tdm_err (*persist_ot)(void *ctx, const char *name, uint64_t version, const uint8_t *op,
+                          size_t n);
+    /* persist_chat - store a chat record (rec->id is 0). Asynchronous like
+     * persist_update; the durable call passes the assigned id (monotonic per
+     * room) and duplicate = true when (user, client_id, msg_id) was stored
+     * before (then id is the earlier record's id and nothing new is stored). */
+    tdm_err (*persist_chat)(void *ctx, const char *name, const sync_chat_rec *rec, uint64_t token);
+    /* chat_history - emit up to `limit` stored records of room `name` with
+     * id > after, in increasing id order (synchronous read). */
+    tdm_err (*chat_history)(void *ctx, const char *name, uint64_t after, size_t limit,
+                            sync_chat_emit emit, void *arg);
+    /* ot_history - emit the stored operations of room `name` with version >=
+     * from, in order (synchronous read). TDM_ERANGE (or fewer operations than
+     * asked) when `from` is older than what is kept: the client is too far
+     * behind. */
+    tdm_err (*ot_history)(void *ctx, const char *name, uint64_t from, sync_ot_emit emit, void *arg);
+    /* rate_limit - 0 to allow one action of `kind` by `user` now, else the
+     * number of milliseconds after which to retry (sent as ERROR
+     * RATE_LIMITED; the action is not performed). */
+    uint64_t (*rate_limit)(void *ctx, const sync_session *session, const char *user,
+                           sync_rate_kind kind, uint64_t now_ms);
+    /* room_closed - the room was freed from memory (idle or evicted). */
+    void (*room_closed)(void *ctx, const char *name);
+} sync_host;
+
+/* Server limits; 0 means the default in brackets. */
+typedef struct sync_server_opts {
+    size_t max_rooms;          /* rooms in memory [1000] */
+    size_t max_sessions;       /* sessions [10000] */
+    size_t max_channels;       /* subscriptions per session [100] */
+    size_t max_frame;          /* inbound frame cap after HELLO [SYNCM_DEFAULT_FRAME] */
+    size_t max_hello_frame;    /* inbound frame cap before HELLO [8192] */
+    size_t max_out_bytes;      /* outbound queue cap per session [4 MiB; at least 256 KiB] */
+    size_t max_pending;        /* changes waiting for durability, server-wide [65536] */
+    size_t max_stream_bytes;   /* bytes held for chunked transfers, server-wide [512 MiB] */
+    size_t ot_history;         /* OT operations kept in memory per room [1000] */
+    size_t ot_history_bytes;   /* their encoded bytes per room [4 MiB] */
+    size_t max_doc_bytes;      /* largest update/snapshot a room accepts [64 MiB] */
+    uint64_t room_idle_ms;     /* a room without sessions is freed after this [30000] */
+    uint64_t hello_timeout_ms; /* a session must HELLO within this [10000] */
+    uint64_t idle_timeout_ms;  /* a session silent this long is closed [120000] */
+    uint64_t caps;             /* SYNC_CAP_* the server offers [SYNC_CAP_ALL] */
+    uint64_t hash_seed;        /* random bits for the room table and awareness tables */
+} sync_server_opts;
+
+/* Why a session is to be closed. */
+typedef enum sync_close_reason {
+    SYNC_CLOSE_NONE = 0,
+    SYNC_CLOSE_BACKPRESSURE, /* the outbound queue cap was reached */
+    SYNC_CLOSE_PROTOCOL,     /* version mismatch or a frame that cannot be answered */
+    SYNC_CLOSE_HELLO_TIMEOUT,
+    SYNC_CLOSE_IDLE,
+    SYNC_CLOSE_INTERNAL /* out of memory */
+} sync_close_reason;
+
+typedef struct sync_server_stats {
+    size_t rooms, sessions, pending, stream_bytes;
+    uint64_t frames_in, frames_out, dropped_ephemeral, errors_sent;
+} sync_server_stats;
+
+/* sync_server_new - a server with host callbacks (copied) and options (NULL:
+ * defaults). Errors: TDM_EINVAL (NULL host or missing required callback),
+ * TDM_ENOMEM. */
+tdm_err sync_server_new(const sync_host *host, const sync_server_opts *opts, sync_server **out);
+/* sync_server_free - free every session (no broadcasts), room and pending
+ * record. Tokens still outstanding are forgotten (later durable calls are
+ * not allowed: the server is gone). NULL is a no-op. */
+void sync_server_free(sync_server *srv);
+/* sync_server_tick - timers: typing expiry (SYNC_TYPING_MS), awareness
+ * expiry, idle rooms, HELLO and idle timeouts. Call every ~500 ms. */
+tdm_err sync_server_tick(sync_server *srv, uint64_t now_ms);
+/* sync_server_durable - the host finished persisting `token`: status TDM_OK
+ * (durable) or an error; id and duplicate as described at persist_chat (0 /
+ * false for updates). Releases acks in order. TDM_ENOTFOUND for an unknown
+ * or already completed token. */
+tdm_err sync_server_durable(sync_server *srv, uint64_t token, tdm_err status, uint64_t id,
+                            bool duplicate);
+/* sync_server_get_stats - counters. */
+void sync_server_get_stats(const sync_server *srv, sync_server_stats *st);
+/* sync_server_room_text - the text of a room in memory, appended to out (for
+ * hosts and tests). TDM_ENOTFOUND when the room is not loaded. */
+tdm_err sync_server_room_text(sync_server *srv, const char *name, tbuf *out);
+/* sync_server_room_doc - the room's document (borrowed; valid until the next
+ * sync_* call) or NULL. The caller must not modify it. */
+crdt_doc *sync_server_room_doc(sync_server *srv, const char *name);
+/* sync_server_room_version - the room's version, or 0 when not loaded. */
+uint64_t sync_server_room_version(sync_server *srv, const char *name);
+
+/* sync_session_new - a session for a new connection. It expects HELLO first.
+ * Errors: TDM_ETOOBIG (max_sessions reached), TDM_ENOMEM. */
+tdm_err sync_session_new(sync_server *srv, uint64_t now_ms, sync_session **out);
+/* sync_session_recv - process one inbound frame p[0..n) (untrusted). Replies
+ * and broadcasts are queued. Returns TDM_OK, or the error that was answered
+ * with an ERROR frame (TDM_EMALFORMED, TDM_ETOOBIG, ...); no state changed
+ * for a refused frame. Frames to a closing session are ignored (TDM_OK). */
+tdm_err sync_session_recv(sync_session *ss, const uint8_t *p, size_t n, uint64_t now_ms);
+/* sync_session_next_out - the next outbound frame (borrowed until
+ * sync_session_consume) or false when there is none now. */
+bool sync_session_next_out(sync_session *ss, const uint8_t **p, size_t *n);
+/* sync_session_consume - drop the frame next_out returned (it was sent); may
+ * produce the next chunk of a large transfer. */
+void sync_session_consume(sync_session *ss);
+/* sync_session_out_bytes - bytes queued (incl. frames held for ordering). */
+size_t sync_session_out_bytes(const sync_session *ss);
+/* sync_session_closing - true when the host should close the connection
+ * (after sending what is queued); *why (may be NULL) gets the reason. */
+bool sync_session_closing(const sync_session *ss, sync_close_reason *why);
+/* sync_session_reauthorize - run authorize again for every channel (e.g.
+ * after a permission was revoked): channels now refused are unsubscribed with
+ * ERROR NOT_ALLOWED; access changes take effect at once. */
+tdm_err sync_session_reauthorize(sync_session *ss, uint64_t now_ms);
+/* sync_session_close - the connection is gone: leave every room (awareness
+ * entries the session introduced are removed and the removal broadcast;
+ * typing stopped and broadcast) and free the session. Acks still pending are
+ * dropped. NULL is a no-op. */
+void sync_session_close(sync_session *ss, uint64_t now_ms);
+uint64_t sync_session_id(const sync_session *ss);
+/* A slot for the host (its connection object). */
+void sync_session_set_data(sync_session *ss, void *data);
+void *sync_session_data(const sync_session *ss);
+
+#endif

@@ -1,0 +1,616 @@
+/* test_sync.c - sync/session.h and sync/client.h wired in-process: CRDT
+ * clients converging through a server (also with dropped, reordered and
+ * duplicated frames across reconnects), durable acks, chunked first sync,
+ * read-only refusal, CRDT and OT clients in one document, OT catch-up and
+ * too-far-behind, chat (dedup, monotonic ids, history, replay), typing
+ * expiry, awareness removal on close, malformed frames, backpressure, room
+ * loading and eviction. The host is in memory (test_sync_harness.h). */
+#include "test_sync_harness.h"
+
+#include "msg.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static void ins(peer *p, size_t pos, const char *s)
+{
+    ck_assert_int_eq(crdt_doc_insert(p->doc, pos, s, strlen(s)), TDM_OK);
+    ck_assert_int_eq(sync_client_flush(p->cl, p->ch), TDM_OK);
+}
+
+static void random_edit(peer *p, uint64_t *rng)
+{
+    size_t len = crdt_doc_len(p->doc);
+    if (len > 4 && rnd(rng) % 3 == 0) {
+        size_t pos = rnd(rng) % len;
+        size_t n = 1 + rnd(rng) % 3;
+        if (pos + n > len) n = len - pos;
+        ck_assert_int_eq(crdt_doc_delete(p->doc, pos, n), TDM_OK);
+    } else {
+        static const char *words[] = {"a", "bc", "def", "\xc3\xa9", "\xe2\x82\xac", "xyz!"};
+        const char *w = words[rnd(rng) % 6];
+        ck_assert_int_eq(crdt_doc_insert(p->doc, rnd(rng) % (len + 1), w, strlen(w)), TDM_OK);
+    }
+    ck_assert_int_eq(sync_client_flush(p->cl, p->ch), TDM_OK);
+}
+
+static void expect_converged(th *h, peer **ps, size_t n, const char *name)
+{
+    char *want = room_text(h, name);
+    for (size_t i = 0; i < n; i++) {
+        if (getenv("SYNC_DEBUG")) {
+            crdt_sv *a = crdt_sv_new(), *b = crdt_sv_new();
+            crdt_doc_state_vector(ps[i]->doc, a);
+            crdt_doc_state_vector(sync_server_room_doc(h->srv, name), b);
+            fprintf(stderr, "peer %zu pending %zu srvpending %zu err %zu\n", i,
+                    crdt_doc_pending(ps[i]->doc),
+                    crdt_doc_pending(sync_server_room_doc(h->srv, name)), ps[i]->nerr);
+            for (size_t k = 0; k < crdt_sv_count(b); k++) {
+                uint64_t cl;
+                uint32_t ck;
+                crdt_sv_entry(b, k, &cl, &ck);
+                fprintf(stderr, "  client %llu srv %u peer %u\n", (unsigned long long)cl, ck,
+                        crdt_sv_get(a, cl));
+            }
+            crdt_sv_free(a);
+            crdt_sv_free(b);
+        }
+        char *got = doc_text(ps[i]->doc);
+        ck_assert_str_eq(got, want);
+        free(got);
+        ck_assert_uint_eq(sync_client_unacked(ps[i]->cl, ps[i]->ch), 0);
+    }
+    free(want);
+}
+
+static void sub_crdt(peer *p, const char *name)
+{
+    ck_assert_int_eq(sync_client_subscribe_crdt(p->cl, name, p->doc, false, &p->ch), TDM_OK);
+}
+
+/* raw sessions: encode and feed a message; decode everything queued */
+static tdm_err raw_send(sync_session *ss, const syncm *m)
+{
+    tbuf b;
+    tbuf_init(&b, 0);
+    ck_assert_int_eq(syncm_encode(m, &b), TDM_OK);
+    tdm_err e = sync_session_recv(ss, b.data, b.len, 0);
+    tbuf_fini(&b);
+    return e;
+}
+
+static size_t raw_drain(sync_session *ss, syncm *out, size_t max)
+{
+    size_t n = 0;
+    const uint8_t *p;
+    size_t len;
+    while (sync_session_next_out(ss, &p, &len)) {
+        if (n < max) {
+            /* the frame bytes go away at consume: keep a copy alive in a
+             * leaked-on-purpose buffer for the duration of the test */
+            uint8_t *copy = malloc(len);
+            memcpy(copy, p, len);
+            ck_assert_int_eq(syncm_decode(copy, len, SYNCM_MAX_FRAME, &out[n]), TDM_OK);
+            out[n].wire_type = (uint64_t)(uintptr_t)copy; /* freed by raw_clear */
+            n++;
+        }
+        sync_session_consume(ss);
+    }
+    return n;
+}
+
+static void raw_clear(syncm *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((void *)(uintptr_t)v[i].wire_type);
+        syncm_clear(&v[i]);
+    }
+}
+
+static sync_session *raw_hello(th *h, const char *token)
+{
+    sync_session *ss;
+    ck_assert_int_eq(sync_session_new(h->srv, 0, &ss), TDM_OK);
+    syncm hi = {.type = SYNCM_HELLO, .proto = 1, .caps = SYNC_CAP_ALL, .client_id = 77};
+    if (token) hi.token = (syncm_str){(const uint8_t *)token, strlen(token)};
+    ck_assert_int_eq(raw_send(ss, &hi), TDM_OK);
+    syncm out[4];
+    size_t n = raw_drain(ss, out, 4);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(out[0].type, SYNCM_WELCOME);
+    raw_clear(out, n);
+    return ss;
+}
+
+/* ------------------------------------------------------------ CRDT basics */
+
+START_TEST(test_two_clients)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a, b;
+    peer_init(&a, 1, "alice:w");
+    peer_init(&b, 2, "bob:w");
+    peer *ps[] = {&a, &b};
+    sub_crdt(&a, "doc");
+    sub_crdt(&b, "doc");
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &b, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(a.welcome, 1);
+    ck_assert_uint_eq(a.synced, 1);
+    ck_assert_uint_eq(b.synced, 1);
+    ins(&a, 0, "hello");
+    net_run(&h, ps, 2, NULL, 0);
+    char *t = doc_text(b.doc);
+    ck_assert_str_eq(t, "hello");
+    free(t);
+    /* concurrent edits */
+    ins(&a, 0, "A:");
+    ins(&b, 5, " world");
+    net_run(&h, ps, 2, NULL, 0);
+    expect_converged(&h, ps, 2, "doc");
+    t = doc_text(a.doc);
+    ck_assert_str_eq(t, "A:hello world");
+    free(t);
+    ck_assert_uint_eq(a.acks, 2);
+    ck_assert_uint_eq(b.acks, 1);
+    ck_assert_uint_eq(a.nerr + b.nerr, 0);
+    peer_disconnect(&a, 0);
+    peer_disconnect(&b, 0);
+    peer_fini(&a);
+    peer_fini(&b);
+    th_fini(&h);
+}
+END_TEST
+
+START_TEST(test_durable_acks)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a, b;
+    peer_init(&a, 1, "alice:w");
+    peer_init(&b, 2, "bob:w");
+    peer *ps[] = {&a, &b};
+    sub_crdt(&a, "doc");
+    sub_crdt(&b, "doc");
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &b, 0);
+    net_run(&h, ps, 2, NULL, 0);
+
+    h.hold = true;
+    ins(&a, 0, "one");
+    ins(&a, 3, " two");
+    net_run(&h, ps, 2, NULL, 0);
+    /* broadcast did not wait, acks did */
+    char *t = doc_text(b.doc);
+    ck_assert_str_eq(t, "one two");
+    free(t);
+    ck_assert_uint_eq(a.acks, 0);
+    ck_assert_uint_eq(sync_client_unacked(a.cl, a.ch), 2);
+    ck_assert_uint_eq(h.ntoks, 2);
+    /* a duplicate of an update whose write is still pending waits too */
+    sync_client_disconnect(a.cl);
+    sync_session_close(a.ss, 0);
+    a.ss = NULL;
+    peer_connect(&h, &a, 0); /* resends both unacked updates */
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(a.acks, 0);
+    ck_assert_uint_eq(h.ntoks, 2); /* duplicates are not written again */
+    /* release: now (and only now) the acks go out */
+    h.hold = false;
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(a.acks, 2);
+    ck_assert_uint_eq(sync_client_unacked(a.cl, a.ch), 0);
+    /* re-sending an acked update is harmless: acked again */
+    size_t persists = h.persists;
+    const hdoc *d = th_doc(&h, "doc", false);
+    syncm up = {.type = SYNCM_UPDATE,
+                .channel = a.ch,
+                .seq = 99,
+                .data = {d->updates[0].p, d->updates[0].n}};
+    ck_assert_int_eq(raw_send(a.ss, &up), TDM_OK);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(a.acks, 3);
+    ck_assert_uint_eq(h.persists, persists);
+    expect_converged(&h, ps, 2, "doc");
+
+    /* a failed write: ERROR STORAGE naming the seq, kept for a retry */
+    h.fail_durable = 1;
+    ins(&b, 0, "x");
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert(peer_has_error(&b, SYNC_ERR_STORAGE));
+    ck_assert_uint_eq(sync_client_unacked(b.cl, b.ch), 1);
+    ck_assert_int_eq(sync_client_retry(b.cl), TDM_OK);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(sync_client_unacked(b.cl, b.ch), 0);
+    /* a write refused at once: same */
+    h.fail_persist = 1;
+    ins(&b, 0, "y");
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(sync_client_unacked(b.cl, b.ch), 1);
+    ck_assert_int_eq(sync_client_retry(b.cl), TDM_OK);
+    net_run(&h, ps, 2, NULL, 0);
+    expect_converged(&h, ps, 2, "doc");
+
+    peer_disconnect(&a, 0);
+    peer_disconnect(&b, 0);
+    peer_fini(&a);
+    peer_fini(&b);
+    th_fini(&h);
+}
+END_TEST
+
+START_TEST(test_read_only)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a, b;
+    peer_init(&a, 1, "alice:w");
+    peer_init(&b, 2, "bob:r");
+    peer *ps[] = {&a, &b};
+    sub_crdt(&a, "doc");
+    sub_crdt(&b, "doc");
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &b, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ins(&a, 0, "shared");
+    net_run(&h, ps, 2, NULL, 0);
+    uint64_t v = sync_server_room_version(h.srv, "doc");
+    ins(&b, 0, "nope ");
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert(peer_has_error(&b, SYNC_ERR_NOT_ALLOWED));
+    ck_assert_uint_eq(b.err_refs[0], 1); /* names the refused seq */
+    char *t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "shared");
+    free(t);
+    t = doc_text(a.doc);
+    ck_assert_str_eq(t, "shared");
+    free(t);
+    ck_assert_uint_eq(sync_server_room_version(h.srv, "doc"), v);
+    ck_assert_uint_eq(sync_client_unacked(b.cl, b.ch), 0); /* never acceptable: dropped */
+    /* no access at all */
+    peer c;
+    peer_init(&c, 3, "carol:n");
+    sub_crdt(&c, "doc");
+    peer_connect(&h, &c, 0);
+    peer *pc[] = {&c};
+    net_run(&h, pc, 1, NULL, 0);
+    ck_assert(peer_has_error(&c, SYNC_ERR_NOT_ALLOWED));
+    ck_assert_uint_eq(c.synced, 0);
+    peer_disconnect(&a, 0);
+    peer_disconnect(&b, 0);
+    peer_disconnect(&c, 0);
+    peer_fini(&a);
+    peer_fini(&b);
+    peer_fini(&c);
+    th_fini(&h);
+}
+END_TEST
+
+START_TEST(test_chunked_first_sync)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a, c;
+    peer_init(&a, 1, "alice:w");
+    peer_init(&c, 3, "carol:w");
+    peer *ps[] = {&a};
+    sub_crdt(&a, "big");
+    peer_connect(&h, &a, 0);
+    net_run(&h, ps, 1, NULL, 0);
+    /* ~400 KB of text in 20 KB edits */
+    char piece[20001];
+    for (int k = 0; k < 20; k++) {
+        for (int i = 0; i < 20000; i++) piece[i] = (char)('a' + (i + k) % 26);
+        piece[20000] = '\0';
+        ins(&a, crdt_doc_len(a.doc), piece);
+        net_run(&h, ps, 1, NULL, 0);
+    }
+    /* carol's first sync: watch every frame */
+    sub_crdt(&c, "big");
+    peer_connect(&h, &c, 0);
+    size_t chunks = 0, max_queued = 0;
+    uint64_t expect_off = 0;
+    for (int round = 0; round < 1000; round++) {
+        const uint8_t *p;
+        size_t n, moved = 0;
+        while (sync_client_next_out(c.cl, &p, &n)) {
+            sync_session_recv(c.ss, p, n, 0);
+            sync_client_consume(c.cl);
+            moved++;
+        }
+        if (sync_session_out_bytes(c.ss) > max_queued) max_queued = sync_session_out_bytes(c.ss);
+        while (sync_session_next_out(c.ss, &p, &n)) {
+            syncm m;
+            ck_assert_int_eq(syncm_decode(p, n, SYNCM_MAX_FRAME, &m), TDM_OK);
+            if (m.type == SYNCM_UPDATE_CHUNK) {
+                ck_assert_uint_le(n, SYNCM_CHUNK_FRAME);
+                ck_assert_uint_eq(m.offset, expect_off);
+                expect_off += m.data.n;
+                chunks++;
+            }
+            syncm_clear(&m);
+            uint8_t *copy = malloc(n);
+            memcpy(copy, p, n);
+            sync_session_consume(c.ss);
+            sync_client_recv(c.cl, copy, n, 0);
+            free(copy);
+            moved++;
+        }
+        if (!moved) break;
+    }
+    ck_assert_uint_ge(chunks, 6);
+    ck_assert_uint_le(max_queued, 3 * SYNCM_CHUNK_FRAME); /* produced as the queue drains */
+    ck_assert_uint_eq(c.synced, 1);
+    ck_assert_uint_eq(c.progress_done, c.progress_total);
+    ck_assert_uint_eq(c.progress_total, expect_off);
+    ck_assert_uint_ge(c.progress_calls, chunks);
+    char *ta = doc_text(a.doc), *tc = doc_text(c.doc);
+    ck_assert_uint_eq(strlen(tc), 400000);
+    ck_assert_str_eq(ta, tc);
+    free(ta);
+    free(tc);
+    peer_disconnect(&a, 0);
+    peer_disconnect(&c, 0);
+    peer_fini(&a);
+    peer_fini(&c);
+    th_fini(&h);
+}
+END_TEST
+
+/* ------------------------------------------------------------ faults */
+
+static void fault_run(unsigned npeers, uint64_t seed, unsigned rounds)
+{
+    th h;
+    th_init(&h, NULL);
+    peer pv[3];
+    peer *ps[3];
+    for (unsigned i = 0; i < npeers; i++) {
+        char tok[16];
+        snprintf(tok, sizeof tok, "u%u:w", i);
+        peer_init(&pv[i], 10 + i, tok);
+        ps[i] = &pv[i];
+        sub_crdt(ps[i], "doc");
+        peer_connect(&h, ps[i], 0);
+    }
+    net_run(&h, ps, npeers, NULL, 0);
+    uint64_t rng = seed;
+    faults f = {.drop = 150, .dup = 150, .reorder = 300, .rng = seed * 7 + 1};
+    for (unsigned r = 0; r < rounds; r++) {
+        peer *p = ps[rnd(&rng) % npeers];
+        unsigned edits = 1 + rnd(&rng) % 3;
+        for (unsigned k = 0; k < edits; k++) random_edit(p, &rng);
+        if (rnd(&rng) % 4 == 0) h.hold = !h.hold; /* writes complete late */
+        net_run(&h, ps, npeers, &f, 0);
+        if (rnd(&rng) % 5 == 0) {
+            /* reconnect: a new session; unacked updates are resent */
+            peer *q = ps[rnd(&rng) % npeers];
+            peer_disconnect(q, 0);
+            peer_connect(&h, q, 0);
+        }
+    }
+    /* heal: clean network, everyone reconnects once */
+    h.hold = false;
+    for (unsigned i = 0; i < npeers; i++) {
+        peer_disconnect(ps[i], 0);
+        peer_connect(&h, ps[i], 0);
+        net_run(&h, ps, npeers, NULL, 0);
+    }
+    net_run(&h, ps, npeers, NULL, 0);
+    expect_converged(&h, ps, npeers, "doc");
+    /* and the stored log rebuilds the same document */
+    crdt_doc *re;
+    crdt_doc_opts o = {.client = 5};
+    sync_room_info info;
+    ck_assert_int_eq(h_load(&h, "doc", &o, &re, &info), SYNC_LOAD_OK);
+    char *a = doc_text(re), *b = room_text(&h, "doc");
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    crdt_doc_free(re);
+    for (unsigned i = 0; i < npeers; i++) {
+        peer_disconnect(ps[i], 0);
+        peer_fini(ps[i]);
+    }
+    th_fini(&h);
+}
+
+START_TEST(test_faults_two)
+{
+    for (uint64_t seed = 1; seed <= 6; seed++) fault_run(2, seed * 7919, 60);
+}
+END_TEST
+
+START_TEST(test_faults_three)
+{
+    for (uint64_t seed = 1; seed <= 6; seed++) fault_run(3, seed * 104729, 80);
+}
+END_TEST
+
+/* ------------------------------------------------------------ hostile */
+
+START_TEST(test_malformed_frames)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a;
+    peer_init(&a, 1, "alice:w");
+    peer *ps[] = {&a};
+    sub_crdt(&a, "doc");
+    peer_connect(&h, &a, 0);
+    net_run(&h, ps, 1, NULL, 0);
+    ins(&a, 0, "keep me");
+    net_run(&h, ps, 1, NULL, 0);
+    uint64_t v = sync_server_room_version(h.srv, "doc");
+    size_t persists = h.persists;
+
+    sync_session *ss = raw_hello(&h, "mallory:w");
+    syncm sub = {.type = SYNCM_SUBSCRIBE,
+                 .channel = 5,
+                 .name = {(const uint8_t *)"doc", 3},
+                 .mode = SYNC_MODE_CRDT,
+                 .sv = crdt_sv_new()};
+    ck_assert_int_eq(raw_send(ss, &sub), TDM_OK);
+    crdt_sv_free(sub.sv);
+    syncm out[32];
+    size_t n = raw_drain(ss, out, 32);
+    ck_assert_uint_ge(n, 2);
+    raw_clear(out, n);
+
+    /* garbage, truncated frames, wrong shapes, trailing bytes */
+    static const uint8_t junk[][8] = {
+        {0xff}, {0x84, 0x16, 0x05}, {0xa1, 0x00, 0x00}, {0x83, 0x17, 0x05, 0x01, 0x00}};
+    static const size_t jl[] = {1, 3, 3, 5};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_int_eq(sync_session_recv(ss, junk[i], jl[i], 0), TDM_EMALFORMED);
+        n = raw_drain(ss, out, 32);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(out[0].type, SYNCM_ERROR);
+        ck_assert_uint_eq(out[0].code, SYNC_ERR_MALFORMED);
+        raw_clear(out, n);
+    }
+    /* a well-formed frame carrying a bad update: ERROR naming the seq */
+    syncm up = {.type = SYNCM_UPDATE,
+                .channel = 5,
+                .seq = 7,
+                .data = {(const uint8_t *)"\x83\x01\x02\x03", 4}};
+    ck_assert_int_ne(raw_send(ss, &up), TDM_OK);
+    n = raw_drain(ss, out, 32);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(out[0].code, SYNC_ERR_MALFORMED);
+    ck_assert_uint_eq(out[0].ref, 7);
+    ck_assert_uint_eq(out[0].channel, 5);
+    raw_clear(out, n);
+    /* unknown channel; unknown message type (ignored, no answer) */
+    up.channel = 9;
+    ck_assert_int_eq(raw_send(ss, &up), TDM_ENOTFOUND);
+    n = raw_drain(ss, out, 32);
+    ck_assert_uint_eq(out[0].code, SYNC_ERR_UNKNOWN_CHANNEL);
+    raw_clear(out, n);
+    static const uint8_t unk[] = {0x83, 0x18, 0xc8, 0x01, 0x02};
+    ck_assert_int_eq(sync_session_recv(ss, unk, sizeof unk, 0), TDM_OK);
+    ck_assert_uint_eq(raw_drain(ss, out, 32), 0);
+    /* a server-only message from a client */
+    syncm ack = {.type = SYNCM_ACK, .channel = 5, .seq = 1};
+    raw_send(ss, &ack);
+    n = raw_drain(ss, out, 32);
+    ck_assert_uint_eq(out[0].code, SYNC_ERR_BAD_STATE);
+    raw_clear(out, n);
+    /* an oversized frame */
+    size_t big = SYNCM_DEFAULT_FRAME + 10;
+    uint8_t *bp = calloc(big, 1);
+    ck_assert_int_eq(sync_session_recv(ss, bp, big, 0), TDM_ETOOBIG);
+    free(bp);
+    n = raw_drain(ss, out, 32);
+    ck_assert_uint_eq(out[0].code, SYNC_ERR_TOO_BIG);
+    raw_clear(out, n);
+    /* a mutated stream of frames: never crashes, never changes the room */
+    uint64_t rng = 99;
+    tbuf b;
+    tbuf_init(&b, 0);
+    syncm okup = {
+        .type = SYNCM_UPDATE, .channel = 5, .seq = 8, .data = {(const uint8_t *)"\x80", 1}};
+    ck_assert_int_eq(syncm_encode(&okup, &b), TDM_OK);
+    for (int i = 0; i < 2000; i++) {
+        uint8_t f[16];
+        size_t fl = b.len < 16 ? b.len : 16;
+        memcpy(f, b.data, fl);
+        f[rnd(&rng) % fl] = (uint8_t)rnd(&rng);
+        sync_session_recv(ss, f, 1 + rnd(&rng) % fl, 0);
+        n = raw_drain(ss, out, 32);
+        raw_clear(out, n < 32 ? n : 32);
+    }
+    tbuf_fini(&b);
+    char *t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "keep me");
+    free(t);
+    ck_assert_uint_eq(sync_server_room_version(h.srv, "doc"), v);
+    ck_assert_uint_eq(h.persists, persists);
+    ck_assert(!sync_session_closing(ss, NULL));
+    sync_session_close(ss, 0);
+    peer_disconnect(&a, 0);
+    peer_fini(&a);
+    th_fini(&h);
+}
+END_TEST
+
+START_TEST(test_hello_rules)
+{
+    th h;
+    th_init(&h, NULL);
+    sync_session *ss;
+    syncm out[8];
+    /* anything before HELLO */
+    ck_assert_int_eq(sync_session_new(h.srv, 0, &ss), TDM_OK);
+    syncm ping = {.type = SYNCM_PING, .nonce = 1};
+    raw_send(ss, &ping);
+    size_t n = raw_drain(ss, out, 8);
+    ck_assert_uint_eq(out[0].code, SYNC_ERR_BAD_STATE);
+    raw_clear(out, n);
+    /* a version the server does not speak */
+    syncm hi = {.type = SYNCM_HELLO, .proto = 2};
+    ck_assert_int_eq(raw_send(ss, &hi), TDM_EVERSION);
+    n = raw_drain(ss, out, 8);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_eq(out[0].code, SYNC_ERR_VERSION_MISMATCH);
+    raw_clear(out, n);
+    sync_close_reason why;
+    ck_assert(sync_session_closing(ss, &why));
+    ck_assert_int_eq(why, SYNC_CLOSE_PROTOCOL);
+    sync_session_close(ss, 0);
+    /* pre-HELLO frames are capped small */
+    ck_assert_int_eq(sync_session_new(h.srv, 0, &ss), TDM_OK);
+    uint8_t *big = calloc(10000, 1);
+    ck_assert_int_eq(sync_session_recv(ss, big, 10000, 0), TDM_ETOOBIG);
+    free(big);
+    n = raw_drain(ss, out, 8);
+    raw_clear(out, n);
+    /* HELLO timeout and idle timeout */
+    ck_assert_int_eq(sync_server_tick(h.srv, 10000), TDM_OK);
+    ck_assert(sync_session_closing(ss, &why));
+    ck_assert_int_eq(why, SYNC_CLOSE_HELLO_TIMEOUT);
+    sync_session_close(ss, 0);
+    ss = raw_hello(&h, NULL);
+    ck_assert_int_eq(raw_send(ss, &ping), TDM_OK);
+    n = raw_drain(ss, out, 8);
+    ck_assert_int_eq(out[0].type, SYNCM_PONG);
+    ck_assert_uint_eq(out[0].nonce, 1);
+    raw_clear(out, n);
+    sync_server_tick(h.srv, 119999);
+    ck_assert(!sync_session_closing(ss, NULL));
+    sync_server_tick(h.srv, 120000);
+    ck_assert(sync_session_closing(ss, &why));
+    ck_assert_int_eq(why, SYNC_CLOSE_IDLE);
+    sync_session_close(ss, 0);
+    th_fini(&h);
+}
+END_TEST
+
+static Suite *sync_suite(void)
+{
+    Suite *s = suite_create("sync");
+    TCase *tc = tcase_create("crdt");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_two_clients);
+    tcase_add_test(tc, test_durable_acks);
+    tcase_add_test(tc, test_read_only);
+    tcase_add_test(tc, test_chunked_first_sync);
+    tcase_add_test(tc, test_faults_two);
+    tcase_add_test(tc, test_faults_three);
+    suite_add_tcase(s, tc);
+    TCase *tx = tcase_create("hostile");
+    tcase_add_test(tx, test_malformed_frames);
+    tcase_add_test(tx, test_hello_rules);
+    suite_add_tcase(s, tx);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(sync_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
