@@ -188,14 +188,23 @@ static int plan_import(const cli_cmd *cmd, const char *path, import_plan *pl)
     return rc;
 }
 
-/* --merge: the update must apply on top of what the document holds. */
+/* --merge: the update must apply on top of what the document holds.
+ * *nothing_new tells that the document already contains all of it. */
 static int check_merge(const cli_cmd *cmd, store *st, const char *db, const char *name,
-                       const import_plan *pl)
+                       const import_plan *pl, bool *nothing_new)
 {
     crdt_doc *cur;
     tdm_err e = store_doc_load(st, name, strlen(name), NULL, &cur, NULL);
     if (e) return cli_store_error(cmd, db, name, e);
-    e = crdt_doc_apply(cur, pl->update.data, pl->update.len);
+    crdt_sv *before = crdt_sv_new(), *after = crdt_sv_new();
+    e = before && after ? TDM_OK : TDM_ENOMEM;
+    size_t pending = crdt_doc_pending(cur);
+    if (!e) e = crdt_doc_state_vector(cur, before);
+    if (!e) e = crdt_doc_apply(cur, pl->update.data, pl->update.len);
+    if (!e) e = crdt_doc_state_vector(cur, after);
+    *nothing_new = !e && crdt_sv_equal(before, after) && crdt_doc_pending(cur) == pending;
+    crdt_sv_free(before);
+    crdt_sv_free(after);
     crdt_doc_free(cur);
     if (e) return cli_error(cmd, cli_exit_for(e), "cannot merge: %s", tdm_strerror(e));
     return CLI_EXIT_OK;
@@ -219,7 +228,7 @@ static int run_import(const cli_cmd *cmd, int argc, char **argv)
     if (!rc) rc = cli_open(cmd, db, false, true, &st);
     store_doc_meta m;
     tdm_err e = TDM_OK;
-    bool exists = false;
+    bool exists = false, nothing_new = false;
     if (!rc) {
         e = store_doc_info(st, name, nl, &m);
         exists = e == TDM_OK;
@@ -232,17 +241,19 @@ static int run_import(const cli_cmd *cmd, int argc, char **argv)
                        "%s: document '%s' exists; use --merge to merge the file into it or "
                        "--force to replace it",
                        db, shown);
-    if (!rc && !e && exists && merge) rc = check_merge(cmd, st, db, name, &pl);
+    if (!rc && !e && exists && merge) rc = check_merge(cmd, st, db, name, &pl, &nothing_new);
     if (!rc && !e && exists && force) e = store_doc_delete(st, name, nl);
-    if (!rc && !e && pl.empty) e = store_doc_create(st, name, nl, NULL);
-    if (!rc && !e && !pl.empty) e = store_append(st, name, nl, pl.update.data, pl.update.len, NULL);
+    bool write = !rc && !e && !nothing_new;
+    if (write && pl.empty) e = store_doc_create(st, name, nl, NULL);
+    if (write && !pl.empty) e = store_append(st, name, nl, pl.update.data, pl.update.len, NULL);
     if (!rc && e) rc = cli_store_error(cmd, db, name, e);
     if (!rc)
         printf("imported '%s' into %s from %s: %zu code points (%s)\n", shown, db, path,
                crdt_doc_len(pl.doc),
-               !exists ? "new document"
-               : merge ? "merged"
-                       : "replaced");
+               !exists       ? "new document"
+               : nothing_new ? "already contained: nothing written"
+               : merge       ? "merged"
+                             : "replaced");
     store_close(st);
     crdt_doc_free(pl.doc);
     tbuf_fini(&pl.update);
@@ -261,7 +272,8 @@ const cli_cmd cli_cmd_import = {
     "('tandem compact' turns it into a snapshot). DB is created when missing.\n"
     "\nAn existing document DOC is refused (exit 5) unless:\n"
     "  --merge   merge the file into the document (a CRDT merge: nothing is\n"
-    "            lost; one transaction). The document must load and accept it.\n"
+    "            lost; one transaction). The document must load and accept it;\n"
+    "            when it already holds everything in the file, nothing is written.\n"
     "  --force   replace the document: delete it (log, snapshot, metadata, chat\n"
     "            and OT history) and store the file in its place. These are two\n"
     "            transactions; if interrupted between them, run the import again.\n",

@@ -838,10 +838,14 @@ START_TEST(test_import_exists)
     crdt_doc *d = load(f.db, "notes");
     ck_assert_uint_eq(crdt_doc_len(d), crdt_doc_len(f.notes) + crdt_doc_len(f.draft));
     crdt_doc_free(d);
-    /* merging again changes nothing */
+    /* merging again writes nothing */
+    db_state_get(f.db, &before);
     r = run("import", f.db, "notes", file, "--merge", NULL);
     CK_STATUS(r, 0);
+    ck_assert(has(r.out, "nothing written"));
     res_free(&r);
+    db_state_same(f.db, &before);
+    free(before.bytes);
 
     /* --force: replaced by the draft (and its chat is gone with it) */
     r = run("import", "--force", f.db, "notes", file, NULL);
