@@ -8,6 +8,7 @@
 #include "test_sync_harness.h"
 
 #include "msg.h"
+#include "utf8.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -587,6 +588,415 @@ START_TEST(test_hello_rules)
 }
 END_TEST
 
+/* ------------------------------------------------------------ OT */
+
+static ot_op *mk_ins(size_t len, size_t pos, const char *text)
+{
+    ot_op *op;
+    ck_assert_int_eq(ot_op_new(&op), TDM_OK);
+    ck_assert_int_eq(ot_op_retain(op, pos), TDM_OK);
+    ck_assert_int_eq(ot_op_insert(op, text, strlen(text)), TDM_OK);
+    ck_assert_int_eq(ot_op_retain(op, len - pos), TDM_OK);
+    return op;
+}
+
+static size_t ot_len(peer *p, uint32_t ch)
+{
+    char *t = ot_text(p, ch);
+    size_t n = utf8_count((const uint8_t *)t, strlen(t));
+    free(t);
+    return n;
+}
+
+static void ot_ins(peer *p, uint32_t ch, size_t pos, const char *text)
+{
+    ot_op *op = mk_ins(ot_len(p, ch), pos, text);
+    ck_assert_int_eq(sync_client_ot_edit(p->cl, ch, op), TDM_OK);
+    ot_op_free(op);
+}
+
+static void ot_random_edit(peer *p, uint32_t ch, uint64_t *rng)
+{
+    size_t len = ot_len(p, ch);
+    ot_op *op;
+    ck_assert_int_eq(ot_op_new(&op), TDM_OK);
+    size_t pos = rnd(rng) % (len + 1);
+    ck_assert_int_eq(ot_op_retain(op, pos), TDM_OK);
+    if (len - pos > 2 && rnd(rng) % 3 == 0) {
+        size_t n = 1 + rnd(rng) % 2;
+        ck_assert_int_eq(ot_op_delete(op, n), TDM_OK);
+        ck_assert_int_eq(ot_op_retain(op, len - pos - n), TDM_OK);
+    } else {
+        static const char *words[] = {"O", "tt", "\xc3\xb6", "\xf0\x9f\x98\x80", "ot!"};
+        const char *w = words[rnd(rng) % 5];
+        ck_assert_int_eq(ot_op_insert(op, w, strlen(w)), TDM_OK);
+        ck_assert_int_eq(ot_op_retain(op, len - pos), TDM_OK);
+    }
+    ck_assert_int_eq(sync_client_ot_edit(p->cl, ch, op), TDM_OK);
+    ot_op_free(op);
+}
+
+static void expect_ot(th *h, peer *p, uint32_t ch, const char *name)
+{
+    char *want = room_text(h, name), *got = ot_text(p, ch);
+    ck_assert_str_eq(got, want);
+    free(want);
+    free(got);
+    ck_assert_uint_eq(sync_client_ot_version(p->cl, ch), sync_server_room_version(h->srv, name));
+    ck_assert_int_eq(sync_client_ot_state(p->cl, ch), SYNC_OT_SYNCHRONIZED);
+}
+
+START_TEST(test_ot_basic)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a, o;
+    peer_init(&a, 1, "alice:w");
+    peer_init(&o, 2, "olga:w");
+    peer *ps[] = {&a, &o};
+    sub_crdt(&a, "doc");
+    peer_connect(&h, &a, 0);
+    net_run(&h, ps, 1, NULL, 0);
+    ins(&a, 0, "hello world");
+    net_run(&h, ps, 1, NULL, 0);
+    uint32_t ch;
+    ck_assert_int_eq(sync_client_subscribe_ot(o.cl, "doc", false, &ch), TDM_OK);
+    peer_connect(&h, &o, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(o.synced, 1);
+    expect_ot(&h, &o, ch, "doc");
+    ck_assert_uint_eq(sync_client_ot_version(o.cl, ch), 1);
+    /* OT edit reaches the CRDT client and bumps the version */
+    ot_ins(&o, ch, 5, ",");
+    ck_assert_int_eq(sync_client_ot_state(o.cl, ch), SYNC_OT_AWAITING_ACK);
+    ot_ins(&o, ch, 12, "!");
+    ck_assert_int_eq(sync_client_ot_state(o.cl, ch), SYNC_OT_AWAITING_WITH_BUFFER);
+    net_run(&h, ps, 2, NULL, 0);
+    char *t = doc_text(a.doc);
+    ck_assert_str_eq(t, "hello, world!");
+    free(t);
+    expect_ot(&h, &o, ch, "doc");
+    ck_assert_uint_eq(sync_client_ot_version(o.cl, ch), 3);
+    /* CRDT edit reaches the OT client as an operation */
+    ins(&a, 0, ">> ");
+    net_run(&h, ps, 2, NULL, 0);
+    expect_ot(&h, &o, ch, "doc");
+    ck_assert_uint_eq(sync_client_ot_version(o.cl, ch), 4);
+    /* the OT history is stored with the document: one op per version */
+    ck_assert_uint_eq(th_doc(&h, "doc", false)->nops, 4);
+    /* a read-only OT client cannot submit */
+    peer r;
+    peer_init(&r, 3, "rita:r");
+    peer *pr[] = {&r};
+    uint32_t rch;
+    ck_assert_int_eq(sync_client_subscribe_ot(r.cl, "doc", false, &rch), TDM_OK);
+    peer_connect(&h, &r, 0);
+    net_run(&h, pr, 1, NULL, 0);
+    ot_ins(&r, rch, 0, "no");
+    net_run(&h, pr, 1, NULL, 0);
+    ck_assert(peer_has_error(&r, SYNC_ERR_NOT_ALLOWED));
+    net_run(&h, pr, 1, NULL, 0);
+    expect_ot(&h, &r, rch, "doc"); /* resynchronized from a snapshot */
+    peer_disconnect(&a, 0);
+    peer_disconnect(&o, 0);
+    peer_disconnect(&r, 0);
+    peer_fini(&a);
+    peer_fini(&o);
+    peer_fini(&r);
+    th_fini(&h);
+}
+END_TEST
+
+static void mixed_run(uint64_t seed, bool hold_sometimes)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a, b, o1, o2;
+    peer_init(&a, 1, "a:w");
+    peer_init(&b, 2, "b:w");
+    peer_init(&o1, 3, "o1:w");
+    peer_init(&o2, 4, "o2:w");
+    peer *ps[] = {&a, &b, &o1, &o2};
+    sub_crdt(&a, "mix");
+    sub_crdt(&b, "mix");
+    uint32_t c1, c2;
+    ck_assert_int_eq(sync_client_subscribe_ot(o1.cl, "mix", false, &c1), TDM_OK);
+    ck_assert_int_eq(sync_client_subscribe_ot(o2.cl, "mix", false, &c2), TDM_OK);
+    for (int i = 0; i < 4; i++) peer_connect(&h, ps[i], 0);
+    net_run(&h, ps, 4, NULL, 0);
+    uint64_t rng = seed;
+    for (int round = 0; round < 120; round++) {
+        /* several peers edit before anything is delivered: concurrency */
+        int edits = 1 + (int)(rnd(&rng) % 4);
+        for (int k = 0; k < edits; k++) {
+            int who = (int)(rnd(&rng) % 4);
+            if (who < 2)
+                random_edit(ps[who], &rng);
+            else
+                ot_random_edit(ps[who], who == 2 ? c1 : c2, &rng);
+        }
+        if (hold_sometimes) h.hold = rnd(&rng) % 3 == 0;
+        /* deliver some peers first, then the others */
+        int first = (int)(rnd(&rng) % 4);
+        net_run(&h, &ps[first], 1, NULL, 0);
+        net_run(&h, ps, 4, NULL, 0);
+    }
+    h.hold = false;
+    net_run(&h, ps, 4, NULL, 0);
+    peer *crdt[] = {&a, &b};
+    expect_converged(&h, crdt, 2, "mix");
+    expect_ot(&h, &o1, c1, "mix");
+    expect_ot(&h, &o2, c2, "mix");
+    ck_assert_uint_eq(o1.nerr + o2.nerr + a.nerr + b.nerr, 0);
+    for (int i = 0; i < 4; i++) {
+        peer_disconnect(ps[i], 0);
+        peer_fini(ps[i]);
+    }
+    th_fini(&h);
+}
+
+START_TEST(test_crdt_and_ot_concurrent)
+{
+    for (uint64_t seed = 1; seed <= 5; seed++) mixed_run(seed * 31337, false);
+    for (uint64_t seed = 1; seed <= 5; seed++) mixed_run(seed * 65537, true);
+}
+END_TEST
+
+START_TEST(test_ot_reconnect_catch_up)
+{
+    th h;
+    sync_server_opts so = {.ot_history = 4, .hash_seed = 1};
+    th_init(&h, &so);
+    peer a, o;
+    peer_init(&a, 1, "a:w");
+    peer_init(&o, 2, "o:w");
+    peer *ps[] = {&a, &o};
+    sub_crdt(&a, "doc");
+    uint32_t ch;
+    ck_assert_int_eq(sync_client_subscribe_ot(o.cl, "doc", false, &ch), TDM_OK);
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &o, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ins(&a, 0, "base");
+    net_run(&h, ps, 2, NULL, 0);
+    /* offline OT edit, while the CRDT side moves on by 3 versions (from memory) */
+    peer_disconnect(&o, 0);
+    ot_ins(&o, ch, 4, "+ot");
+    for (int i = 0; i < 3; i++) ins(&a, 0, "c");
+    net_run(&h, ps, 1, NULL, 0);
+    peer_connect(&h, &o, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    expect_ot(&h, &o, ch, "doc");
+    char *t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "cccbase+ot");
+    free(t);
+    /* again, 10 versions behind: memory keeps 4, the host's history has them */
+    peer_disconnect(&o, 0);
+    ot_ins(&o, ch, 0, "[");
+    for (int i = 0; i < 10; i++) ins(&a, crdt_doc_len(a.doc), "d");
+    net_run(&h, ps, 1, NULL, 0);
+    peer_connect(&h, &o, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    expect_ot(&h, &o, ch, "doc");
+    ck_assert_uint_eq(o.nerr, 0);
+    /* and with the host's history trimmed: too far behind, snapshot, the
+     * local operation comes back in the error */
+    peer_disconnect(&o, 0);
+    ot_ins(&o, ch, 0, "lost");
+    for (int i = 0; i < 10; i++) ins(&a, 0, "e");
+    net_run(&h, ps, 1, NULL, 0);
+    h.ot_trim = sync_server_room_version(h.srv, "doc");
+    peer_connect(&h, &o, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert(peer_has_error(&o, SYNC_ERR_TOO_FAR_BEHIND));
+    ck_assert_ptr_nonnull(o.err_op);
+    ot_op *want = mk_ins(ot_op_base_len(o.err_op), 0, "lost");
+    ck_assert(ot_op_equal(o.err_op, want));
+    ot_op_free(want);
+    expect_ot(&h, &o, ch, "doc");
+    t = room_text(&h, "doc");
+    ck_assert_ptr_null(strstr(t, "lost"));
+    free(t);
+    peer_disconnect(&a, 0);
+    peer_disconnect(&o, 0);
+    peer_fini(&a);
+    peer_fini(&o);
+    th_fini(&h);
+}
+END_TEST
+
+START_TEST(test_ot_own_op_in_catch_up)
+{
+    /* the op was applied, its ack was lost with the connection: the
+     * catch-up shows it with our id and it counts as the ack, not twice */
+    th h;
+    th_init(&h, NULL);
+    peer a, o;
+    peer_init(&a, 1, "a:w");
+    peer_init(&o, 2, "o:w");
+    peer *ps[] = {&a, &o};
+    sub_crdt(&a, "doc");
+    uint32_t ch;
+    ck_assert_int_eq(sync_client_subscribe_ot(o.cl, "doc", false, &ch), TDM_OK);
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &o, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    h.hold = true;
+    ot_ins(&o, ch, 0, "once");
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_int_eq(sync_client_ot_state(o.cl, ch), SYNC_OT_AWAITING_ACK);
+    peer_disconnect(&o, 0);
+    h.hold = false;
+    ins(&a, 4, "!");
+    net_run(&h, ps, 1, NULL, 0);
+    peer_connect(&h, &o, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    expect_ot(&h, &o, ch, "doc");
+    char *t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "once!");
+    free(t);
+    peer_disconnect(&a, 0);
+    peer_disconnect(&o, 0);
+    peer_fini(&a);
+    peer_fini(&o);
+    th_fini(&h);
+}
+END_TEST
+
+START_TEST(test_ot_too_far_behind_raw)
+{
+    th h;
+    sync_server_opts so = {.ot_history = 3, .hash_seed = 1};
+    th_init(&h, &so);
+    peer a;
+    peer_init(&a, 1, "a:w");
+    peer *ps[] = {&a};
+    sub_crdt(&a, "doc");
+    peer_connect(&h, &a, 0);
+    net_run(&h, ps, 1, NULL, 0);
+    ins(&a, 0, "abc");
+    net_run(&h, ps, 1, NULL, 0);
+    sync_session *ss = raw_hello(&h, "raw:w");
+    syncm sub = {.type = SYNCM_SUBSCRIBE,
+                 .channel = 1,
+                 .name = {(const uint8_t *)"doc", 3},
+                 .mode = SYNC_MODE_OT,
+                 .has_version = true,
+                 .version = 1};
+    ck_assert_int_eq(raw_send(ss, &sub), TDM_OK);
+    syncm out[64];
+    size_t n = raw_drain(ss, out, 64);
+    ck_assert_int_eq(out[0].type, SYNCM_SUBSCRIBED);
+    ck_assert_uint_eq(out[0].version, 1);
+    raw_clear(out, n);
+    for (int i = 0; i < 6; i++) ins(&a, 0, "x");
+    net_run(&h, ps, 1, NULL, 0);
+    n = raw_drain(ss, out, 64);
+    ck_assert_uint_eq(n, 6); /* six OT_REMOTE */
+    ck_assert_int_eq(out[5].type, SYNCM_OT_REMOTE);
+    ck_assert_uint_eq(out[5].version, 7);
+    raw_clear(out, n);
+    h.ot_trim = 5;
+    /* an op against version 1: memory keeps 3, the host from 5: too far */
+    ot_op *op = mk_ins(3, 3, "!");
+    syncm o = {.type = SYNCM_OT_OP, .channel = 1, .version = 1, .op_id = 42, .op = op};
+    ck_assert_int_ne(raw_send(ss, &o), TDM_OK);
+    n = raw_drain(ss, out, 64);
+    ck_assert_uint_ge(n, 2);
+    ck_assert_int_eq(out[0].type, SYNCM_ERROR);
+    ck_assert_uint_eq(out[0].code, SYNC_ERR_TOO_FAR_BEHIND);
+    ck_assert_uint_eq(out[0].ref, 42);
+    ck_assert_ptr_nonnull(out[0].op);
+    ck_assert(ot_op_equal(out[0].op, op)); /* its unsent operation back */
+    ck_assert_int_eq(out[1].type, SYNCM_OT_SNAPSHOT);
+    ck_assert_uint_eq(out[1].version, 7);
+    ck_assert_uint_eq(out[1].data.n, 9);
+    raw_clear(out, n);
+    char *t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "xxxxxxabc");
+    free(t);
+    /* against version 5 the host's history bridges the gap */
+    ot_op_free(op);
+    op = mk_ins(7, 7, "!"); /* text at version 5: "xxxxabc" */
+    o.op = op, o.version = 5, o.op_id = 43;
+    ck_assert_int_eq(raw_send(ss, &o), TDM_OK);
+    net_run(&h, ps, 1, NULL, 0);
+    n = raw_drain(ss, out, 64);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(out[0].type, SYNCM_OT_ACK);
+    ck_assert_uint_eq(out[0].op_id, 43);
+    ck_assert_uint_eq(out[0].version, 8);
+    raw_clear(out, n);
+    t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "xxxxxxabc!");
+    free(t);
+    /* an op that does not fit its version; one from the future */
+    ot_op_free(op);
+    op = mk_ins(99, 0, "?");
+    o.op = op, o.version = 8, o.op_id = 44;
+    ck_assert_int_ne(raw_send(ss, &o), TDM_OK);
+    n = raw_drain(ss, out, 64);
+    ck_assert_uint_eq(out[0].code, SYNC_ERR_BAD_OPERATION);
+    raw_clear(out, n);
+    o.version = 9;
+    ck_assert_int_ne(raw_send(ss, &o), TDM_OK);
+    n = raw_drain(ss, out, 64);
+    ck_assert_uint_eq(out[0].code, SYNC_ERR_BAD_OPERATION);
+    raw_clear(out, n);
+    ck_assert_uint_eq(sync_server_room_version(h.srv, "doc"), 8);
+    ot_op_free(op);
+    sync_session_close(ss, 0);
+    peer_disconnect(&a, 0);
+    peer_fini(&a);
+    th_fini(&h);
+}
+END_TEST
+
+START_TEST(test_ot_ack_holds_remote)
+{
+    /* while an OT ack waits for durability, later remote ops wait behind it */
+    th h;
+    th_init(&h, NULL);
+    peer a;
+    peer_init(&a, 1, "a:w");
+    peer *ps[] = {&a};
+    sub_crdt(&a, "doc");
+    peer_connect(&h, &a, 0);
+    net_run(&h, ps, 1, NULL, 0);
+    sync_session *ss = raw_hello(&h, "raw:w");
+    syncm sub = {.type = SYNCM_SUBSCRIBE,
+                 .channel = 1,
+                 .name = {(const uint8_t *)"doc", 3},
+                 .mode = SYNC_MODE_OT};
+    raw_send(ss, &sub);
+    syncm out[16];
+    size_t n = raw_drain(ss, out, 16);
+    raw_clear(out, n);
+    h.hold = true;
+    ot_op *op = mk_ins(0, 0, "ot");
+    syncm o = {.type = SYNCM_OT_OP, .channel = 1, .version = 0, .op_id = 1, .op = op};
+    ck_assert_int_eq(raw_send(ss, &o), TDM_OK);
+    net_run(&h, ps, 1, NULL, 0); /* the CRDT side sees the change at once */
+    ins(&a, 2, "+crdt");
+    net_run(&h, ps, 1, NULL, 0);
+    ck_assert_uint_eq(raw_drain(ss, out, 16), 0); /* nothing: the ack is not durable */
+    h.hold = false;
+    th_complete(&h);
+    n = raw_drain(ss, out, 16);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(out[0].type, SYNCM_OT_ACK);
+    ck_assert_uint_eq(out[0].version, 1);
+    ck_assert_int_eq(out[1].type, SYNCM_OT_REMOTE);
+    ck_assert_uint_eq(out[1].version, 2);
+    raw_clear(out, n);
+    ot_op_free(op);
+    sync_session_close(ss, 0);
+    peer_disconnect(&a, 0);
+    peer_fini(&a);
+    th_fini(&h);
+}
+END_TEST
+
 static Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -599,6 +1009,15 @@ static Suite *sync_suite(void)
     tcase_add_test(tc, test_faults_two);
     tcase_add_test(tc, test_faults_three);
     suite_add_tcase(s, tc);
+    TCase *to = tcase_create("ot");
+    tcase_set_timeout(to, 300);
+    tcase_add_test(to, test_ot_basic);
+    tcase_add_test(to, test_crdt_and_ot_concurrent);
+    tcase_add_test(to, test_ot_reconnect_catch_up);
+    tcase_add_test(to, test_ot_own_op_in_catch_up);
+    tcase_add_test(to, test_ot_too_far_behind_raw);
+    tcase_add_test(to, test_ot_ack_holds_remote);
+    suite_add_tcase(s, to);
     TCase *tx = tcase_create("hostile");
     tcase_add_test(tx, test_malformed_frames);
     tcase_add_test(tx, test_hello_rules);

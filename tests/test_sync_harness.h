@@ -59,6 +59,7 @@ typedef struct th {
     int limit_kind;       /* rate-limit this kind (-1: none) */
     uint64_t limit_retry;
     size_t loads, persists, closed;
+    uint64_t ot_trim; /* stored OT history starts here (older: too far behind) */
 } th;
 
 static hdoc *th_doc(th *h, const char *name, bool create)
@@ -220,7 +221,7 @@ static tdm_err h_ot_history(void *ctx, const char *name, uint64_t from, sync_ot_
     th *h = ctx;
     hdoc *d = th_doc(h, name, false);
     if (!d) return TDM_ERANGE;
-    if (from < d->ot_first || from > d->ot_first + d->nops) return TDM_ERANGE;
+    if (from < d->ot_first || from < h->ot_trim || from > d->ot_first + d->nops) return TDM_ERANGE;
     for (uint64_t v = from; v < d->ot_first + d->nops; v++) {
         hblob *b = &d->ops[v - d->ot_first];
         tdm_err e = emit(arg, v, b->p, b->n);
