@@ -997,6 +997,439 @@ START_TEST(test_ot_ack_holds_remote)
 }
 END_TEST
 
+/* ------------------------------------------------------------ chat */
+
+static void chat(peer *p, const char *text, uint64_t *msg_id)
+{
+    ck_assert_int_eq(sync_client_chat_send(p->cl, p->ch, text, strlen(text), msg_id), TDM_OK);
+}
+
+START_TEST(test_chat)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a, b;
+    peer_init(&a, 1, "alice:w");
+    peer_init(&b, 2, "bob:r"); /* readers may chat */
+    peer *ps[] = {&a, &b};
+    sub_crdt(&a, "room");
+    sub_crdt(&b, "room");
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &b, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    uint64_t m1, m2, m3;
+    chat(&a, "hi", &m1);
+    chat(&b, "hello", &m2);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(a.nchat_acks, 1);
+    ck_assert_uint_eq(a.chat_acks[0][0], m1);
+    ck_assert_uint_eq(a.chat_acks[0][1], 1);
+    ck_assert_uint_eq(b.chat_acks[0][1], 2);
+    ck_assert_uint_eq(b.nchat, 1); /* the other's message, not our own */
+    ck_assert_str_eq(b.chat_texts[0], "hi");
+    ck_assert_uint_eq(a.nchat, 1);
+    ck_assert_str_eq(a.chat_texts[0], "hello");
+
+    /* resend after a lost ack: deduplicated, acked with the same id */
+    h.hold = true;
+    chat(&a, "once", &m3);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(a.nchat_acks, 1);
+    ck_assert_uint_eq(b.nchat, 1); /* not broadcast before it is stored */
+    peer_disconnect(&a, 0);
+    h.hold = false;
+    net_run(&h, ps, 2, NULL, 0); /* stored; b sees it once */
+    ck_assert_uint_eq(b.nchat, 2);
+    ck_assert_str_eq(b.chat_texts[1], "once");
+    peer_connect(&h, &a, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(a.nchat_acks, 2);
+    ck_assert_uint_eq(a.chat_acks[1][0], m3);
+    ck_assert_uint_eq(a.chat_acks[1][1], 3);
+    ck_assert_uint_eq(b.nchat, 2);
+    ck_assert_uint_eq(th_doc(&h, "room", false)->nchats, 3);
+
+    /* replay: b misses three messages while away */
+    peer_disconnect(&b, 0);
+    chat(&a, "m4", NULL);
+    chat(&a, "m5", NULL);
+    chat(&a, "m6", NULL);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(sync_client_chat_last(b.cl, b.ch), 3);
+    peer_connect(&h, &b, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(b.nchat, 5);
+    ck_assert_str_eq(b.chat_texts[2], "m4");
+    ck_assert_str_eq(b.chat_texts[4], "m6");
+    ck_assert_uint_eq(sync_client_chat_last(b.cl, b.ch), 6);
+
+    /* ids monotonic, history from an id in pages */
+    for (int i = 0; i < 300; i++) {
+        char t[16];
+        snprintf(t, sizeof t, "n%d", i);
+        chat(&a, t, NULL);
+        if (i % 50 == 49) net_run(&h, ps, 2, NULL, 0);
+    }
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(b.nchat, 305);
+    ck_assert_uint_eq(a.nchat_acks, 305);
+    peer c;
+    peer_init(&c, 3, "carol:w");
+    ck_assert_int_eq(sync_client_subscribe_crdt(c.cl, "room", c.doc, true, &c.ch), TDM_OK);
+    peer *pc[] = {&c};
+    peer_connect(&h, &c, 0);
+    net_run(&h, pc, 1, NULL, 0);
+    ck_assert_uint_eq(sync_client_chat_last(c.cl, c.ch), 306); /* all pages followed */
+    ck_assert_str_eq(c.chat_texts[0], "hi");
+    ck_assert_uint_eq(c.nchat, 306);
+    for (size_t i = 1; i < 256; i++) ck_assert_uint_eq(c.chat_ids[i], c.chat_ids[i - 1] + 1);
+    /* an explicit history request: raw, to see the reply */
+    syncm q = {.type = SYNCM_CHAT_HISTORY, .channel = c.ch, .after = 300, .limit = 4};
+    ck_assert_int_eq(raw_send(c.ss, &q), TDM_OK);
+    syncm out[4];
+    size_t n = raw_drain(c.ss, out, 4);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(out[0].type, SYNCM_CHAT_HISTORY_REPLY);
+    ck_assert_uint_eq(out[0].nrecs, 4);
+    ck_assert(out[0].more);
+    ck_assert_uint_eq(out[0].recs[0].id, 301);
+    ck_assert_uint_eq(out[0].recs[3].id, 304);
+    ck_assert_int_eq(strncmp((const char *)out[0].recs[0].user.p, "alice", 5), 0);
+    raw_clear(out, n);
+    /* a failed write is reported and can be retried */
+    h.fail_persist = 1;
+    uint64_t m9;
+    chat(&c, "retry me", &m9);
+    net_run(&h, pc, 1, NULL, 0);
+    ck_assert(peer_has_error(&c, SYNC_ERR_STORAGE));
+    ck_assert_int_eq(sync_client_retry(c.cl), TDM_OK);
+    net_run(&h, pc, 1, NULL, 0);
+    ck_assert_uint_eq(c.nchat_acks, 1);
+    ck_assert_uint_eq(c.chat_acks[0][0], m9);
+    ck_assert_uint_eq(c.chat_acks[0][1], 307);
+    peer_disconnect(&a, 0);
+    peer_disconnect(&b, 0);
+    peer_disconnect(&c, 0);
+    peer_fini(&a);
+    peer_fini(&b);
+    peer_fini(&c);
+    th_fini(&h);
+}
+END_TEST
+
+/* ------------------------------------------------------------ presence */
+
+START_TEST(test_typing)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a, b;
+    peer_init(&a, 1, "alice:w");
+    peer_init(&b, 2, "bob:w");
+    peer *ps[] = {&a, &b};
+    sub_crdt(&a, "doc");
+    sub_crdt(&b, "doc");
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &b, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_int_eq(sync_client_typing(a.cl, a.ch, true), TDM_OK);
+    net_run(&h, ps, 2, NULL, 1000);
+    ck_assert_int_eq(b.typing_on, 1);
+    ck_assert_str_eq(b.typing_user, "alice");
+    ck_assert_int_eq(a.typing_on, 0); /* not echoed */
+    sync_server_tick(h.srv, 3999);
+    net_run(&h, ps, 2, NULL, 3999);
+    ck_assert_int_eq(b.typing_off, 0);
+    /* renewed at 2500: expires 3 s after the last start */
+    ck_assert_int_eq(sync_client_typing(a.cl, a.ch, true), TDM_OK);
+    net_run(&h, ps, 2, NULL, 2500);
+    sync_server_tick(h.srv, 5499);
+    net_run(&h, ps, 2, NULL, 5499);
+    ck_assert_int_eq(b.typing_off, 0);
+    sync_server_tick(h.srv, 5500);
+    net_run(&h, ps, 2, NULL, 5500);
+    ck_assert_int_eq(b.typing_off, 1);
+    /* explicit stop; and stop when the connection goes */
+    sync_client_typing(a.cl, a.ch, true);
+    net_run(&h, ps, 2, NULL, 6000);
+    sync_client_typing(a.cl, a.ch, false);
+    net_run(&h, ps, 2, NULL, 6100);
+    ck_assert_int_eq(b.typing_off, 2);
+    sync_client_typing(a.cl, a.ch, true);
+    net_run(&h, ps, 2, NULL, 6200);
+    /* a newcomer learns who is typing */
+    peer c;
+    peer_init(&c, 3, "carol:w");
+    sub_crdt(&c, "doc");
+    peer_connect(&h, &c, 6300);
+    peer *pc[] = {&b, &c};
+    net_run(&h, pc, 2, NULL, 6300);
+    ck_assert_int_eq(c.typing_on, 1);
+    peer_disconnect(&a, 6400);
+    net_run(&h, pc, 2, NULL, 6400);
+    ck_assert_int_eq(b.typing_off, 3);
+    ck_assert_int_eq(c.typing_off, 1);
+    peer_disconnect(&b, 0);
+    peer_disconnect(&c, 0);
+    peer_fini(&a);
+    peer_fini(&b);
+    peer_fini(&c);
+    th_fini(&h);
+}
+END_TEST
+
+START_TEST(test_awareness_removed_on_close)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a, b, c;
+    peer_init(&a, 1, "alice:w");
+    peer_init(&b, 2, "bob:w");
+    peer_init(&c, 3, "carol:w");
+    ck_assert_int_eq(aw_new(1, &a.aw), TDM_OK);
+    ck_assert_int_eq(aw_new(2, &b.aw), TDM_OK);
+    ck_assert_int_eq(aw_new(3, &c.aw), TDM_OK);
+    peer *ps[] = {&a, &b, &c};
+    sub_crdt(&a, "doc");
+    sub_crdt(&b, "doc");
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &b, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_int_eq(aw_set_local(a.aw, (const uint8_t *)"{\"cursor\":3}", 12, 0), TDM_OK);
+    tbuf t;
+    tbuf_init(&t, 0);
+    ck_assert_int_eq(aw_encode_local(a.aw, &t), TDM_OK);
+    ck_assert_int_eq(sync_client_awareness(a.cl, a.ch, t.data, t.len), TDM_OK);
+    tbuf_fini(&t);
+    net_run(&h, ps, 2, NULL, 0);
+    aw_entry e;
+    ck_assert_int_eq(aw_get(b.aw, 1, &e), TDM_OK);
+    /* a newcomer gets the current presence */
+    sub_crdt(&c, "doc");
+    peer_connect(&h, &c, 0);
+    net_run(&h, ps, 3, NULL, 0);
+    ck_assert_int_eq(aw_get(c.aw, 1, &e), TDM_OK);
+    /* the tab closes: everyone drops the cursor (no ghost) */
+    peer_disconnect(&a, 100);
+    net_run(&h, ps, 3, NULL, 100);
+    ck_assert_int_eq(aw_get(b.aw, 1, &e), TDM_ENOTFOUND);
+    ck_assert_int_eq(aw_get(c.aw, 1, &e), TDM_ENOTFOUND);
+    /* bad awareness bytes are refused */
+    syncm bad = {
+        .type = SYNCM_AWARENESS, .channel = b.ch, .data = {(const uint8_t *)"\x81\x01", 2}};
+    ck_assert_int_ne(raw_send(b.ss, &bad), TDM_OK);
+    net_run(&h, ps, 3, NULL, 100);
+    ck_assert(peer_has_error(&b, SYNC_ERR_MALFORMED));
+    peer_disconnect(&b, 0);
+    peer_disconnect(&c, 0);
+    peer_fini(&a);
+    peer_fini(&b);
+    peer_fini(&c);
+    th_fini(&h);
+}
+END_TEST
+
+/* ------------------------------------------------------------ limits */
+
+START_TEST(test_backpressure)
+{
+    th h;
+    sync_server_opts so = {.max_out_bytes = 256 << 10, .hash_seed = 3};
+    th_init(&h, &so);
+    peer a, b;
+    peer_init(&a, 1, "alice:w");
+    peer_init(&b, 2, "bob:w");
+    peer *ps[] = {&a, &b};
+    sub_crdt(&a, "doc");
+    sub_crdt(&b, "doc");
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &b, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_int_eq(aw_new(2, &b.aw), TDM_OK);
+    /* a stops reading; b floods presence: dropped once half the cap is used */
+    peer *pb[] = {&b};
+    static uint8_t state[4000];
+    memset(state, 'x', sizeof state);
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(aw_set_local(b.aw, state, sizeof state - (size_t)i, 0), TDM_OK);
+        tbuf t;
+        tbuf_init(&t, 0);
+        ck_assert_int_eq(aw_encode_local(b.aw, &t), TDM_OK);
+        sync_client_awareness(b.cl, b.ch, t.data, t.len);
+        tbuf_fini(&t);
+        net_run(&h, pb, 1, NULL, 0);
+    }
+    sync_server_stats st;
+    sync_server_get_stats(h.srv, &st);
+    ck_assert_uint_gt(st.dropped_ephemeral, 0);
+    ck_assert(!sync_session_closing(a.ss, NULL));
+    ck_assert_uint_le(sync_session_out_bytes(a.ss), (256 << 10) / 2 + 8192);
+    size_t before = st.dropped_ephemeral;
+    /* document updates are not dropped: ephemeral frames make room first */
+    char big[30001];
+    memset(big, 'y', 30000);
+    big[30000] = '\0';
+    ins(&b, 0, big);
+    net_run(&h, pb, 1, NULL, 0);
+    ck_assert(!sync_session_closing(a.ss, NULL));
+    /* then the cap: a is marked for closing */
+    for (int i = 0; i < 12 && !sync_session_closing(a.ss, NULL); i++) {
+        ins(&b, 0, big);
+        net_run(&h, pb, 1, NULL, 0);
+    }
+    sync_close_reason why;
+    ck_assert(sync_session_closing(a.ss, &why));
+    ck_assert_int_eq(why, SYNC_CLOSE_BACKPRESSURE);
+    sync_server_get_stats(h.srv, &st);
+    ck_assert_uint_gt(st.dropped_ephemeral, before);
+    ck_assert_uint_le(sync_session_out_bytes(a.ss), (256 << 10) + 1024);
+    /* b is fine; a's last frame says why */
+    ck_assert(!sync_session_closing(b.ss, NULL));
+    const uint8_t *p;
+    size_t n;
+    syncm last = {0};
+    while (sync_session_next_out(a.ss, &p, &n)) {
+        syncm_clear(&last);
+        ck_assert_int_eq(syncm_decode(p, n, SYNCM_MAX_FRAME, &last), TDM_OK);
+        if (last.type == SYNCM_ERROR) break;
+        sync_session_consume(a.ss);
+    }
+    ck_assert_int_eq(last.type, SYNCM_ERROR);
+    ck_assert_uint_eq(last.code, SYNC_ERR_CLOSING);
+    syncm_clear(&last);
+    peer_disconnect(&a, 0);
+    peer_disconnect(&b, 0);
+    peer_fini(&a);
+    peer_fini(&b);
+    th_fini(&h);
+}
+END_TEST
+
+START_TEST(test_rooms)
+{
+    th h;
+    sync_server_opts so = {.max_rooms = 2, .hash_seed = 5};
+    th_init(&h, &so);
+    h.broken = "broken";
+    peer a;
+    peer_init(&a, 1, "alice:w");
+    peer *ps[] = {&a};
+    /* a failed load refuses the subscribe and creates nothing */
+    sub_crdt(&a, "broken");
+    peer_connect(&h, &a, 0);
+    net_run(&h, ps, 1, NULL, 0);
+    ck_assert(peer_has_error(&a, SYNC_ERR_LOAD_FAILED));
+    ck_assert_uint_eq(a.synced, 0);
+    sync_server_stats st;
+    sync_server_get_stats(h.srv, &st);
+    ck_assert_uint_eq(st.rooms, 0);
+    ck_assert_ptr_null(th_doc(&h, "broken", false));
+    ck_assert_int_eq(sync_client_unsubscribe(a.cl, a.ch), TDM_OK);
+    /* unknown documents may not be created under a strict host */
+    h.strict = true;
+    sub_crdt(&a, "nope");
+    net_run(&h, ps, 1, NULL, 0);
+    ck_assert(peer_has_error(&a, SYNC_ERR_UNKNOWN_DOCUMENT));
+    sync_client_unsubscribe(a.cl, a.ch);
+    h.strict = false;
+    /* a document, stored, freed when idle, loaded again */
+    sub_crdt(&a, "one");
+    net_run(&h, ps, 1, NULL, 0);
+    ins(&a, 0, "persisted");
+    net_run(&h, ps, 1, NULL, 0);
+    peer_disconnect(&a, 1000);
+    sync_server_tick(h.srv, 1000 + 29999);
+    sync_server_get_stats(h.srv, &st);
+    ck_assert_uint_eq(st.rooms, 1);
+    sync_server_tick(h.srv, 1000 + 30000);
+    sync_server_get_stats(h.srv, &st);
+    ck_assert_uint_eq(st.rooms, 0);
+    ck_assert_uint_eq(h.closed, 1);
+    peer b;
+    peer_init(&b, 2, "bob:w");
+    peer *pb[] = {&b};
+    sub_crdt(&b, "one");
+    peer_connect(&h, &b, 40000);
+    net_run(&h, pb, 1, NULL, 40000);
+    char *t = doc_text(b.doc);
+    ck_assert_str_eq(t, "persisted");
+    free(t);
+    /* the room cap: an idle room is evicted for a new one; busy rooms are not */
+    uint32_t c2, c3;
+    ck_assert_int_eq(sync_client_subscribe_crdt(b.cl, "two", b.doc, false, &c2), TDM_OK);
+    net_run(&h, pb, 1, NULL, 40000);
+    crdt_doc *d3;
+    ck_assert_int_eq(crdt_doc_new(9, &d3), TDM_OK);
+    ck_assert_int_eq(sync_client_subscribe_crdt(b.cl, "three", d3, false, &c3), TDM_OK);
+    net_run(&h, pb, 1, NULL, 40000);
+    ck_assert(peer_has_error(&b, SYNC_ERR_SERVER_BUSY));
+    sync_client_unsubscribe(b.cl, c2);
+    net_run(&h, pb, 1, NULL, 40000);
+    sync_client_unsubscribe(b.cl, c3);
+    ck_assert_int_eq(sync_client_subscribe_crdt(b.cl, "three", d3, false, &c3), TDM_OK);
+    net_run(&h, pb, 1, NULL, 40000);
+    ck_assert(sync_client_synced(b.cl, c3));
+    ck_assert_uint_eq(h.closed, 2); /* "two" made room */
+    peer_disconnect(&b, 0);
+    crdt_doc_free(d3);
+    peer_fini(&a);
+    peer_fini(&b);
+    th_fini(&h);
+}
+END_TEST
+
+START_TEST(test_auth_refresh_and_rate_limit)
+{
+    th h;
+    th_init(&h, NULL);
+    peer a, b;
+    peer_init(&a, 1, "alice:w");
+    peer_init(&b, 2, "bob:w");
+    peer *ps[] = {&a, &b};
+    sub_crdt(&a, "doc");
+    sub_crdt(&b, "doc");
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &b, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    /* rate limited: refused with retry-after, not applied, retried later */
+    h.limit_kind = SYNC_RATE_UPDATE;
+    h.limit_retry = 750;
+    ins(&a, 0, "slow");
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert(peer_has_error(&a, SYNC_ERR_RATE_LIMITED));
+    char *t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "");
+    free(t);
+    h.limit_kind = -1;
+    ck_assert_int_eq(sync_client_retry(a.cl), TDM_OK);
+    net_run(&h, ps, 2, NULL, 0);
+    expect_converged(&h, ps, 2, "doc");
+    /* token refresh without reconnecting: downgraded to read-only */
+    ck_assert_int_eq(sync_client_set_token(a.cl, (const uint8_t *)"alice:r", 7), TDM_OK);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(a.welcome, 2);
+    size_t errs = a.nerr;
+    ins(&a, 0, "x");
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(a.nerr, errs + 1);
+    ck_assert(peer_has_error(&a, SYNC_ERR_NOT_ALLOWED));
+    /* revoked: the channel is closed by the server */
+    ck_assert_int_eq(sync_client_set_token(a.cl, (const uint8_t *)"alice:n", 7), TDM_OK);
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_uint_eq(a.nerr, errs + 2);
+    ins(&b, 0, "after");
+    net_run(&h, ps, 2, NULL, 0);
+    t = doc_text(a.doc);
+    ck_assert_ptr_null(strstr(t, "after")); /* no longer receives */
+    free(t);
+    peer_disconnect(&a, 0);
+    peer_disconnect(&b, 0);
+    peer_fini(&a);
+    peer_fini(&b);
+    th_fini(&h);
+}
+END_TEST
+
 static Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -1018,6 +1451,16 @@ static Suite *sync_suite(void)
     tcase_add_test(to, test_ot_too_far_behind_raw);
     tcase_add_test(to, test_ot_ack_holds_remote);
     suite_add_tcase(s, to);
+    TCase *tp = tcase_create("chat_presence");
+    tcase_add_test(tp, test_chat);
+    tcase_add_test(tp, test_typing);
+    tcase_add_test(tp, test_awareness_removed_on_close);
+    suite_add_tcase(s, tp);
+    TCase *tl = tcase_create("limits");
+    tcase_add_test(tl, test_backpressure);
+    tcase_add_test(tl, test_rooms);
+    tcase_add_test(tl, test_auth_refresh_and_rate_limit);
+    suite_add_tcase(s, tl);
     TCase *tx = tcase_create("hostile");
     tcase_add_test(tx, test_malformed_frames);
     tcase_add_test(tx, test_hello_rules);
