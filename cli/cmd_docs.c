@@ -269,7 +269,8 @@ static int run_cat(const cli_cmd *cmd, int argc, char **argv)
     tbuf_fini(&text);
     if (e) return cli_store_error(cmd, a.pos[0], a.pos[1], e);
     if (pending)
-        cli_error(cmd, 0, "warning: %zu operations are pending (missing dependencies)", pending);
+        cli_error(cmd, 0, "warning: %zu pending operation%s (missing dependencies) not shown",
+                  pending, pending == 1 ? "" : "s");
     return cli_finish(cmd, CLI_EXIT_OK);
 }
 

@@ -111,8 +111,8 @@ static int run_export(const cli_cmd *cmd, int argc, char **argv)
     }
     tbuf_fini(&snap);
     if (!rc && pending)
-        cli_error(cmd, 0, "warning: %zu pending operations (missing dependencies) not exported",
-                  pending);
+        cli_error(cmd, 0, "warning: %zu pending operation%s (missing dependencies) not exported",
+                  pending, pending == 1 ? "" : "s");
     return cli_finish(cmd, rc);
 }
 

@@ -1109,6 +1109,74 @@ START_TEST(test_verify_corrupt)
 }
 END_TEST
 
+/* A document whose log misses an update: the later one stays pending. */
+START_TEST(test_pending)
+{
+    fx f;
+    fx_setup(&f);
+    crdt_doc *ed, *ref;
+    crdt_sv *sv = crdt_sv_new();
+    ck_assert_int_eq(crdt_doc_new(4, &ed), TDM_OK);
+    ck_assert_int_eq(crdt_doc_new(97, &ref), TDM_OK);
+    ck_assert_int_eq(crdt_doc_insert(ed, 0, "lost ", 5), TDM_OK);
+    ck_assert_int_eq(crdt_doc_state_vector(ed, sv), TDM_OK); /* the first edit is never stored */
+    store *st = fx_open(f.db);
+    fx_ins(st, "gap", ed, sv, ref, 5, "kept");
+    store_close(st);
+    ck_assert_uint_eq(crdt_doc_pending(ref), 1);
+
+    run_res r = run("cat", f.db, "gap", NULL);
+    CK_STATUS(r, 0);
+    ck_assert_uint_eq(r.out_len, 0);
+    ck_assert(has(r.err, "warning: 1 pending operation (missing dependencies) not shown"));
+    res_free(&r);
+    r = run("inspect", f.db, "gap", "--json", NULL);
+    CK_STATUS(r, 0);
+    json_t *o = parse_json(&r);
+    ck_assert_int_eq(jint(o, "pending"), 1);
+    json_decref(o);
+    res_free(&r);
+    char file[600];
+    snprintf(file, sizeof file, "%s/gap.tdoc", f.root);
+    r = run("export", f.db, "gap", file, NULL);
+    CK_STATUS(r, 0);
+    ck_assert(has(r.err, "1 pending operation (missing dependencies) not exported"));
+    res_free(&r);
+    r = run("verify", "--quiet", f.db, NULL);
+    CK_STATUS(r, 4);
+    ck_assert_msg(has(r.out, "BAD  gap: operations left pending"), "%s", r.out);
+    ck_assert(!has(r.out, "notes"));
+    res_free(&r);
+    crdt_sv_free(sv);
+    crdt_doc_free(ed);
+    crdt_doc_free(ref);
+    fx_teardown(&f);
+}
+END_TEST
+
+/* Names that are not UTF-8 appear escaped in text and with U+FFFD in JSON. */
+START_TEST(test_names_json)
+{
+    fx f;
+    fx_setup(&f);
+    store *st = fx_open(f.db);
+    ck_assert_int_eq(store_doc_create(st, "z\xff\xc3", 3, NULL), TDM_OK);
+    store_close(st);
+    run_res r = run("ls", f.db, NULL);
+    CK_STATUS(r, 0);
+    ck_assert_msg(has(r.out, " z\\xff\\xc3\n"), "%s", r.out);
+    res_free(&r);
+    r = run("ls", "--json", f.db, NULL);
+    CK_STATUS(r, 0);
+    json_t *v = parse_json(&r);
+    json_t *last = json_array_get(v, json_array_size(v) - 1);
+    ck_assert_str_eq(json_string_value(json_object_get(last, "name")), "z\xef\xbf\xbd\xef\xbf\xbd");
+    json_decref(v);
+    res_free(&r);
+    fx_teardown(&f);
+}
+END_TEST
+
 /* ---- read-only commands write nothing -------------------------------------------------------- */
 
 START_TEST(test_readonly_unchanged)
@@ -1180,6 +1248,8 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_history);
     tcase_add_test(tc, test_verify_ok);
     tcase_add_test(tc, test_names_escaped);
+    tcase_add_test(tc, test_names_json);
+    tcase_add_test(tc, test_pending);
     tcase_add_test(tc, test_readonly_unchanged);
     suite_add_tcase(s, tc);
     tc = tcase_create("write");
