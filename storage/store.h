@@ -121,6 +121,11 @@ tdm_err store_open(const char *dir, const store_opts *opts, store **out);
  * be called from a store callback. */
 void store_close(store *st);
 
+/* store_flush - wait until every job queued before this call (by any thread)
+ * has been decided and its callback has run. Errors: TDM_EINVAL (read-only,
+ * closed, or called from a store callback). */
+tdm_err store_flush(store *st);
+
 /* ---- Document metadata ------------------------------------------------- */
 
 typedef struct store_doc_meta {

@@ -1,0 +1,345 @@
+/* store_writer.c - the writer thread: a bounded job queue, group commit (all
+ * queued jobs in one transaction), map growth on MDB_MAP_FULL, callbacks after
+ * the commit, and automatic compaction. */
+#include "store_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+store__job *store__job_new(store__job_kind kind, const void *key, size_t key_len, const void *data,
+                           size_t n)
+{
+    store__job *j = malloc(sizeof *j + key_len + n);
+    if (!j) return NULL;
+    memset(j, 0, sizeof *j);
+    uint8_t *b = (uint8_t *)(j + 1);
+    j->kind = kind;
+    if (key_len) memcpy(b, key, key_len);
+    if (n) memcpy(b + key_len, data, n);
+    j->key = b;
+    j->key_len = key_len;
+    j->data = b + key_len;
+    j->n = n;
+    j->cost = key_len + n + sizeof *j;
+    return j;
+}
+
+tdm_err store__enqueue(store *st, store__job *j, bool block)
+{
+    if (st->read_only || !st->writer_started) {
+        free(j);
+        return TDM_EINVAL;
+    }
+    /* Waiting from a callback could deadlock: never block there. */
+    if (!store__may_wait(st)) block = false;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        if (st->stopping) {
+            pthread_mutex_unlock(&st->mu);
+            free(j);
+            return TDM_EINVAL;
+        }
+        bool empty = st->queued == 0;
+        bool room = st->queued < st->opts.queue_max &&
+                    st->queued_bytes + j->cost <= st->opts.queue_max_bytes;
+        /* One job larger than the byte cap still goes through an empty queue. */
+        if (room || (empty && st->queued < st->opts.queue_max)) break;
+        if (!block) {
+            pthread_mutex_unlock(&st->mu);
+            free(j);
+            return TDM_ETOOBIG;
+        }
+        pthread_cond_wait(&st->cv_space, &st->mu);
+    }
+    j->next = NULL;
+    if (st->tail)
+        st->tail->next = j;
+    else
+        st->head = j;
+    st->tail = j;
+    st->queued++;
+    st->queued_bytes += j->cost;
+    pthread_cond_signal(&st->cv_work);
+    pthread_mutex_unlock(&st->mu);
+    return TDM_OK;
+}
+
+/* ---- synchronous waiting ----------------------------------------------------- */
+
+typedef struct sync_wait {
+    store *st;
+    bool done;
+    tdm_err err;
+    uint64_t id;
+    bool dup;
+} sync_wait;
+
+static void sync_done(void *ctx, tdm_err err, uint64_t id, bool dup)
+{
+    sync_wait *w = ctx;
+    pthread_mutex_lock(&w->st->mu);
+    w->err = err;
+    w->id = id;
+    w->dup = dup;
+    w->done = true;
+    pthread_cond_broadcast(&w->st->cv_done);
+    pthread_mutex_unlock(&w->st->mu);
+}
+
+tdm_err store__run_sync(store *st, store__job *j, uint64_t *id, bool *dup)
+{
+    if (!store__may_wait(st)) {
+        free(j);
+        return TDM_EINVAL;
+    }
+    sync_wait w = {st, false, TDM_OK, 0, false};
+    j->cb = sync_done;
+    j->ctx = &w;
+    tdm_err e = store__enqueue(st, j, true);
+    if (e) return e;
+    pthread_mutex_lock(&st->mu);
+    while (!w.done) pthread_cond_wait(&st->cv_done, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+    if (id) *id = w.id;
+    if (dup) *dup = w.dup;
+    return w.err;
+}
+
+tdm_err store_flush(store *st)
+{
+    if (!st) return TDM_EINVAL;
+    store__job *j = store__job_new(STORE_JOB_NOP, NULL, 0, NULL, 0);
+    if (!j) return TDM_ENOMEM;
+    return store__run_sync(st, j, NULL, NULL);
+}
+
+/* ---- one batch ------------------------------------------------------------------- */
+
+static int exec_job(store *st, MDB_txn *txn, store__job *j)
+{
+    switch (j->kind) {
+    case STORE_JOB_APPEND:
+        return store__exec_append(st, txn, j);
+    case STORE_JOB_CHAT:
+        return store__exec_chat(st, txn, j);
+    case STORE_JOB_OT:
+        return store__exec_ot(st, txn, j);
+    case STORE_JOB_CREATE:
+        return store__exec_create(st, txn, j);
+    case STORE_JOB_DELETE:
+        return store__exec_delete(st, txn, j);
+    case STORE_JOB_COMPACT:
+    case STORE_JOB_COMPACT_ID:
+        return store__exec_compact(st, txn, j);
+    case STORE_JOB_HOLDOFF:
+        return store__exec_holdoff(st, txn, j);
+    case STORE_JOB_PUSH_PUT:
+        return store__exec_push_put(st, txn, j);
+    case STORE_JOB_PUSH_DEL:
+        return store__exec_push_del(st, txn, j);
+    case STORE_JOB_NOP:
+        return 0;
+    }
+    j->err = TDM_EINVAL;
+    return 0;
+}
+
+static void fail_all(store__job *list, tdm_err e)
+{
+    for (store__job *j = list; j; j = j->next)
+        if (!j->skip && j->kind != STORE_JOB_NOP) j->err = e;
+}
+
+/* Grow the map after MDB_MAP_FULL. Returns 0 when it grew. */
+static int grow_map(store *st)
+{
+    MDB_envinfo info;
+    int rc = mdb_env_info(st->env, &info);
+    if (rc) return rc;
+    size_t cur = info.me_mapsize;
+    if (cur >= st->opts.map_max) return MDB_MAP_FULL;
+    size_t next = cur > st->opts.map_max / 2 ? st->opts.map_max : cur * 2;
+    rc = store__resize(st, next);
+    if (rc) return rc == ENOMEM ? MDB_MAP_FULL : rc;
+    pthread_mutex_lock(&st->mu);
+    st->stats.grows++;
+    pthread_mutex_unlock(&st->mu);
+    return 0;
+}
+
+/* Run a list of jobs in one write transaction, retrying after map growth or
+ * without a job that failed after writing. Sets every job's result. */
+static void run_batch(store *st, store__job *list)
+{
+    for (int attempt = 0;; attempt++) {
+        st->ntouched = 0;
+        for (store__job *j = list; j; j = j->next)
+            if (!j->skip) {
+                j->err = TDM_OK;
+                j->id = 0;
+                j->dup = false;
+            }
+        store__gate_enter(st);
+        MDB_txn *txn = NULL;
+        int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+        if (rc == MDB_MAP_RESIZED) {
+            store__gate_leave(st);
+            rc = store__resize(st, 0);
+            if (rc) {
+                fail_all(list, store__err(rc));
+                return;
+            }
+            continue;
+        }
+        if (rc) {
+            store__gate_leave(st);
+            fail_all(list, store__err(rc));
+            return;
+        }
+        store__job *culprit = NULL;
+        for (store__job *j = list; j && !rc; j = j->next) {
+            if (j->skip) continue;
+            rc = exec_job(st, txn, j);
+            if (rc == STORE_RC_REDO) culprit = j;
+        }
+        if (rc)
+            mdb_txn_abort(txn);
+        else
+            rc = mdb_txn_commit(txn);
+        store__gate_leave(st);
+        if (rc == 0) return;
+        if (rc == STORE_RC_REDO) {
+            culprit->skip = true; /* its err is set; redo the rest */
+            continue;
+        }
+        if (rc == MDB_MAP_FULL && attempt < 64) {
+            int g = grow_map(st);
+            if (g == 0) continue;
+            rc = g;
+        }
+        st->ntouched = 0;
+        fail_all(list, store__err(rc));
+        return;
+    }
+}
+
+static bool heavy(const store__job *j)
+{
+    return j->kind == STORE_JOB_COMPACT || j->kind == STORE_JOB_COMPACT_ID ||
+           j->kind == STORE_JOB_DELETE;
+}
+
+/* Detach the next batch from the queue (mu held): everything queued up to
+ * the caps; heavy jobs (compaction, delete) run alone. */
+static store__job *take_batch(store *st, size_t *count)
+{
+    store__job *first = st->head, *last = first;
+    size_t n = 1, bytes = first->cost;
+    if (!heavy(first)) {
+        while (last->next && !heavy(last->next) && n < STORE_BATCH_MAX &&
+               bytes + last->next->cost <= STORE_BATCH_BYTES) {
+            last = last->next;
+            bytes += last->cost;
+            n++;
+        }
+    }
+    st->head = last->next;
+    if (!st->head) st->tail = NULL;
+    last->next = NULL;
+    size_t cost = 0;
+    for (store__job *j = first; j; j = j->next) cost += j->cost;
+    st->queued -= n;
+    st->queued_bytes -= cost;
+    *count = n;
+    return first;
+}
+
+static void deliver(store__job *list)
+{
+    while (list) {
+        store__job *next = list->next;
+        if (list->cb) list->cb(list->ctx, list->err, list->id, list->dup);
+        free(list);
+        list = next;
+    }
+}
+
+/* Compact the documents the last batch pushed past the threshold, each in
+ * its own transaction. A failure holds the document off for another
+ * compact_updates appends. */
+static void auto_compact(store *st)
+{
+    size_t n = st->ntouched;
+    uint64_t ids[STORE_TOUCHED_MAX];
+    memcpy(ids, st->touched, n * sizeof ids[0]);
+    for (size_t i = 0; i < n; i++) {
+        store__job *j = store__job_new(STORE_JOB_COMPACT_ID, NULL, 0, NULL, 0);
+        if (!j) return;
+        j->arg = ids[i];
+        run_batch(st, j);
+        tdm_err e = j->err;
+        bool hold = j->id != 0; /* exec_compact: still past the threshold */
+        free(j);
+        pthread_mutex_lock(&st->mu);
+        if (e)
+            st->stats.compact_failures++;
+        else
+            st->stats.auto_compactions++;
+        pthread_mutex_unlock(&st->mu);
+        if (e || hold) {
+            store__job *h = store__job_new(STORE_JOB_HOLDOFF, NULL, 0, NULL, 0);
+            if (!h) return;
+            h->arg = ids[i];
+            run_batch(st, h);
+            free(h);
+        }
+    }
+    st->ntouched = 0;
+}
+
+static void *writer_main(void *arg)
+{
+    store *st = arg;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->head && !st->stopping) pthread_cond_wait(&st->cv_work, &st->mu);
+        if (!st->head) break;
+        size_t n;
+        store__job *list = take_batch(st, &n);
+        pthread_cond_broadcast(&st->cv_space);
+        pthread_mutex_unlock(&st->mu);
+
+        run_batch(st, list);
+
+        pthread_mutex_lock(&st->mu);
+        st->stats.batches++;
+        st->stats.jobs += n;
+        if (n > st->stats.max_batch) st->stats.max_batch = n;
+        pthread_mutex_unlock(&st->mu);
+
+        deliver(list);
+        if (st->ntouched) auto_compact(st);
+        pthread_mutex_lock(&st->mu);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+tdm_err store__writer_start(store *st)
+{
+    if (pthread_create(&st->writer, NULL, writer_main, st) != 0) return TDM_ENOMEM;
+    st->writer_started = true;
+    return TDM_OK;
+}
+
+void store__writer_stop(store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    st->stopping = true;
+    pthread_cond_broadcast(&st->cv_work);
+    pthread_cond_broadcast(&st->cv_space);
+    pthread_mutex_unlock(&st->mu);
+    pthread_join(st->writer, NULL);
+    st->writer_started = false;
+}
