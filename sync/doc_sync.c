@@ -70,6 +70,35 @@ static sync_errcode apply_code(tdm_err e)
     }
 }
 
+bool sync__room_publish(sync_room *r, const crdt_sv *before, sync_chan *skip, tbuf *diff)
+{
+    crdt_sv *now = crdt_sv_new();
+    bool grew = !now || crdt_doc_state_vector(r->doc, now) || !crdt_sv_equal(before, now);
+    crdt_sv_free(now);
+    if (!grew) return false;
+    if (crdt_doc_diff(r->doc, before, diff) == TDM_OK) {
+        syncm u = {.type = SYNCM_UPDATE, .seq = 0, .data = {diff->data, diff->len}};
+        sync__room_broadcast(r, &u, skip, SYNC_MODE_CRDT, 0);
+    }
+    return true;
+}
+
+void sync__persist(sync_room *r, sync_pending *p, const uint8_t *data, size_t n, sync_chan *hold)
+{
+    sync_server *srv = r->srv;
+    uint64_t token;
+    bool write = n && srv->host.persist_update;
+    p->room = r;
+    p->done = !write;
+    if (n) r->is_new = false;
+    if (sync__pending_add(srv, p, &token)) return;
+    if (hold && sync__chan_hold_placeholder(hold, token) && hold->sess)
+        sync__close(hold->sess, SYNC_CLOSE_INTERNAL, "out of memory");
+    if (!write) return;
+    tdm_err e = srv->host.persist_update(srv->host.ctx, r->name, data, n, token);
+    if (e) sync__pending_complete(srv, token, e, 0, false);
+}
+
 tdm_err sync__on_update(sync_session *ss, sync_chan *c, const syncm *m)
 {
     sync_server *srv = ss->srv;
@@ -88,52 +117,42 @@ tdm_err sync__on_update(sync_session *ss, sync_chan *c, const syncm *m)
                          NULL);
         return TDM_ETOOBIG;
     }
-    crdt_sv *before = crdt_sv_new(), *after = crdt_sv_new();
-    tdm_err e = before && after ? crdt_doc_state_vector(r->doc, before) : TDM_ENOMEM;
+    crdt_sv *before = crdt_sv_new();
+    if (!before || crdt_doc_state_vector(r->doc, before)) {
+        crdt_sv_free(before);
+        sync__send_error(ss, c->id, SYNC_ERR_INTERNAL, m->seq, 1000, "out of memory", NULL);
+        return TDM_ENOMEM;
+    }
     size_t pend_before = crdt_doc_pending(r->doc);
-    if (!e) e = crdt_doc_apply(r->doc, m->data.p, m->data.n);
-    sync__room_commit(r, NULL, 0, 0); /* a partial apply may have changed the text too */
+    tdm_err e = crdt_doc_apply(r->doc, m->data.p, m->data.n);
+    sync__room_commit(r, NULL, 0, 0);
+    /* the others get exactly what the room integrated: this update's
+     * operations and any it released from pending (not the raw bytes, which
+     * would miss released operations and carry pending ones). Released
+     * operations may come from others, so then the sender gets it too. */
+    tbuf diff;
+    tbuf_init(&diff, 0);
+    bool grew = sync__room_publish(r, before, pend_before || e ? NULL : c, &diff);
+    sync_pending p = {.kind = SYNC_P_UPDATE, .chan = c, .seq = m->seq};
     if (e) {
+        /* out of memory or a size cap can leave a prefix applied: that part
+         * is stored (without an ack: the update as a whole was refused) */
         sync__send_error(ss, c->id, apply_code(e), m->seq, e == TDM_EPENDING_FULL ? 1000 : 0,
                          tdm_strerror(e), NULL);
-        goto out;
-    }
-    e = crdt_doc_state_vector(r->doc, after);
-    bool grew = e || !crdt_sv_equal(before, after);
-    bool changed = grew || crdt_doc_pending(r->doc) != pend_before;
-    e = TDM_OK;
-    if (grew) {
-        /* the others get exactly what the room integrated: this update's
-         * operations and any it released from pending (not the raw bytes,
-         * which would miss released operations and carry pending ones) */
-        tbuf diff;
-        tbuf_init(&diff, 0);
-        if (crdt_doc_diff(r->doc, before, &diff) == TDM_OK) {
-            syncm u = {.type = SYNCM_UPDATE, .seq = 0, .data = {diff.data, diff.len}};
-            /* released pending operations may come from others: then the
-             * sender needs the diff too */
-            sync__room_broadcast(r, &u, pend_before ? NULL : c, SYNC_MODE_CRDT, 0);
+        if (grew) {
+            p.chan = NULL;
+            sync__persist(r, &p, diff.data, diff.len, NULL);
         }
-        tbuf_fini(&diff);
-    }
-    sync_pending p = {.kind = SYNC_P_UPDATE, .room = r, .chan = c, .seq = m->seq};
-    uint64_t token;
-    if (!changed && !r->persist_failed) {
+    } else if (!grew && crdt_doc_pending(r->doc) == pend_before && !r->persist_failed) {
         /* a duplicate: nothing to write; acked once what came before is */
         p.kind = SYNC_P_BARRIER;
-        p.done = true;
-        sync__pending_add(srv, &p, &token);
-    } else if (!srv->host.persist_update) {
-        p.done = true;
-        sync__pending_add(srv, &p, &token);
-    } else if (sync__pending_add(srv, &p, &token) == TDM_OK) {
-        tdm_err pe = srv->host.persist_update(srv->host.ctx, r->name, m->data.p, m->data.n, token);
-        if (pe) sync__pending_complete(srv, token, pe, 0, false);
+        sync__persist(r, &p, NULL, 0, NULL);
+    } else {
+        /* the raw bytes: operations held pending are part of the ack too */
+        sync__persist(r, &p, m->data.p, m->data.n, NULL);
     }
-    r->is_new = false;
-    sync__pending_drain(srv);
-out:
+    tbuf_fini(&diff);
     crdt_sv_free(before);
-    crdt_sv_free(after);
+    sync__pending_drain(srv);
     return e;
 }

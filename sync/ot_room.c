@@ -166,12 +166,21 @@ tdm_err sync__on_ot_op(sync_session *ss, sync_chan *c, const syncm *m)
     if (!e) e = hist_walk(r, m->version, xform_fn, &op);
     if (!e && ot_op_base_len(op) != crdt_doc_len(r->doc)) e = TDM_EBASELEN;
     crdt_sv *before = NULL;
+    tbuf diff;
+    tbuf_init(&diff, 0);
+    bool grew = false;
     if (!e && !ot_op_is_noop(op)) {
         before = crdt_sv_new();
         e = before ? crdt_doc_state_vector(r->doc, before) : TDM_ENOMEM;
-        if (!e) e = crdt_doc_apply_ot(r->doc, op);
-        sync__room_commit(r, c, ss->client_id, m->op_id);
+        if (!e) {
+            e = crdt_doc_apply_ot(r->doc, op);
+            sync__room_commit(r, c, ss->client_id, m->op_id);
+            /* CRDT members get what changed as an update (also the prefix a
+             * failed apply may leave) */
+            grew = sync__room_publish(r, before, NULL, &diff);
+        }
     }
+    sync_pending p = {.kind = SYNC_P_OT, .chan = c, .seq = m->op_id, .version = r->version};
     if (e) {
         sync_errcode code = xform_code(e);
         sync__send_error(ss, c->id, code, m->op_id, 0,
@@ -179,34 +188,17 @@ tdm_err sync__on_ot_op(sync_session *ss, sync_chan *c, const syncm *m)
                                                          : tdm_strerror(e),
                          m->op); /* the unsent operation goes back */
         if (code == SYNC_ERR_TOO_FAR_BEHIND) sync__ot_snapshot(c);
-        goto out;
-    }
-    /* CRDT members get the change as an update; the sender's ack waits for
-     * the write, and remote operations after it wait behind the ack */
-    tbuf diff;
-    tbuf_init(&diff, 0);
-    if (before && crdt_doc_diff(r->doc, before, &diff) == TDM_OK) {
-        syncm u = {.type = SYNCM_UPDATE, .data = {diff.data, diff.len}};
-        sync__room_broadcast(r, &u, NULL, SYNC_MODE_CRDT, 0);
-    }
-    sync_pending p = {
-        .kind = SYNC_P_OT, .room = r, .chan = c, .seq = m->op_id, .version = r->version};
-    uint64_t token;
-    bool write = before && diff.len && srv->host.persist_update;
-    p.done = !write;
-    if (sync__pending_add(srv, &p, &token) == TDM_OK) {
-        if (sync__chan_hold_placeholder(c, token)) {
-            sync__close(ss, SYNC_CLOSE_INTERNAL, "out of memory");
-        } else if (write) {
-            tdm_err pe =
-                srv->host.persist_update(srv->host.ctx, r->name, diff.data, diff.len, token);
-            if (pe) sync__pending_complete(srv, token, pe, 0, false);
+        if (grew) {
+            p.kind = SYNC_P_UPDATE, p.chan = NULL;
+            sync__persist(r, &p, diff.data, diff.len, NULL);
         }
+    } else {
+        /* the ack waits for the write, and remote operations after it wait
+         * behind the ack (a no-op is acked in order with the current version) */
+        sync__persist(r, &p, diff.data, diff.len, c);
     }
     tbuf_fini(&diff);
-    r->is_new = false;
     sync__pending_drain(srv);
-out:
     crdt_sv_free(before);
     ot_op_free(op);
     return e;

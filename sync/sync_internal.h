@@ -237,6 +237,13 @@ bool sync__rate(sync_session *ss, sync_chan *c, sync_rate_kind kind, uint32_t ch
 tdm_err sync__on_update(sync_session *ss, sync_chan *c, const syncm *m);
 tdm_err sync__on_sync_step(sync_session *ss, sync_chan *c, const syncm *m);
 tdm_err sync__crdt_subscribed(sync_session *ss, sync_chan *c, const syncm *m);
+/* send the CRDT members (except skip) what the room integrated since
+ * `before` (appended to diff); false when nothing was */
+bool sync__room_publish(sync_room *r, const crdt_sv *before, sync_chan *skip, tbuf *diff);
+/* queue p (room set here) with the host's write of data[0..n); n == 0: no
+ * write, p is complete at once (released in order). hold: put the ack's
+ * placeholder in that channel's held frames first. */
+void sync__persist(sync_room *r, sync_pending *p, const uint8_t *data, size_t n, sync_chan *hold);
 
 /* ot_room.c */
 tdm_err sync__on_ot_op(sync_session *ss, sync_chan *c, const syncm *m);
