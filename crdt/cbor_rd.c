@@ -164,8 +164,8 @@ static const struct cbor_callbacks head_callbacks = {
     .indef_break = on_reject,
 };
 
-/* fast_head - the definite-length heads of major types 0-5 (integers,
- * strings, arrays, maps: nearly everything tandem sends), decoded directly per
+/* fast_head - the definite-length heads of major types 0-6 (integers,
+ * strings, arrays, maps, tags: nearly everything tandem sends), decoded directly per
  * RFC 8949 section 3 with the same checks as the libcbor path below. Returns
  * false to let libcbor handle the rest (tags, simple values, floats, and
  * anything malformed, which it rejects). Measured: this halves the cost of
@@ -174,7 +174,7 @@ static bool fast_head(const uint8_t *src, size_t avail, head *h)
 {
     uint8_t ib = src[0];
     unsigned major = ib >> 5, ai = ib & 31;
-    if (major > 5 || ai > 27) return false;
+    if (major > 6 || ai > 27) return false;
     uint64_t v = ai;
     size_t hl = 1;
     if (ai >= 24) {
@@ -207,9 +207,13 @@ static bool fast_head(const uint8_t *src, size_t avail, head *h)
         h->type = CBR_ARRAY;
         h->u = v;
         break;
-    default:
+    case 5:
         if (v > rest / 2) return false;
         h->type = CBR_MAP;
+        h->u = v;
+        break;
+    default: /* 6: a tag, in any head length (libcbor 0.8 refuses tags 6-20 in one byte) */
+        h->type = CBR_TAG;
         h->u = v;
         break;
     }

@@ -99,6 +99,14 @@ tdm_err doc_integrate(crdt_doc *d, const dop *o0)
         }
     }
     uint32_t after_left = left == NONE32 ? tree_first(d) : tree_next(d, left);
+    if (after_left != right && left != NONE32 && right != NONE32 &&
+        tree_index(d, right) <= tree_index(d, left)) {
+        /* only a hostile update names a right origin left of its left origin:
+         * drop it, and store it dropped, so every replica and every later
+         * snapshot or diff sees the same operation */
+        o.bc = NONE32;
+        right = NONE32;
+    }
     if (after_left == right && left != NONE32 && o.kind == OP_INS) {
         /* the run continues the item on its left (typing forwards): extend it */
         item *L = &d->items[left];

@@ -159,6 +159,7 @@ done:
 
 typedef struct loader {
     crdt_doc *d;
+    uint32_t nc;     /* clients in the snapshot's table (the loader's own may follow) */
     uint32_t n;      /* items */
     uint32_t *order; /* item indices in document order (= 0..n-1) */
     uint8_t *orm;    /* right-origin mode per item, until resolved */
@@ -210,7 +211,7 @@ static tdm_err load_items(loader *L, const uint8_t *ip, size_t in, const uint8_t
         if (flags & F_CLIENT) {
             if ((e = vrd_u32(&r, &client))) goto out;
         }
-        if (client >= d->nclients) goto bad;
+        if (client >= L->nc) goto bad;
         if ((e = vrd_sint(&r, &delta)) || (e = vrd_u32(&r, &len))) goto out;
         int64_t clock = (int64_t)last_end[client] + delta;
         if (clock < 0 || len == 0 || clock + len > CRDT_CLOCK_MAX) goto bad;
@@ -237,12 +238,12 @@ static tdm_err load_items(loader *L, const uint8_t *ip, size_t in, const uint8_t
             it->olk = it->clock - 1;
         } else if (olm == 3) {
             if ((e = vrd_u32(&r, &it->olc)) || (e = vrd_u32(&r, &v))) goto out;
-            if (it->olc >= d->nclients || v >= CRDT_CLOCK_MAX) goto bad;
+            if (it->olc >= L->nc || v >= CRDT_CLOCK_MAX) goto bad;
             it->olk = v;
         }
         if (orm == 3) {
             if ((e = vrd_u32(&r, &it->orc)) || (e = vrd_u32(&r, &v))) goto out;
-            if (it->orc >= d->nclients || v >= CRDT_CLOCK_MAX) goto bad;
+            if (it->orc >= L->nc || v >= CRDT_CLOCK_MAX) goto bad;
             it->ork = v;
         } else if (orm == 2 && olm == 0) {
             goto bad;
@@ -402,6 +403,19 @@ static tdm_err resolve_right(loader *L)
             it->ork = d->items[h].ork;
         }
     }
+    /* origins name characters the document holds: the left one before the
+     * item, the right one after it (items are numbered in document order) */
+    for (uint32_t i = 0; i < L->n; i++) {
+        const item *it = &d->items[L->order[i]];
+        if (it->olc != NONE32) {
+            uint32_t h = doc_find_id(d, it->olc, it->olk, NULL);
+            if (h == NONE32 || h >= L->order[i]) return TDM_EMALFORMED;
+        }
+        if (it->orc != NONE32) {
+            uint32_t h = doc_find_id(d, it->orc, it->ork, NULL);
+            if (h == NONE32 || h <= L->order[i]) return TDM_EMALFORMED;
+        }
+    }
     return TDM_OK;
 }
 
@@ -530,7 +544,7 @@ static tdm_err load_columns(crdt_doc *d, const uint8_t *p, size_t n, size_t ids_
                             size_t nc, const uint8_t *ip, size_t in, const uint8_t *tp, size_t tn,
                             const uint8_t *dp, size_t dn)
 {
-    loader L = {d, 0, NULL, NULL};
+    loader L = {d, (uint32_t)nc, 0, NULL, NULL};
     tdm_err e;
     /* register the clients in table order: document index == table index */
     cbr ri, rn;

@@ -392,6 +392,13 @@ static int op_ready(const dop *o, const uint32_t *next)
 {
     if (o->kind == OP_DEL) {
         uint32_t hi = o->back ? o->ak : o->ak + o->len - 1;
+        /* a deleter's own clocks from this operation on are not characters
+         * (a hostile delete may name them; they are skipped when applied) */
+        if (o->ac == o->client && hi >= o->clock) {
+            uint32_t lo = o->back ? o->ak - (o->len - 1) : o->ak;
+            if (lo >= o->clock) return 1;
+            hi = o->clock - 1;
+        }
         return hi < next[o->ac];
     }
     if (o->ac != NONE32 && o->ak >= next[o->ac]) return 0;

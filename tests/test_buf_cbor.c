@@ -674,6 +674,21 @@ START_TEST(test_cbr_every_prefix)
     ck_assert_int_eq(cbr_finish(&r), TDM_OK);
     tbuf_fini(&b);
 }
+
+/* one-byte tag heads 6-20 are tags like any other (libcbor 0.8 alone refuses them) */
+START_TEST(test_short_tags)
+{
+    static const uint8_t a[] = {0xca, 0x00}, b[] = {0xd8, 0x0a, 0x00};
+    cbr r;
+    cbr_init(&r, a, sizeof a);
+    ck_assert_int_eq(cbr_peek(&r), CBR_TAG);
+    ck_assert_int_eq(cbr_skip(&r, 2), TDM_OK);
+    ck_assert_int_eq(cbr_finish(&r), TDM_OK);
+    cbr_init(&r, b, sizeof b);
+    ck_assert_int_eq(cbr_skip(&r, 2), TDM_OK);
+    ck_assert_int_eq(cbr_finish(&r), TDM_OK);
+}
+END_TEST
 END_TEST
 
 static Suite *buf_cbor_suite(void)
@@ -710,6 +725,7 @@ static Suite *buf_cbor_suite(void)
     tcase_add_test(tv, test_varint_round_trip);
     tcase_add_test(tv, test_svarint);
     tcase_add_test(tv, test_varint_hostile);
+    tcase_add_test(tv, test_short_tags);
     suite_add_tcase(s, tv);
     return s;
 }

@@ -2804,6 +2804,37 @@ START_TEST(test_regressions)
         crdt_doc_free(h);
         sn.data[i] ^= 0x10;
     }
+    /* fuzz finding: a delete naming its own clocks merged into a record that
+     * depended on itself; its diff must rebuild the text with nothing pending */
+    crdt_doc *k = doc_new(1), *k2 = doc_new(2);
+    ck_ok(crdt_doc_apply(k, BYTES(0x83, 0x01, 0x81, 0x05, 0x81, 0x83, 0x00, 0x00, 0x83, 0x83, 0xf6,
+                                  0xf6, 0x62, 0x61, 0x62, 0x82, 0x00, 0x01, 0x82, 0x01, 0x02)));
+    ck_text(k, "");
+    tbuf_reset(&u);
+    ck_ok(crdt_doc_diff(k, NULL, &u));
+    ck_ok(crdt_doc_apply(k2, u.data, u.len));
+    ck_assert_uint_eq(crdt_doc_pending(k2), 0);
+    ck_text(k2, "");
+    /* fuzz finding: an origin naming the loader's own client index (one past
+     * the snapshot's table) is refused */
+    crdt_doc *m = doc_new(7);
+    ck_assert_int_eq(crdt_doc_load(m, BYTES(0x88, 0x02, 0x81, 0x01, 0x81, 0x01, 0x00, 0x47, 0x01,
+                                            0x70, 0x00, 0x00, 0x01, 0x01, 0x00, 0x41, 0x61, 0x41,
+                                            0x00, 0x1a, 0x28, 0x95, 0x00, 0x1b)),
+                     TDM_EMALFORMED);
+    /* fuzz finding: origins naming clocks the document lacks, or the item itself */
+    ck_assert_int_eq(crdt_doc_load(m, BYTES(0x88, 0x02, 0x81, 0x01, 0x81, 0x01, 0x00, 0x47, 0x01,
+                                            0x70, 0x00, 0x00, 0x01, 0x00, 0x05, 0x41, 0x61, 0x41,
+                                            0x00, 0x1a, 0x2b, 0x29, 0x5c, 0xce)),
+                     TDM_EMALFORMED);
+    ck_assert_int_eq(crdt_doc_load(m, BYTES(0x88, 0x02, 0x81, 0x01, 0x81, 0x01, 0x00, 0x47, 0x01,
+                                            0x4c, 0x00, 0x00, 0x01, 0x00, 0x00, 0x41, 0x61, 0x41,
+                                            0x00, 0x1a, 0x91, 0x06, 0xb1, 0x08)),
+                     TDM_EMALFORMED);
+    ck_assert_uint_eq(crdt_doc_len(m), 0);
+    crdt_doc_free(k);
+    crdt_doc_free(k2);
+    crdt_doc_free(m);
     tbuf_fini(&sn);
     crdt_sv_free(sv);
     crdt_doc_free(a);
