@@ -10,17 +10,18 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define DEF_MAP_SIZE    ((size_t)1 << 30)
-#define DEF_MAP_MAX     ((size_t)1 << 40)
-#define DEF_QUEUE_MAX   65536u
-#define DEF_QUEUE_BYTES ((size_t)64 << 20)
-#define DEF_COMPACT_UPD 1000u
-#define DEF_COMPACT_BYT ((uint64_t)1 << 20)
-#define DEF_OT_KEEP     10000u
-#define DEF_CHAT_KEEP   100000u
-#define DEF_READERS     126u
-#define MAX_READERS     4096u
-#define RESIZE_RETRIES  8
+#define DEF_MAP_SIZE      ((size_t)1 << 30)
+#define DEF_MAP_MAX       ((size_t)1 << 40)
+#define DEF_QUEUE_MAX     65536u
+#define DEF_QUEUE_BYTES   ((size_t)64 << 20)
+#define DEF_COMPACT_UPD   1000u
+#define DEF_COMPACT_BYT   ((uint64_t)1 << 20)
+#define DEF_COMPACT_SHARE 1u
+#define DEF_OT_KEEP       10000u
+#define DEF_CHAT_KEEP     100000u
+#define DEF_READERS       126u
+#define MAX_READERS       4096u
+#define RESIZE_RETRIES    8
 
 /* Depth of read transactions the calling thread has open (through any
  * store): a thread inside a read callback must neither wait for a map resize
@@ -146,6 +147,7 @@ static void opts_defaults(store_opts *o)
     if (!o->queue_max_bytes) o->queue_max_bytes = DEF_QUEUE_BYTES;
     if (!o->compact_updates) o->compact_updates = DEF_COMPACT_UPD;
     if (!o->compact_bytes) o->compact_bytes = DEF_COMPACT_BYT;
+    if (!o->compact_share) o->compact_share = DEF_COMPACT_SHARE;
     if (!o->ot_retention) o->ot_retention = DEF_OT_KEEP;
     if (!o->chat_retention) o->chat_retention = DEF_CHAT_KEEP;
     if (!o->max_readers) o->max_readers = DEF_READERS;

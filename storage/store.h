@@ -27,7 +27,8 @@
  * written; earlier data stays intact and readable.
  *
  * Compaction. After a commit that brings a document's log past
- * opts.compact_updates entries or opts.compact_bytes bytes, the writer merges
+ * opts.compact_updates entries or opts.compact_bytes bytes (and to at least
+ * 1/opts.compact_share of the snapshot's size), the writer merges
  * snapshot + log into a new snapshot and deletes the log entries it
  * supersedes, in one transaction: the text and state vector loaded afterwards
  * are identical. store_compact_doc/store_compact_all do the same on demand.
@@ -99,6 +100,8 @@ typedef struct store_opts {
     bool queue_block;         /* full queue: *_async blocks (true) or TDM_ETOOBIG (false) */
     uint64_t compact_updates; /* auto-compact past this many log entries; 0 = 1000 */
     uint64_t compact_bytes;   /* ... or this many log payload bytes; 0 = 1 MiB */
+    uint64_t compact_share;   /* ... and only once log bytes >= snapshot bytes / compact_share
+                                 (amortizes rewriting big snapshots); 0 = 1 */
     bool no_auto_compact;     /* never compact automatically */
     bool compact_gc;          /* compaction drops deleted text (crdt_doc_gc) */
     uint64_t ot_retention;    /* OT versions kept per document; 0 = 10000 */

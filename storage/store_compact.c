@@ -12,6 +12,7 @@ bool store__wants_compact(const store *st, const store__meta *m)
 {
     if (st->opts.no_auto_compact) return false;
     if (m->pub.next_seq < m->auto_after_seq) return false;
+    if (m->pub.log_bytes < m->pub.snapshot_bytes / st->opts.compact_share) return false;
     return m->pub.updates >= st->opts.compact_updates || m->pub.log_bytes >= st->opts.compact_bytes;
 }
 

@@ -19,6 +19,7 @@
 #include <check.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
