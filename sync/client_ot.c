@@ -70,14 +70,25 @@ static void acked(sync_client *c, cl_chan *ch, uint64_t version)
 tdm_err cl_ot_ack(sync_client *c, cl_chan *ch, const syncm *m)
 {
     if (!ch->inflight || m->op_id != ch->inflight_id) return TDM_OK; /* stale */
+    /* an ack past a gap (we are catching up again): the catch-up shows the
+     * operation with our id at its version and that counts as the ack */
+    if (!ch->subscribed || m->version > ch->version + 1) return TDM_OK;
     acked(c, ch, m->version);
     return TDM_OK;
 }
 
 tdm_err cl_ot_remote(sync_client *c, cl_chan *ch, const syncm *m)
 {
-    if (!ch->has_version || m->version <= ch->version) return TDM_OK; /* known */
-    if (m->version != ch->version + 1) return TDM_EMALFORMED;         /* a gap */
+    /* before SUBSCRIBED: left over from an earlier subscription */
+    if (!ch->subscribed || !ch->has_version || m->version <= ch->version) return TDM_OK;
+    if (m->version != ch->version + 1) {
+        /* a gap (a lost frame): catch up again from the version we hold */
+        syncm u = {.type = SYNCM_UNSUBSCRIBE, .channel = ch->id};
+        tdm_err e = cl_send(c, &u);
+        if (!e) e = cl_subscribe_frame(c, ch);
+        ch->inflight_sent = false;
+        return e ? e : TDM_EMALFORMED;
+    }
     if (ch->inflight && m->src == c->o.client_id && c->o.client_id && m->op_id == ch->inflight_id) {
         /* our own operation, seen during a catch-up: it was applied */
         acked(c, ch, m->version);

@@ -174,11 +174,7 @@ void sync__room_leave(sync_room *r, sync_chan *c, uint64_t now_ms)
             tbuf_fini(&b);
         }
     }
-    if (c->typing) {
-        c->dead = false; /* let typing_stop see the channel once more */
-        sync__typing_stop(c);
-        c->dead = true;
-    }
+    sync__typing_stop(c); /* the others see the indicator go */
 }
 
 /* ------------------------------------------------------------ broadcast */

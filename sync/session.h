@@ -266,8 +266,9 @@ bool sync_session_closing(const sync_session *ss, sync_close_reason *why);
 tdm_err sync_session_reauthorize(sync_session *ss, uint64_t now_ms);
 /* sync_session_close - the connection is gone: leave every room (awareness
  * entries the session introduced are removed and the removal broadcast;
- * typing stopped and broadcast) and free the session. Acks still pending are
- * dropped. NULL is a no-op. */
+ * typing stopped and broadcast) and free the session, its queue included (a
+ * frame borrowed from next_out is gone too). Acks still pending are dropped;
+ * their writes still complete through sync_server_durable. NULL is a no-op. */
 void sync_session_close(sync_session *ss, uint64_t now_ms);
 uint64_t sync_session_id(const sync_session *ss);
 /* A slot for the host (its connection object). */

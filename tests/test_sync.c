@@ -847,6 +847,44 @@ START_TEST(test_ot_own_op_in_catch_up)
 }
 END_TEST
 
+START_TEST(test_ot_gap_resync)
+{
+    /* a lost OT_REMOTE leaves a gap in the versions: the client catches up
+     * again from the version it holds, keeping its own work */
+    th h;
+    th_init(&h, NULL);
+    peer a, o;
+    peer_init(&a, 1, "a:w");
+    peer_init(&o, 2, "o:w");
+    peer *ps[] = {&a, &o};
+    sub_crdt(&a, "doc");
+    uint32_t ch;
+    ck_assert_int_eq(sync_client_subscribe_ot(o.cl, "doc", false, &ch), TDM_OK);
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &o, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ins(&a, 0, "one ");
+    net_run(&h, ps, 1, NULL, 0);
+    /* drop what the server sends o now (the OT_REMOTE of version 1) */
+    const uint8_t *p;
+    size_t n;
+    while (sync_session_next_out(o.ss, &p, &n)) sync_session_consume(o.ss);
+    ins(&a, 4, "two");
+    net_run(&h, ps, 1, NULL, 0);
+    ot_ins(&o, ch, 0, "[o]"); /* local work on the old text */
+    net_run(&h, ps, 2, NULL, 0);
+    expect_ot(&h, &o, ch, "doc");
+    char *t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "[o]one two");
+    free(t);
+    peer_disconnect(&a, 0);
+    peer_disconnect(&o, 0);
+    peer_fini(&a);
+    peer_fini(&o);
+    th_fini(&h);
+}
+END_TEST
+
 START_TEST(test_ot_too_far_behind_raw)
 {
     th h;
@@ -1617,6 +1655,7 @@ static Suite *sync_suite(void)
     tcase_add_test(to, test_crdt_and_ot_concurrent);
     tcase_add_test(to, test_ot_reconnect_catch_up);
     tcase_add_test(to, test_ot_own_op_in_catch_up);
+    tcase_add_test(to, test_ot_gap_resync);
     tcase_add_test(to, test_ot_too_far_behind_raw);
     tcase_add_test(to, test_ot_ack_holds_remote);
     suite_add_tcase(s, to);

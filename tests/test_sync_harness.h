@@ -519,6 +519,15 @@ static size_t deliver(fbuf *v, size_t n, faults *f, th *h, peer *p, bool to_serv
             if (to_server) {
                 if (p->ss) sync_session_recv(p->ss, v[i].p, v[i].n, now);
             } else {
+                if (getenv("SYNC_TRACE")) {
+                    syncm m;
+                    if (syncm_decode(v[i].p, v[i].n, SYNCM_MAX_FRAME, &m) == TDM_OK)
+                        fprintf(stderr, "-> %llu %s ch %u v %llu code %llu\n",
+                                (unsigned long long)p->client_id, syncm_type_name(m.type),
+                                m.channel, (unsigned long long)m.version,
+                                (unsigned long long)m.code);
+                    syncm_clear(&m);
+                }
                 tdm_err e = sync_client_recv(p->cl, v[i].p, v[i].n, now);
                 if (e && getenv("SYNC_DEBUG")) {
                     syncm m;
