@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "doc.h"
 #include "store.h"
@@ -1146,6 +1148,71 @@ START_TEST(test_map_full_capped)
 }
 END_TEST
 
+/* Two processes write one directory at the same time, both with a small map:
+ * the child writes far more and grows the map; the parent picks the growth up
+ * (MDB_MAP_RESIZED, on its next write or read) and both documents end up
+ * complete. */
+START_TEST(test_two_processes)
+{
+    int go[2];
+    ck_assert_int_eq(pipe(go), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(go[1]);
+        char c;
+        if (read(go[0], &c, 1) != 1) _exit(2);
+        store_opts o = {.map_size = 64 << 10, .no_auto_compact = true};
+        store *st;
+        if (store_open(g_dir, &o, &st)) _exit(3);
+        su_editor ed;
+        su_editor_init(&ed, 62, 62);
+        for (int i = 0; i < 1500; i++) {
+            su_edit(&ed, 30);
+            if (i % 50 == 49) {
+                if (store_append(st, NM("child"), ed.upd.data, ed.upd.len, NULL)) _exit(4);
+            } else if (store_append_async(st, NM("child"), ed.upd.data, ed.upd.len, NULL, NULL)) {
+                _exit(5);
+            }
+        }
+        if (store_flush(st)) _exit(6);
+        crdt_doc *doc;
+        if (store_doc_load(st, NM("child"), NULL, &doc, NULL)) _exit(7);
+        tbuf a, b;
+        tbuf_init(&a, 0);
+        tbuf_init(&b, 0);
+        if (crdt_doc_text(doc, &a) || crdt_doc_text(ed.doc, &b) || a.len != b.len ||
+            memcmp(a.data, b.data, a.len))
+            _exit(8);
+        _exit(0);
+    }
+    close(go[0]);
+    store_opts o = {.map_size = 64 << 10, .no_auto_compact = true};
+    store *st = open_store(&o);
+    ck_assert_int_eq(write(go[1], "g", 1), 1);
+    close(go[1]);
+    su_editor ed;
+    su_editor_init(&ed, 61, 61);
+    for (int i = 0; i < 100; i++) {
+        su_edit(&ed, 3);
+        ck_assert_int_eq(store_append(st, NM("parent"), ed.upd.data, ed.upd.len, NULL), TDM_OK);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    crdt_doc *doc;
+    ck_assert_int_eq(store_doc_load(st, NM("parent"), NULL, &doc, NULL), TDM_OK);
+    su_assert_same(doc, ed.doc);
+    crdt_doc_free(doc);
+    store_doc_meta m;
+    ck_assert_int_eq(store_doc_info(st, NM("child"), &m), TDM_OK);
+    ck_assert_uint_eq(m.updates, 1500);
+    ck_assert_int_eq(store_verify_doc(st, NM("child"), NULL, NULL, NULL), TDM_OK);
+    store_close(st);
+    su_editor_fini(&ed);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -1177,6 +1244,7 @@ static Suite *store_suite(void)
     tcase_add_test(td, test_corrupt_values);
     tcase_add_test(td, test_map_grows);
     tcase_add_test(td, test_map_full_capped);
+    tcase_add_test(td, test_two_processes);
     suite_add_tcase(s, td);
     return s;
 }
