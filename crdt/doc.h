@@ -124,6 +124,12 @@ void crdt_doc_observe(crdt_doc *doc, crdt_doc_observer_fn fn, void *ctx);
  * document's length (nothing changes). The observer sees the operation as one
  * local change. */
 tdm_err crdt_doc_apply_ot(crdt_doc *doc, const struct ot_op *op);
+/* crdt_doc_apply_ot_as - the same, but the edits are made with ids of
+ * `client` (e.g. a thin OT client the server edits for), continuing that
+ * client's clocks in this document. Only one replica may ever make edits as
+ * a given client id: give each OT client its own fresh id. TDM_ETOOBIG when
+ * the client table is full. */
+tdm_err crdt_doc_apply_ot_as(crdt_doc *doc, uint64_t client, const struct ot_op *op);
 
 /* crdt_doc_ot_between - the OT operation that turns the text at version `a`
  * into the text at version `b` (state vectors this document covers; a need not

@@ -31,6 +31,18 @@ tdm_err crdt_doc_apply_ot(crdt_doc *d, const ot_op *op)
     return e;
 }
 
+tdm_err crdt_doc_apply_ot_as(crdt_doc *d, uint64_t client, const ot_op *op)
+{
+    if (ot_op_base_len(op) != d->len_cp) return TDM_EBASELEN;
+    uint32_t idx, self = d->self;
+    tdm_err e = doc_client_index(d, client, &idx);
+    if (e) return e;
+    d->self = idx; /* local edits are made with this client's ids */
+    e = crdt_doc_apply_ot(d, op);
+    d->self = self;
+    return e;
+}
+
 /* ---------- the operation between two versions ---------- */
 
 typedef struct drange {

@@ -173,7 +173,10 @@ tdm_err sync__on_ot_op(sync_session *ss, sync_chan *c, const syncm *m)
         before = crdt_sv_new();
         e = before ? crdt_doc_state_vector(r->doc, before) : TDM_ENOMEM;
         if (!e) {
-            e = crdt_doc_apply_ot(r->doc, op);
+            /* the edits are this OT client's own: a replica id of its own,
+             * fresh from the host, never shared with another replica */
+            if (!c->ot_client) c->ot_client = srv->host.fresh_client_id(srv->host.ctx);
+            e = crdt_doc_apply_ot_as(r->doc, c->ot_client, op);
             sync__room_commit(r, c, ss->client_id, m->op_id);
             /* CRDT members get what changed as an update (also the prefix a
              * failed apply may leave) */

@@ -82,6 +82,7 @@ struct sync_chan {
     size_t npending;     /* pending records naming this channel */
     size_t hold_pending; /* unfilled placeholders in hold */
     bool dead;           /* left the room (unsubscribed / session gone) */
+    uint64_t ot_client;  /* CRDT replica id the room edits as for this OT client (0: none yet) */
 };
 
 typedef struct sync_hist {

@@ -72,6 +72,41 @@ START_TEST(test_apply_ot)
 }
 END_TEST
 
+static void sync_into(crdt_doc *from, crdt_doc *to);
+
+/* an OT client's edits carry its own ids, and replicas merge them normally */
+START_TEST(test_apply_ot_as)
+{
+    crdt_doc *d = mk(1), *e = mk(2);
+    ck_assert_int_eq(crdt_doc_insert(d, 0, "abc", 3), TDM_OK);
+    ot_op *op;
+    ck_assert_int_eq(ot_op_new(&op), TDM_OK);
+    ck_assert_int_eq(ot_op_retain(op, 1), TDM_OK);
+    ck_assert_int_eq(ot_op_delete(op, 1), TDM_OK);
+    ck_assert_int_eq(ot_op_insert(op, "XY", 2), TDM_OK);
+    ck_assert_int_eq(ot_op_retain(op, 1), TDM_OK);
+    ck_assert_int_eq(crdt_doc_apply_ot_as(d, 77, op), TDM_OK);
+    crdt_sv *sv = crdt_sv_new();
+    ck_assert_int_eq(crdt_doc_state_vector(d, sv), TDM_OK);
+    ck_assert_uint_eq(crdt_sv_get(sv, 1), 3);  /* the document's own edits */
+    ck_assert_uint_eq(crdt_sv_get(sv, 77), 3); /* one delete + two inserts as 77 */
+    /* the document's own client still edits with its own ids */
+    ck_assert_int_eq(crdt_doc_insert(d, 0, ">", 1), TDM_OK);
+    ck_assert_int_eq(crdt_doc_state_vector(d, sv), TDM_OK);
+    ck_assert_uint_eq(crdt_sv_get(sv, 1), 4);
+    ck_assert_int_eq(crdt_doc_apply_ot_as(d, 77, op), TDM_EBASELEN);
+    sync_into(d, e);
+    size_t n;
+    char *t = text_of(e, &n);
+    ck_assert_str_eq(t, ">aXYc");
+    free(t);
+    crdt_sv_free(sv);
+    ot_op_free(op);
+    crdt_doc_free(d);
+    crdt_doc_free(e);
+}
+END_TEST
+
 static uint64_t rng(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
@@ -190,6 +225,7 @@ int main(void)
     Suite *s = suite_create("doc_ot");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_apply_ot);
+    tcase_add_test(tc, test_apply_ot_as);
     tcase_add_loop_test(tc, test_between_random, 0, 4);
     tcase_add_test(tc, test_between_gc);
     suite_add_tcase(s, tc);
