@@ -74,9 +74,10 @@ void store__gate_enter(store *st)
 {
     store__gate *g = &st->gate;
     pthread_mutex_lock(&g->mu);
-    /* A thread that already holds a transaction must not wait: the resize
-     * waits for that very transaction. */
-    while (g->resizing && store_tls_depth == 0) pthread_cond_wait(&g->cv, &g->mu);
+    /* A thread that already holds a transaction must not wait for a pending
+     * resize (it waits for that very transaction); nobody enters while the
+     * map is being replaced, which starts only once no transaction is open. */
+    while ((g->resizing && store_tls_depth == 0) || g->mapping) pthread_cond_wait(&g->cv, &g->mu);
     g->active++;
     pthread_mutex_unlock(&g->mu);
     store_tls_depth++;
@@ -99,9 +100,11 @@ int store__resize(store *st, size_t size)
     while (g->resizing) pthread_cond_wait(&g->cv, &g->mu);
     g->resizing = true;
     while (g->active > 0) pthread_cond_wait(&g->cv, &g->mu);
+    g->mapping = true;
     pthread_mutex_unlock(&g->mu);
     int rc = mdb_env_set_mapsize(st->env, size);
     pthread_mutex_lock(&g->mu);
+    g->mapping = false;
     g->resizing = false;
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);

@@ -58,12 +58,17 @@
  *     block: a full queue is TDM_ETOOBIG), but not the synchronous write
  *     functions or store_close (TDM_EINVAL). Keep it short: the next batch
  *     waits for it.
- *   - enumeration callbacks (list, range, verify, progress) run on the calling
+ *   - enumeration callbacks (list, range, verify problems) run on the calling
  *     thread inside a read transaction. They may call read functions; calling
  *     a synchronous write function from them is TDM_EINVAL (it could deadlock
  *     with a map resize). Pointers they receive are valid only during the call.
+ *   - the store_compact_all progress callback runs on the calling thread
+ *     between documents, outside any transaction: it may call anything but
+ *     store_close.
  * Multiple processes may open the same directory (LMDB serializes writers
- * across processes); a map grown by another process is picked up.
+ * across processes); a map grown by another process is picked up. LMDB rules:
+ * never open one directory twice in one process, never fork with a store open
+ * and use it in the child.
  */
 #ifndef TANDEM_STORE_H
 #define TANDEM_STORE_H
@@ -91,11 +96,11 @@
 typedef struct store store;
 
 typedef struct store_opts {
-    size_t map_size;          /* initial map size, bytes; 0 = 1 GiB (at least the file size) */
-    size_t map_max;           /* growth cap, bytes; 0 = 1 TiB; <= map_size disables growth */
-    bool read_only;           /* open MDB_RDONLY: no writer thread; writes are TDM_EINVAL */
-    bool no_create;           /* TDM_ENOTFOUND when dir holds no database (never creates) */
-    size_t queue_max;         /* async jobs queued at most; 0 = 65536 */
+    size_t map_size;  /* initial map size, bytes; 0 = 1 GiB (raised to cover the file's data) */
+    size_t map_max;   /* growth cap, bytes; 0 = 1 TiB; <= map_size disables growth */
+    bool read_only;   /* open MDB_RDONLY: no writer thread; writes are TDM_EINVAL */
+    bool no_create;   /* TDM_ENOTFOUND when dir holds no database (never creates) */
+    size_t queue_max; /* async jobs queued at most; 0 = 65536 */
     size_t queue_max_bytes;   /* payload bytes queued at most; 0 = 64 MiB */
     bool queue_block;         /* full queue: *_async blocks (true) or TDM_ETOOBIG (false) */
     uint64_t compact_updates; /* auto-compact past this many log entries; 0 = 1000 */
@@ -121,7 +126,8 @@ tdm_err store_open(const char *dir, const store_opts *opts, store **out);
 
 /* store_close - commit everything still queued (callbacks run), stop the
  * writer, close the environment and free the handle. NULL is a no-op. Must not
- * be called from a store callback. */
+ * be called from a store callback. Jobs queued after closing began (also from
+ * callbacks run while draining) are refused with TDM_EINVAL. */
 void store_close(store *st);
 
 /* store_flush - wait until every job queued before this call (by any thread)
@@ -219,6 +225,7 @@ tdm_err store_log_range(store *st, const void *name, size_t name_len, uint64_t f
  * the real one. Errors: TDM_ENOTFOUND (no such document; a document that
  * exists but holds nothing loads as an empty document), TDM_ECORRUPT (a value
  * failed its CRC/format check, or the snapshot or an update does not decode),
+ * TDM_EVERSION (a snapshot or update in a newer CRDT format),
  * TDM_EPENDING_FULL / TDM_ETOOBIG (dopts limits too small), TDM_ENOMEM, TDM_EIO. */
 tdm_err store_doc_load(store *st, const void *name, size_t name_len, const crdt_doc_opts *dopts,
                        crdt_doc **out, store_doc_meta *meta);
@@ -230,7 +237,10 @@ tdm_err store_doc_load(store *st, const void *name, size_t name_len, const crdt_
  * text and state vector loaded before and after are identical. Log entries
  * after the last point where nothing was pending are kept (their pending
  * operations are not part of a snapshot). A document with an empty log is left
- * alone (TDM_OK). Errors: TDM_ENOTFOUND, TDM_ECORRUPT (nothing changes),
+ * alone (TDM_OK). The new snapshot is loaded back and must give the same text
+ * and state vector before the log is dropped. Errors: TDM_ENOTFOUND,
+ * TDM_ECORRUPT (a bad entry, or a snapshot that does not read back; nothing
+ * changes),
  * TDM_EFULL, TDM_EIO, TDM_ENOMEM, TDM_EINVAL (read-only, callback thread). */
 tdm_err store_compact_doc(store *st, const void *name, size_t name_len);
 

@@ -35,7 +35,32 @@ static int drop_log(store *st, MDB_txn *txn, uint64_t id, uint64_t cut)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Everything that can fail without writing: load, replay, encode. */
+/* The new snapshot must load back to the same text and state vector before
+ * it may replace the log it supersedes: a snapshot the CRDT cannot read back
+ * would lose data, so compaction refuses (TDM_ECORRUPT) and keeps the log. */
+static tdm_err check_roundtrip(crdt_doc *doc, const crdt_sv *sv, const tbuf *snap)
+{
+    crdt_doc *back = NULL;
+    crdt_sv *sv2 = crdt_sv_new();
+    tbuf t1, t2;
+    tbuf_init(&t1, 0);
+    tbuf_init(&t2, 0);
+    tdm_err e = sv2 ? crdt_doc_new(0, &back) : TDM_ENOMEM;
+    if (!e && crdt_doc_load(back, snap->data, snap->len)) e = TDM_ECORRUPT;
+    if (!e) e = crdt_doc_state_vector(back, sv2);
+    if (!e) e = crdt_doc_text(doc, &t1);
+    if (!e) e = crdt_doc_text(back, &t2);
+    if (!e && (!crdt_sv_equal(sv, sv2) || t1.len != t2.len ||
+               (t1.len && memcmp(t1.data, t2.data, t1.len) != 0)))
+        e = TDM_ECORRUPT;
+    tbuf_fini(&t1);
+    tbuf_fini(&t2);
+    crdt_sv_free(sv2);
+    crdt_doc_free(back);
+    return e;
+}
+
+/* Everything that can fail without writing: load, replay, encode, check. */
 static tdm_err build_snapshot(store *st, MDB_txn *txn, const store__meta *m, tbuf *snap,
                               store__replay *r, size_t *clients, size_t *text_len)
 {
@@ -46,6 +71,7 @@ static tdm_err build_snapshot(store *st, MDB_txn *txn, const store__meta *m, tbu
     if (!e && r->cut_seq && st->opts.compact_gc) e = crdt_doc_gc(doc);
     if (!e && r->cut_seq) e = crdt_doc_snapshot(doc, snap);
     if (!e) e = crdt_doc_state_vector(doc, sv);
+    if (!e && r->cut_seq) e = check_roundtrip(doc, sv, snap);
     if (!e) {
         *clients = crdt_sv_count(sv);
         *text_len = crdt_doc_len(doc);

@@ -92,7 +92,8 @@ typedef struct store__gate {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned active;
-    bool resizing;
+    bool resizing; /* a resize waits for active to reach 0 */
+    bool mapping;  /* mdb_env_set_mapsize is running: nobody may enter */
 } store__gate;
 
 struct store {

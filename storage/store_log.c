@@ -202,6 +202,7 @@ static tdm_err decode_err(tdm_err e)
     case TDM_OK:
     case TDM_ENOMEM:
     case TDM_ETOOBIG:
+    case TDM_EVERSION:
     case TDM_EPENDING_FULL:
         return e;
     default:
