@@ -26,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "doc.h"
@@ -487,6 +489,61 @@ START_TEST(test_queue_full_and_rules)
 }
 END_TEST
 
+/* queue_block: a producer facing a full queue waits until the writer has
+ * taken jobs, instead of failing. */
+typedef struct blocked_arg {
+    store *st;
+    atomic_int returned;
+    tdm_err err;
+} blocked_arg;
+
+static void *blocked_producer(void *arg)
+{
+    blocked_arg *b = arg;
+    b->err = store_append_async(b->st, NM("q"), (const uint8_t *)"e", 1, plain_done, NULL);
+    atomic_store(&b->returned, 1);
+    return NULL;
+}
+
+START_TEST(test_queue_block)
+{
+    store_opts o = {.queue_max = 2, .queue_block = true};
+    store *st = open_store(&o);
+    gate_cb g = {.st = st};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    ck_assert_int_eq(store_append_async(st, NM("q"), (const uint8_t *)"a", 1, blocking_done, &g),
+                     TDM_OK);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    atomic_store(&g_plain_done, 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(store_append_async(st, NM("q"), (const uint8_t *)"b", 1, plain_done, NULL),
+                         TDM_OK);
+    blocked_arg b = {.st = st};
+    atomic_init(&b.returned, 0);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, blocked_producer, &b), 0);
+    nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    ck_assert_int_eq(atomic_load(&b.returned), 0); /* still waiting for room */
+    pthread_mutex_lock(&g.mu);
+    g.release = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(b.err, TDM_OK);
+    ck_assert_int_eq(store_flush(st), TDM_OK);
+    ck_assert_int_eq(atomic_load(&g_plain_done), 3);
+    store_doc_meta m;
+    ck_assert_int_eq(store_doc_info(st, NM("q"), &m), TDM_OK);
+    ck_assert_uint_eq(m.updates, 4);
+    store_close(st);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ compact */
 
 static int progress_count(void *ctx, size_t done, size_t total, const uint8_t *name, size_t n,
@@ -606,6 +663,13 @@ START_TEST(test_compaction)
     ck_assert_int_eq(store_doc_load(cp, NM("m4"), NULL, &doc, NULL), TDM_OK);
     crdt_doc_free(doc);
     store_close(cp);
+    char f1[4300], f2[4300];
+    snprintf(f1, sizeof f1, "%s/data.mdb", g_dir);
+    snprintf(f2, sizeof f2, "%s/data.mdb", copy);
+    struct stat s1, s2;
+    ck_assert_int_eq(stat(f1, &s1), 0);
+    ck_assert_int_eq(stat(f2, &s2), 0);
+    ck_assert_int_lt(s2.st_size, s1.st_size); /* free pages left out */
 
     tbuf_fini(&held);
     tbuf_fini(&u);
@@ -1227,6 +1291,7 @@ static Suite *store_suite(void)
     tcase_add_test(tl, test_append_load_random);
     tcase_add_test(tl, test_async_group_commit);
     tcase_add_test(tl, test_queue_full_and_rules);
+    tcase_add_test(tl, test_queue_block);
     suite_add_tcase(s, tl);
     TCase *tc = tcase_create("compact");
     tcase_add_checked_fixture(tc, setup, teardown);
