@@ -56,7 +56,8 @@
  *   - store_done_fn (async writes) runs on the writer thread after the commit.
  *     It may call read functions and the *_async functions (which then never
  *     block: a full queue is TDM_ETOOBIG), but not the synchronous write
- *     functions or store_close (TDM_EINVAL). Keep it short: the next batch
+ *     functions (TDM_EINVAL) or store_close (which returns nothing: calling
+ *     it there is a caller bug). Keep it short: the next batch
  *     waits for it.
  *   - enumeration callbacks (list, range, verify problems) run on the calling
  *     thread inside a read transaction. They may call read functions; calling
@@ -368,6 +369,7 @@ typedef struct store_push_sub {
 
 /* store_push_put - add or replace (same user and endpoint) a subscription.
  * Synchronous. Errors: TDM_EINVAL, TDM_ETOOBIG (a field over its cap),
+ * TDM_ECONFLICT (another endpoint of this user has the same 64-bit hash),
  * TDM_EFULL, TDM_EIO. */
 tdm_err store_push_put(store *st, const void *user, size_t user_len, const store_push_sub *sub);
 /* store_push_del - remove the user's subscription for `endpoint`.

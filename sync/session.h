@@ -129,8 +129,10 @@ typedef struct sync_host {
     tdm_err (*authorize)(void *ctx, const sync_session *session, const uint8_t *token,
                          size_t token_len, const char *name, sync_auth *out);
     /* fresh_client_id - a CRDT replica id never used before for any document
-     * (e.g. 63 random bits). The room's document edits with it when applying
-     * OT operations; reusing an id across restarts could fork the document. */
+     * (e.g. 63 random bits). Each room's document gets one when it is created,
+     * and each OT subscription gets its own at its first operation (the room
+     * applies that client's operations as edits of that id); reusing an id
+     * across restarts could fork the document. */
     uint64_t (*fresh_client_id)(void *ctx);
     /* load_room - load document `name` into a new document created with
      * crdt_doc_new_opts(opts) (the host may use its own loader with the same
