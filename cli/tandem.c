@@ -5,19 +5,22 @@
 
 #include <string.h>
 
+extern const cli_cmd cli_cmd_token; /* cmd_token.c */
+
 #ifndef TANDEM_VERSION
 #define TANDEM_VERSION "0.0.0"
 #endif
 
 static const cli_cmd *const cmds[] = {
-    &cli_cmd_ls,     &cli_cmd_inspect, &cli_cmd_cat,    &cli_cmd_export,
-    &cli_cmd_import, &cli_cmd_compact, &cli_cmd_verify, &cli_cmd_history,
+    &cli_cmd_ls,      &cli_cmd_inspect, &cli_cmd_cat,     &cli_cmd_export, &cli_cmd_import,
+    &cli_cmd_compact, &cli_cmd_verify,  &cli_cmd_history, &cli_cmd_token,
 };
 
-/* Commands that later issues add: listed, and refused with exit 1. */
+/* Commands that later issues add: listed, and refused with exit 1. The list
+ * ends with a NULL entry so that it may become empty. */
 static const char *const later[][2] = {
     {"serve", "run the sync server"},
-    {"token", "issue access tokens"},
+    {NULL, NULL},
 };
 
 static const char exit_help[] =
@@ -39,9 +42,8 @@ static void print_main_help(FILE *f)
                "Commands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %-8s %s\n", cmds[i]->name, cmds[i]->summary);
-    fprintf(f, "\nNot yet available (later releases):\n");
-    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
-        fprintf(f, "  %-8s %s\n", later[i][0], later[i][1]);
+    if (later[0][0]) fprintf(f, "\nNot yet available (later releases):\n");
+    for (size_t i = 0; later[i][0]; i++) fprintf(f, "  %-8s %s\n", later[i][0], later[i][1]);
     fprintf(f, "\nRun 'tandem COMMAND --help' for a command's arguments and options.\n\n%s",
             exit_help);
 }
@@ -55,7 +57,7 @@ static const cli_cmd *find_cmd(const char *name)
 
 static bool is_later(const char *name)
 {
-    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+    for (size_t i = 0; later[i][0]; i++)
         if (strcmp(later[i][0], name) == 0) return true;
     return false;
 }
