@@ -53,6 +53,7 @@ extern const cli_cmd cli_cmd_ls, cli_cmd_inspect, cli_cmd_cat;
 extern const cli_cmd cli_cmd_export, cli_cmd_import;
 extern const cli_cmd cli_cmd_compact, cli_cmd_verify;
 extern const cli_cmd cli_cmd_history;
+extern const cli_cmd cli_cmd_serve;
 
 /* One option of a command: "--name" (flag) or "--name VALUE" / "--name=VALUE"
  * when `arg` (the metavariable) is set. cli_parse fills `set` and `value`. */

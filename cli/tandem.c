@@ -13,13 +13,12 @@ extern const cli_cmd cli_cmd_token; /* cmd_token.c */
 
 static const cli_cmd *const cmds[] = {
     &cli_cmd_ls,      &cli_cmd_inspect, &cli_cmd_cat,     &cli_cmd_export, &cli_cmd_import,
-    &cli_cmd_compact, &cli_cmd_verify,  &cli_cmd_history, &cli_cmd_token,
+    &cli_cmd_compact, &cli_cmd_verify,  &cli_cmd_history, &cli_cmd_token,  &cli_cmd_serve,
 };
 
 /* Commands that later issues add: listed, and refused with exit 1. The list
  * ends with a NULL entry so that it may become empty. */
 static const char *const later[][2] = {
-    {"serve", "run the sync server"},
     {NULL, NULL},
 };
 

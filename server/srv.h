@@ -1,0 +1,67 @@
+/* srv.h - the tandem sync server (prefix srv_): one libwebsockets context on
+ * one port serving the sync protocol over WebSocket (subprotocol
+ * SRV_SUBPROTOCOL), a small HTTP JSON API and static files, with rooms kept
+ * by sync/ and stored by storage/. docs/SERVER.md describes configuration,
+ * endpoints, close codes, limits and threads.
+ *
+ * Threads: srv_run is called once, from the main thread; it runs the lws
+ * service loop on that thread until SIGTERM or SIGINT (or srv_stop) and
+ * returns after a clean shutdown. The storage writer thread is the only other
+ * thread; it reports commits back through a mutex-protected inbox and
+ * lws_cancel_service.
+ */
+#ifndef TANDEM_SRV_H
+#define TANDEM_SRV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* The WebSocket subprotocol (Sec-WebSocket-Protocol) of sync protocol version 1. */
+#define SRV_SUBPROTOCOL "tandem.v1"
+
+/* WebSocket close codes the server sends (docs/SERVER.md). */
+#define SRV_CLOSE_NORMAL        1000u /* the session ended normally */
+#define SRV_CLOSE_GOING_AWAY    1001u /* the server is shutting down */
+#define SRV_CLOSE_PROTOCOL      1002u /* protocol version mismatch / unanswerable frame */
+#define SRV_CLOSE_TOO_BIG       1009u /* an inbound message over the frame cap */
+#define SRV_CLOSE_INTERNAL      1011u /* out of memory or another server fault */
+#define SRV_CLOSE_TRY_LATER     1013u /* session cap reached */
+#define SRV_CLOSE_BACKPRESSURE  4001u /* outbound queue cap reached (slow consumer) */
+#define SRV_CLOSE_HELLO_TIMEOUT 4002u /* no HELLO in time */
+#define SRV_CLOSE_IDLE          4003u /* no frame within the idle timeout */
+
+/* Hard caps. */
+#define SRV_HTTP_BODY_MAX   ((size_t)128 << 20) /* one generated HTTP response body */
+#define SRV_PATH_MAX        1024u               /* request path bytes */
+#define SRV_HISTORY_LIMIT   1000u               /* chat records per /messages request */
+#define SRV_HISTORY_DEFAULT 100u
+
+typedef struct srv_config {
+    const char *host;          /* listen address [127.0.0.1] */
+    uint16_t port;             /* listen port [8080] */
+    const char *data_dir;      /* LMDB directory [./data] */
+    const char *web_root;      /* static files [the source tree's server/web] */
+    bool dev;                  /* development mode: no auth set-up needed (never implicit) */
+    size_t max_frame;          /* inbound WebSocket message cap, bytes [1 MiB] */
+    size_t max_out_bytes;      /* outbound queue cap per session [4 MiB] */
+    uint64_t room_idle_ms;     /* an unused room is freed after this [30000] */
+    uint64_t idle_timeout_ms;  /* a silent session is closed after this [120000] */
+    uint64_t hello_timeout_ms; /* HELLO must come within this [10000] */
+    unsigned ping_secs;        /* WebSocket ping after this much silence [30] */
+    unsigned hangup_secs;      /* drop a connection silent this long [75] */
+    bool quiet;                /* no start-up / shutdown lines on stderr */
+} srv_config;
+
+/* srv_config_init - fill *cfg with the defaults above. */
+void srv_config_init(srv_config *cfg);
+
+/* srv_run - open the store, listen and serve until SIGTERM/SIGINT, then stop
+ * accepting, flush pending commits, close every connection with 1001 and
+ * return. Errors: TDM_EINVAL (bad configuration), TDM_EIO (cannot listen),
+ * the store_open errors, TDM_ENOMEM. Main thread only; one call at a time. */
+tdm_err srv_run(const srv_config *cfg);
+
+#endif

@@ -1,0 +1,156 @@
+/* srv_internal.h - what the server's source files share (not installed).
+ *
+ * Threads: everything here belongs to the lws service thread except the
+ * inbox push (srv_inbox_push), which the storage writer thread calls.
+ */
+#ifndef TANDEM_SRV_INTERNAL_H
+#define TANDEM_SRV_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "srv.h"
+#include "session.h"
+#include "store.h"
+
+typedef struct srv srv;
+
+/* ---- inbox: storage writer thread -> service thread (srv_inbox.c) ---- */
+
+/* One finished storage job. */
+typedef struct srv_done {
+    uint64_t token;
+    tdm_err err;
+    uint64_t id;
+    bool duplicate;
+} srv_done;
+
+/* A fixed ring of finished jobs. Its capacity is at least the number of
+ * jobs that can be outstanding (sync's max_pending), so a push never finds
+ * it full; if it ever did, the entry is counted in `lost` (and the ack never
+ * comes: the client resends after reconnecting). */
+typedef struct srv_inbox {
+    pthread_mutex_t mu;
+    srv_done *ring;
+    size_t cap, head, len;
+    size_t lost;
+    struct lws_context *ctx; /* woken with lws_cancel_service after a push */
+} srv_inbox;
+
+/* srv_inbox_init - a ring of `cap` entries. TDM_ENOMEM. Service thread. */
+tdm_err srv_inbox_init(srv_inbox *in, size_t cap);
+/* srv_inbox_fini - free the ring (no thread may push any more). */
+void srv_inbox_fini(srv_inbox *in);
+/* srv_inbox_push - add a result and wake the service thread. Any thread. */
+void srv_inbox_push(srv_inbox *in, const srv_done *d);
+/* srv_inbox_take - move up to `max` results into out[], oldest first;
+ * returns how many. Service thread. */
+size_t srv_inbox_take(srv_inbox *in, srv_done *out, size_t max);
+
+/* ---- connections (srv_ws.c) ---- */
+
+/* Per-connection state of a WebSocket session (lws per_session_data). */
+typedef struct srv_conn {
+    srv *s;
+    struct lws *wsi;
+    sync_session *ss;
+    uint8_t *rx; /* message reassembly, capped at cfg.max_frame */
+    size_t rx_len, rx_cap;
+    unsigned close_code; /* set: close with this code once the queue is sent (or now) */
+    bool close_now;      /* close without sending what is queued */
+    struct srv_conn *prev, *next;
+} srv_conn;
+
+/* Counters for /healthz and /metrics. Service thread only. */
+typedef struct srv_counters {
+    uint64_t ws_accepted, ws_refused, ws_closed;
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    uint64_t too_big, protocol_errors, http_requests;
+    uint64_t updates_persisted, chats_persisted, storage_errors;
+} srv_counters;
+
+struct srv {
+    srv_config cfg;
+    struct lws_context *ctx;
+    store *st;
+    sync_server *sync;
+    srv_inbox inbox;
+    srv_conn *conns; /* every open WebSocket session */
+    size_t nconns;
+    lws_sorted_usec_list_t tick_sul;
+    uint8_t *wbuf; /* outbound scratch: LWS_PRE + frame (lws keeps what it cannot send) */
+    size_t wcap;
+    uint64_t id_base, id_count; /* fresh_client_id */
+    uint64_t started_ms;
+    bool stopping;       /* shutdown begun: no new connections */
+    char web_real[4096]; /* realpath of cfg.web_root ("" when missing) */
+    srv_counters n;
+};
+
+/* srv_now_ms - Unix time in milliseconds. */
+uint64_t srv_now_ms(void);
+
+/* srv_host_make - the sync_host of s (storage, access, ids). srv_host.c */
+void srv_host_make(srv *s, sync_host *h);
+/* srv_host_drain - apply every finished storage job (sync_server_durable). */
+void srv_host_drain(srv *s);
+
+/* srv_ws_callback - the "tandem.v1" protocol callback. srv_ws.c */
+int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len);
+/* srv_ws_kick - ask for WRITEABLE on every session with output or closing. */
+void srv_ws_kick(srv *s);
+/* srv_ws_close_all - flag every session to close with `code` after its queue. */
+void srv_ws_close_all(srv *s, unsigned code);
+
+/* srv_http_callback - protocols[0]: HTTP requests and refused upgrades. srv_http.c */
+int srv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len);
+/* Per-request HTTP state (lws per_session_data of protocols[0]). */
+typedef struct srv_http_req {
+    uint8_t *body; /* LWS_PRE + response body, or NULL */
+    size_t len, off;
+    bool sending;
+} srv_http_req;
+
+/* ---- access: the stand-in until server/auth.h lands (srv_access.c) ---- */
+
+/* srv_access_ws - sync_host.authorize: dev mode grants write to user "dev";
+ * otherwise NONE (no auth configured yet). */
+tdm_err srv_access_ws(void *ctx, const sync_session *session, const uint8_t *token,
+                      size_t token_len, const char *name, sync_auth *out);
+/* srv_access_http - may this request read room data? dev mode: yes; else no. */
+bool srv_access_http(srv *s, struct lws *wsi, const char *room);
+
+/* ---- HTTP API and static files (srv_api.c, srv_static.c) ---- */
+
+/* A generated response. body is malloc'd with LWS_PRE bytes of headroom
+ * (body + LWS_PRE is the payload); the sender frees it. */
+typedef struct srv_resp {
+    unsigned status;
+    const char *type; /* content type */
+    uint8_t *body;
+    size_t len;
+} srv_resp;
+
+/* srv_resp_json - serialize v (consumed) into r. TDM_ENOMEM, TDM_ETOOBIG. */
+tdm_err srv_resp_json(srv_resp *r, unsigned status, void *json_v);
+/* srv_resp_error - {"error": code, "message": msg} with `status`. */
+tdm_err srv_resp_error(srv_resp *r, unsigned status, const char *code, const char *msg);
+/* srv_resp_bytes - a copy of p[0..n) with content type `type`. */
+tdm_err srv_resp_bytes(srv_resp *r, unsigned status, const char *type, const void *p, size_t n);
+
+/* srv_api_route - answer GET `path` under /api/ or /healthz into r; false
+ * when the path is not an API path. */
+bool srv_api_route(srv *s, struct lws *wsi, const char *path, srv_resp *r);
+/* srv_static_resolve - map a request path to a regular file under the web
+ * root: 0 with real[] and *type set, or an HTTP status (403, 404). */
+unsigned srv_static_resolve(const srv *s, const char *path, char *real, size_t real_len,
+                            const char **type);
+
+#endif

@@ -1,0 +1,210 @@
+/* srv_run.c - start-up, the service loop, the sync timer and shutdown.
+ * Main thread (= the lws service thread). */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include "srv_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SRV_TICK_MS     250u  /* sync_server_tick period */
+#define SRV_SHUTDOWN_MS 3000u /* time connections get to take their last frames */
+#define SRV_WS_RX_CHUNK 16384u
+
+/* Set by SIGTERM / SIGINT; the service loop (woken by EINTR or the next
+ * tick) checks it. */
+static volatile sig_atomic_t srv_stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    srv_stop_flag = 1;
+}
+
+uint64_t srv_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void srv_config_init(srv_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 8080;
+    cfg->data_dir = "./data";
+#ifdef TANDEM_WEB_DIR
+    cfg->web_root = TANDEM_WEB_DIR;
+#else
+    cfg->web_root = "./server/web";
+#endif
+    cfg->max_frame = (size_t)1 << 20;
+    cfg->max_out_bytes = (size_t)4 << 20;
+    cfg->room_idle_ms = 30000;
+    cfg->idle_timeout_ms = 120000;
+    cfg->hello_timeout_ms = 10000;
+    cfg->ping_secs = 30;
+    cfg->hangup_secs = 75;
+}
+
+static uint64_t random_seed(void)
+{
+    uint64_t v = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd >= 0) {
+        if (read(fd, &v, sizeof v) != (ssize_t)sizeof v) v = 0;
+        close(fd);
+    }
+    return v ^ srv_now_ms() ^ ((uint64_t)getpid() << 32);
+}
+
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+    srv *s = lws_container_of(sul, srv, tick_sul);
+    sync_server_tick(s->sync, srv_now_ms());
+    srv_ws_kick(s);
+    lws_sul_schedule(s->ctx, 0, &s->tick_sul, on_tick, (lws_usec_t)SRV_TICK_MS * LWS_US_PER_MS);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: poll() returns EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+static tdm_err open_parts(srv *s)
+{
+    const srv_config *c = &s->cfg;
+    store_opts so = {0};
+    tdm_err e = store_open(c->data_dir, &so, &s->st);
+    if (e) {
+        fprintf(stderr, "tandem serve: cannot open the database in %s: %s\n", c->data_dir,
+                tdm_strerror(e));
+        return e;
+    }
+    sync_server_opts o = {0};
+    o.max_frame = c->max_frame;
+    o.max_out_bytes = c->max_out_bytes;
+    o.max_pending = 65536;
+    o.room_idle_ms = c->room_idle_ms;
+    o.hello_timeout_ms = c->hello_timeout_ms;
+    o.idle_timeout_ms = c->idle_timeout_ms;
+    o.hash_seed = random_seed();
+    if ((e = srv_inbox_init(&s->inbox, o.max_pending + 1024))) return e;
+    sync_host h;
+    srv_host_make(s, &h);
+    return sync_server_new(&h, &o, &s->sync);
+}
+
+static const struct lws_protocols srv_protocols[] = {
+    {"http", srv_http_callback, sizeof(srv_http_req), 0, 0, NULL, 0},
+    {SRV_SUBPROTOCOL, srv_ws_callback, sizeof(srv_conn), SRV_WS_RX_CHUNK, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static tdm_err start_lws(srv *s, lws_retry_bo_t *retry)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    retry->secs_since_valid_ping = (uint16_t)s->cfg.ping_secs;
+    retry->secs_since_valid_hangup = (uint16_t)s->cfg.hangup_secs;
+    info.port = s->cfg.port;
+    info.iface = s->cfg.host;
+    info.protocols = srv_protocols;
+    info.user = s;
+    info.vhost_name = "tandem";
+    info.retry_and_idle_policy = retry;
+    info.timeout_secs = 20;
+    lws_set_log_level(LLL_ERR, NULL);
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        fprintf(stderr, "tandem serve: cannot listen on %s:%u\n", s->cfg.host,
+                (unsigned)s->cfg.port);
+        return TDM_EIO;
+    }
+    pthread_mutex_lock(&s->inbox.mu);
+    s->inbox.ctx = s->ctx;
+    pthread_mutex_unlock(&s->inbox.mu);
+    return TDM_OK;
+}
+
+/* Stop accepting, flush commits, deliver the acks, close with 1001. */
+static void shut_down(srv *s)
+{
+    s->stopping = true;
+    lws_sul_cancel(&s->tick_sul);
+    store_flush(s->st);
+    srv_host_drain(s);
+    srv_ws_close_all(s, SRV_CLOSE_GOING_AWAY);
+    uint64_t deadline = srv_now_ms() + SRV_SHUTDOWN_MS;
+    while (s->nconns && srv_now_ms() < deadline) {
+        lws_service(s->ctx, 0);
+        srv_host_drain(s);
+        srv_ws_close_all(s, SRV_CLOSE_GOING_AWAY);
+    }
+}
+
+static void free_parts(srv *s)
+{
+    if (s->ctx) lws_context_destroy(s->ctx); /* CLOSED for what is left */
+    s->ctx = NULL;
+    if (s->inbox.ring) {
+        pthread_mutex_lock(&s->inbox.mu);
+        s->inbox.ctx = NULL;
+        pthread_mutex_unlock(&s->inbox.mu);
+    }
+    store_close(s->st); /* commits what is queued; callbacks only push */
+    sync_server_free(s->sync);
+    srv_inbox_fini(&s->inbox);
+    free(s->wbuf);
+}
+
+tdm_err srv_run(const srv_config *cfg)
+{
+    if (!cfg || !cfg->host || !cfg->data_dir || cfg->port == 0 || cfg->max_frame < 1024 ||
+        cfg->max_frame > SYNCM_MAX_FRAME)
+        return TDM_EINVAL;
+    srv *s = calloc(1, sizeof *s);
+    if (!s) return TDM_ENOMEM;
+    s->cfg = *cfg;
+    s->started_ms = s->id_base = srv_now_ms();
+    if (!cfg->web_root || !realpath(cfg->web_root, s->web_real)) {
+        s->web_real[0] = '\0';
+        if (!cfg->quiet)
+            fprintf(stderr, "tandem serve: no web root at %s; static files are off\n",
+                    cfg->web_root ? cfg->web_root : "(none)");
+    }
+    srv_stop_flag = 0;
+    install_signals();
+    lws_retry_bo_t retry;
+    memset(&retry, 0, sizeof retry);
+    tdm_err e = open_parts(s);
+    if (!e) e = start_lws(s, &retry);
+    if (!e) {
+        if (!cfg->quiet)
+            fprintf(stderr, "tandem serve: listening on http://%s:%u (data %s%s)\n", cfg->host,
+                    (unsigned)cfg->port, cfg->data_dir,
+                    cfg->dev ? ", DEVELOPMENT MODE: no authentication" : "");
+        lws_sul_schedule(s->ctx, 0, &s->tick_sul, on_tick, (lws_usec_t)SRV_TICK_MS * LWS_US_PER_MS);
+        while (!srv_stop_flag)
+            if (lws_service(s->ctx, 0) < 0) break;
+        if (!cfg->quiet) fprintf(stderr, "tandem serve: shutting down\n");
+        shut_down(s);
+    }
+    free_parts(s);
+    free(s);
+    if (!e && !cfg->quiet) fprintf(stderr, "tandem serve: stopped\n");
+    return e;
+}

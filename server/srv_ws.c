@@ -1,0 +1,225 @@
+/* srv_ws.c - WebSocket sessions of subprotocol SRV_SUBPROTOCOL: each inbound
+ * message is reassembled under cfg.max_frame (past it: close 1009) and fed
+ * to sync_session_recv; outbound frames leave the session's queue one per
+ * WRITEABLE callback (LWS_PRE headroom in a shared scratch buffer; lws keeps
+ * whatever the socket does not take). A session sync marks for closing is
+ * closed with the code for its reason once its queue is sent.
+ * Service thread only. */
+#include "srv_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void conn_link(srv *s, srv_conn *c)
+{
+    c->prev = NULL;
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+}
+
+static void conn_unlink(srv *s, srv_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (s->conns == c)
+        s->conns = c->next;
+    else
+        return; /* not linked */
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    s->nconns--;
+}
+
+static unsigned close_code_for(sync_close_reason why)
+{
+    switch (why) {
+    case SYNC_CLOSE_BACKPRESSURE:
+        return SRV_CLOSE_BACKPRESSURE;
+    case SYNC_CLOSE_PROTOCOL:
+        return SRV_CLOSE_PROTOCOL;
+    case SYNC_CLOSE_HELLO_TIMEOUT:
+        return SRV_CLOSE_HELLO_TIMEOUT;
+    case SYNC_CLOSE_IDLE:
+        return SRV_CLOSE_IDLE;
+    case SYNC_CLOSE_INTERNAL:
+        return SRV_CLOSE_INTERNAL;
+    default:
+        return SRV_CLOSE_NORMAL;
+    }
+}
+
+static const char *close_text(unsigned code)
+{
+    switch (code) {
+    case SRV_CLOSE_GOING_AWAY:
+        return "server shutting down";
+    case SRV_CLOSE_PROTOCOL:
+        return "protocol error";
+    case SRV_CLOSE_TOO_BIG:
+        return "message too big";
+    case SRV_CLOSE_INTERNAL:
+        return "internal error";
+    case SRV_CLOSE_TRY_LATER:
+        return "too many sessions";
+    case SRV_CLOSE_BACKPRESSURE:
+        return "outbound queue full";
+    case SRV_CLOSE_HELLO_TIMEOUT:
+        return "no HELLO in time";
+    case SRV_CLOSE_IDLE:
+        return "idle timeout";
+    default:
+        return "bye";
+    }
+}
+
+static int close_with(struct lws *wsi, unsigned code)
+{
+    const char *t = close_text(code);
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)(uintptr_t)t, strlen(t));
+    return -1;
+}
+
+static bool conn_wants_write(const srv_conn *c)
+{
+    if (c->close_code) return true;
+    return c->ss && (sync_session_out_bytes(c->ss) > 0 || sync_session_closing(c->ss, NULL));
+}
+
+void srv_ws_kick(srv *s)
+{
+    for (srv_conn *c = s->conns; c; c = c->next)
+        if (conn_wants_write(c)) lws_callback_on_writable(c->wsi);
+}
+
+void srv_ws_close_all(srv *s, unsigned code)
+{
+    for (srv_conn *c = s->conns; c; c = c->next) {
+        if (!c->close_code) c->close_code = code;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+/* Append a received piece to the reassembly buffer. false: over the cap. */
+static bool rx_append(srv *s, srv_conn *c, const void *in, size_t len, size_t remaining)
+{
+    size_t cap = s->cfg.max_frame;
+    if (c->rx_len + len > cap || remaining > cap - c->rx_len - len) return false;
+    size_t need = c->rx_len + len;
+    if (need > c->rx_cap) {
+        size_t ncap = c->rx_cap ? c->rx_cap : 4096;
+        while (ncap < need + remaining && ncap < cap) ncap *= 2;
+        if (ncap > cap) ncap = cap;
+        uint8_t *p = realloc(c->rx, ncap);
+        if (!p) return false;
+        c->rx = p;
+        c->rx_cap = ncap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    return true;
+}
+
+static int on_receive(srv *s, srv_conn *c, struct lws *wsi, const void *in, size_t len)
+{
+    if (!c->ss || c->close_code) return 0; /* closing: ignore what still arrives */
+    if (lws_is_first_fragment(wsi)) c->rx_len = 0;
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    if (!rx_append(s, c, in, len, remaining)) {
+        s->n.too_big++;
+        return close_with(wsi, SRV_CLOSE_TOO_BIG);
+    }
+    if (!lws_is_final_fragment(wsi) || remaining) return 0;
+    s->n.frames_in++;
+    s->n.bytes_in += c->rx_len;
+    tdm_err e = sync_session_recv(c->ss, c->rx, c->rx_len, srv_now_ms());
+    if (e) s->n.protocol_errors++;
+    c->rx_len = 0;
+    if (c->rx_cap > 65536) { /* do not keep a big buffer per idle connection */
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
+    }
+    srv_ws_kick(s);
+    return 0;
+}
+
+static bool wbuf_reserve(srv *s, size_t n)
+{
+    if (LWS_PRE + n <= s->wcap) return true;
+    size_t ncap = s->wcap ? s->wcap : 65536;
+    while (ncap < LWS_PRE + n) ncap *= 2;
+    uint8_t *p = realloc(s->wbuf, ncap);
+    if (!p) return false;
+    s->wbuf = p;
+    s->wcap = ncap;
+    return true;
+}
+
+static int on_writeable(srv *s, srv_conn *c, struct lws *wsi)
+{
+    if (c->close_now || !c->ss) return close_with(wsi, c->close_code ? c->close_code : 1000u);
+    const uint8_t *p;
+    size_t n;
+    if (sync_session_next_out(c->ss, &p, &n)) {
+        if (!wbuf_reserve(s, n)) return close_with(wsi, SRV_CLOSE_INTERNAL);
+        memcpy(s->wbuf + LWS_PRE, p, n);
+        int w = lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_BINARY);
+        if (w < (int)n) return -1;
+        sync_session_consume(c->ss);
+        s->n.frames_out++;
+        s->n.bytes_out += n;
+        if (conn_wants_write(c)) lws_callback_on_writable(wsi);
+        return 0;
+    }
+    sync_close_reason why;
+    if (sync_session_closing(c->ss, &why)) return close_with(wsi, close_code_for(why));
+    if (c->close_code) return close_with(wsi, c->close_code);
+    return 0;
+}
+
+int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    srv_conn *c = user;
+    srv *s = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED: {
+        memset(c, 0, sizeof *c);
+        c->s = s;
+        c->wsi = wsi;
+        conn_link(s, c);
+        s->n.ws_accepted++;
+        if (s->stopping) {
+            c->close_code = SRV_CLOSE_GOING_AWAY;
+            c->close_now = true;
+        } else if (sync_session_new(s->sync, srv_now_ms(), &c->ss) != TDM_OK) {
+            c->ss = NULL;
+            c->close_code = SRV_CLOSE_TRY_LATER;
+            c->close_now = true;
+        } else {
+            sync_session_set_data(c->ss, c);
+        }
+        if (c->close_now) lws_callback_on_writable(wsi);
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        return on_receive(s, c, wsi, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return on_writeable(s, c, wsi);
+    case LWS_CALLBACK_CLOSED:
+        if (c->ss) {
+            sync_session_close(c->ss, srv_now_ms());
+            c->ss = NULL;
+        }
+        free(c->rx);
+        c->rx = NULL;
+        conn_unlink(s, c);
+        s->n.ws_closed++;
+        srv_ws_kick(s); /* leaving a room broadcasts awareness and typing */
+        return 0;
+    default:
+        return 0;
+    }
+}

@@ -1,0 +1,867 @@
+/* test_server.c - the real `tandem serve` binary (TANDEM_BIN) on 127.0.0.1
+ * with a random high port (retried when taken) and a mkdtemp data
+ * directory, driven by real clients: sync_client over the lws client API
+ * (support/ws_client.h) and raw HTTP/1.1 over a socket. Everything waits by
+ * polling with deadlines; nothing sleeps a fixed time. */
+#define _XOPEN_SOURCE 700 /* mkdtemp, symlink */
+
+#include "client.h"
+#include "doc.h"
+#include "ids.h"
+#include "msg.h"
+#include "ws_client.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TANDEM_BIN
+#error "TANDEM_BIN must name the built tandem binary"
+#endif
+
+extern char **environ;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Case-insensitive strstr (header names). */
+static const char *ci_strstr(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n) return hay;
+    }
+    return NULL;
+}
+
+/* ---- raw HTTP ------------------------------------------------------------------ */
+
+typedef struct http_res {
+    int status; /* 0: no answer */
+    char headers[4096];
+    char *body;
+    size_t len;
+} http_res;
+
+static void http_free(http_res *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+/* Send `req` verbatim and read the answer until the body (Content-Length)
+ * is complete or the server closes. */
+static http_res http_raw(int port, const char *req)
+{
+    http_res r = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return r;
+    }
+    size_t rl = strlen(req);
+    ck_assert_int_eq(write(fd, req, rl), (ssize_t)rl);
+    char *buf = NULL;
+    size_t len = 0;
+    uint64_t end = mono_ms() + 5000;
+    long want = -1;
+    char *hdr_end = NULL;
+    while (mono_ms() < end) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        char tmp[8192];
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n <= 0) break;
+        buf = realloc(buf, len + (size_t)n + 1);
+        memcpy(buf + len, tmp, (size_t)n);
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (!hdr_end && (hdr_end = strstr(buf, "\r\n\r\n"))) {
+            const char *cl = ci_strstr(buf, "content-length:");
+            if (cl && cl < hdr_end) want = strtol(cl + 15, NULL, 10);
+        }
+        if (hdr_end && want >= 0) {
+            hdr_end = strstr(buf, "\r\n\r\n");
+            if ((long)(len - (size_t)(hdr_end + 4 - buf)) >= want) break;
+        }
+    }
+    close(fd);
+    if (!buf) return r;
+    hdr_end = strstr(buf, "\r\n\r\n");
+    if (sscanf(buf, "HTTP/1.%*d %d", &r.status) != 1) r.status = 0;
+    if (hdr_end) {
+        size_t hl = (size_t)(hdr_end - buf);
+        if (hl >= sizeof r.headers) hl = sizeof r.headers - 1;
+        memcpy(r.headers, buf, hl);
+        r.headers[hl] = '\0';
+        r.len = len - (size_t)(hdr_end + 4 - buf);
+        r.body = malloc(r.len + 1);
+        memcpy(r.body, hdr_end + 4, r.len);
+        r.body[r.len] = '\0';
+    }
+    free(buf);
+    return r;
+}
+
+static http_res http_get(int port, const char *path)
+{
+    char req[2048];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             path);
+    return http_raw(port, req);
+}
+
+static bool has_header(const http_res *r, const char *line)
+{
+    return ci_strstr(r->headers, line) != NULL;
+}
+
+static json_t *http_json(int port, const char *path, int want_status)
+{
+    http_res r = http_get(port, path);
+    ck_assert_msg(r.status == want_status, "GET %s: status %d, want %d: %s", path, r.status,
+                  want_status, r.body ? r.body : "");
+    ck_assert_msg(has_header(&r, "content-type: application/json"), "GET %s: %s", path, r.headers);
+    json_error_t je;
+    json_t *v = json_loadb(r.body, r.len, 0, &je);
+    ck_assert_msg(v != NULL, "GET %s: not JSON: %s", path, r.body);
+    http_free(&r);
+    return v;
+}
+
+/* ---- the server process -------------------------------------------------------- */
+
+typedef struct server {
+    pid_t pid;
+    int port;
+    char dir[128], data[192], web[192], log[192];
+} server;
+
+static void spawn_server(server *s)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    const char *argv[] = {TANDEM_BIN, "serve", "--host", "127.0.0.1", "--port", port,
+                          "--data",   s->data, "--web",  s->web,      "--dev",  NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawn(&s->pid, TANDEM_BIN, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ck_assert_int_eq(rc, 0);
+}
+
+/* Wait for /healthz; false when the process exited (port taken?). */
+static bool wait_ready(server *s)
+{
+    uint64_t end = mono_ms() + 15000;
+    while (mono_ms() < end) {
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return false;
+        }
+        http_res r = http_get(s->port, "/healthz");
+        int status = r.status;
+        http_free(&r);
+        if (status == 200) return true;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* poll interval */
+    }
+    ck_abort_msg("server did not become ready");
+    return false;
+}
+
+/* Start on s->port (0: pick random high ports until one binds). */
+static void server_start(server *s)
+{
+    bool pick = s->port == 0;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        if (pick)
+            s->port =
+                20000 +
+                (int)((now_ms() * 7919u + (uint64_t)getpid() * 31u + (uint64_t)attempt * 104729u) %
+                      40000u);
+        spawn_server(s);
+        if (wait_ready(s)) return;
+        if (!pick) { /* the same port is briefly busy after a restart: retry */
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    ck_abort_msg("could not start the server");
+}
+
+/* SIGTERM and wait; returns the exit status (128 + signal when killed). */
+static int server_stop(server *s)
+{
+    if (!s->pid) return -1;
+    kill(s->pid, SIGTERM);
+    uint64_t end = mono_ms() + 15000;
+    int st = 0;
+    while (waitpid(s->pid, &st, WNOHANG) == 0) {
+        if (mono_ms() > end) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &st, 0);
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    s->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void server_setup(server *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/tandem-srv-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s->dir));
+    snprintf(s->data, sizeof s->data, "%s/data", s->dir);
+    snprintf(s->web, sizeof s->web, "%s/web", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
+    ck_assert_int_eq(mkdir(s->web, 0700), 0);
+    char p[256];
+    snprintf(p, sizeof p, "%s/index.html", s->web);
+    write_file(p, "<!doctype html><title>tandem</title>\n");
+    snprintf(p, sizeof p, "%s/app.js", s->web);
+    write_file(p, "console.log('tandem');\n");
+    snprintf(p, sizeof p, "%s/style.css", s->web);
+    write_file(p, "body{}\n");
+    snprintf(p, sizeof p, "%s/.secret", s->web);
+    write_file(p, "hidden\n");
+    snprintf(p, sizeof p, "%s/sub", s->web);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/sub/index.html", s->web);
+    write_file(p, "<p>sub</p>\n");
+    snprintf(p, sizeof p, "%s/outside", s->web);
+    ck_assert_int_eq(symlink("/etc/passwd", p), 0);
+    server_start(s);
+}
+
+static void server_teardown(server *s)
+{
+    if (s->pid) ck_assert_int_eq(server_stop(s), 0);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- sync peers ------------------------------------------------------------------ */
+
+typedef struct peer {
+    wsc_conn *ws;
+    sync_client *cl;
+    crdt_doc *doc;
+    uint32_t ch;
+    uint64_t acks, errors, chat_acks;
+} peer;
+
+static void on_ack(void *ctx, uint32_t channel, uint64_t seq)
+{
+    (void)channel, (void)seq;
+    ((peer *)ctx)->acks++;
+}
+
+static void on_error(void *ctx, const syncm *m)
+{
+    (void)m;
+    ((peer *)ctx)->errors++;
+}
+
+static void on_chat_ack(void *ctx, uint32_t channel, uint64_t msg_id, uint64_t chat_id)
+{
+    (void)channel, (void)msg_id, (void)chat_id;
+    ((peer *)ctx)->chat_acks++;
+}
+
+static void peer_connect(peer *p, wsc_ctx *x, int port)
+{
+    p->ws = wsc_connect(x, "127.0.0.1", port, "/ws", "tandem.v1");
+    ck_assert_ptr_nonnull(p->ws);
+    ck_assert_int_eq(sync_client_connect(p->cl, now_ms()), TDM_OK);
+}
+
+static void peer_open(peer *p, wsc_ctx *x, int port, const char *room, uint64_t client_id)
+{
+    memset(p, 0, sizeof *p);
+    ck_assert_int_eq(crdt_doc_new(client_id, &p->doc), TDM_OK);
+    sync_client_opts o = {0};
+    o.client_id = client_id;
+    sync_client_events ev = {0};
+    ev.ctx = p;
+    ev.on_ack = on_ack;
+    ev.on_error = on_error;
+    ev.on_chat_ack = on_chat_ack;
+    ck_assert_int_eq(sync_client_new(&o, &ev, &p->cl), TDM_OK);
+    ck_assert_int_eq(sync_client_subscribe_crdt(p->cl, room, p->doc, true, &p->ch), TDM_OK);
+    peer_connect(p, x, port);
+}
+
+static void peer_close(peer *p)
+{
+    sync_client_free(p->cl);
+    crdt_doc_free(p->doc);
+}
+
+/* Move frames both ways; a closed socket disconnects the client. */
+static void peer_pump(peer *p)
+{
+    wsc_state st = wsc_state_of(p->ws);
+    if (st == WSC_CLOSED || st == WSC_FAILED) {
+        if (sync_client_connected(p->cl)) sync_client_disconnect(p->cl);
+        return;
+    }
+    const uint8_t *f;
+    size_t n;
+    while (sync_client_next_out(p->cl, &f, &n)) {
+        ck_assert(wsc_send(p->ws, f, n));
+        sync_client_consume(p->cl);
+    }
+    uint8_t *m;
+    while (wsc_recv(p->ws, &m, &n)) {
+        sync_client_recv(p->cl, m, n, now_ms());
+        free(m);
+    }
+}
+
+static char *doc_text(crdt_doc *d)
+{
+    tbuf b;
+    tbuf_init(&b, 0);
+    ck_assert_int_eq(crdt_doc_text(d, &b), TDM_OK);
+    char *s = malloc(b.len + 1);
+    memcpy(s, b.data, b.len);
+    s[b.len] = '\0';
+    tbuf_fini(&b);
+    return s;
+}
+
+typedef struct group {
+    peer *p;
+    size_t n;
+} group;
+
+static bool all_synced(void *arg)
+{
+    group *g = arg;
+    bool ok = true;
+    for (size_t i = 0; i < g->n; i++) {
+        peer_pump(&g->p[i]);
+        ok = ok && sync_client_synced(g->p[i].cl, g->p[i].ch);
+    }
+    return ok;
+}
+
+/* Every update acked and every peer holding the same text. */
+static bool all_converged(void *arg)
+{
+    group *g = arg;
+    for (size_t i = 0; i < g->n; i++) peer_pump(&g->p[i]);
+    for (size_t i = 0; i < g->n; i++)
+        if (!sync_client_synced(g->p[i].cl, g->p[i].ch) ||
+            sync_client_unacked(g->p[i].cl, g->p[i].ch))
+            return false;
+    char *t0 = doc_text(g->p[0].doc);
+    bool same = true;
+    for (size_t i = 1; i < g->n && same; i++) {
+        char *t = doc_text(g->p[i].doc);
+        same = strcmp(t0, t) == 0;
+        free(t);
+    }
+    free(t0);
+    return same;
+}
+
+static void random_edit(peer *p, unsigned *rng)
+{
+    static const char *const words[] = {"a", "bc", "def", "ü", "日本", " ", "xyz\n", "😀"};
+    size_t len = crdt_doc_len(p->doc);
+    size_t pos = len ? (size_t)rand_r(rng) % (len + 1) : 0;
+    const char *w = words[(size_t)rand_r(rng) % (sizeof words / sizeof words[0])];
+    if (len > 4 && rand_r(rng) % 4 == 0) {
+        size_t at = (size_t)rand_r(rng) % (len - 2);
+        ck_assert_int_eq(crdt_doc_delete(p->doc, at, 2), TDM_OK);
+    } else {
+        ck_assert_int_eq(crdt_doc_insert(p->doc, pos, w, strlen(w)), TDM_OK);
+    }
+    ck_assert_int_eq(sync_client_flush(p->cl, p->ch), TDM_OK);
+}
+
+static char *server_text(int port, const char *room)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/api/rooms/%s/text", room);
+    json_t *v = http_json(port, path, 200);
+    const char *t = json_string_value(json_object_get(v, "text"));
+    ck_assert_ptr_nonnull(t);
+    char *s = strdup(t);
+    json_decref(v);
+    return s;
+}
+
+/* n peers edit concurrently for `rounds` rounds and converge. */
+static void edit_and_converge(wsc_ctx *x, group *g, int rounds, unsigned seed)
+{
+    unsigned rng = seed;
+    for (int r = 0; r < rounds; r++) {
+        for (size_t i = 0; i < g->n; i++) random_edit(&g->p[i], &rng);
+        for (size_t i = 0; i < g->n; i++) peer_pump(&g->p[i]);
+        wsc_service(x, 1);
+    }
+    ck_assert_msg(wsc_wait(x, all_converged, g, 20000), "peers did not converge");
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+START_TEST(test_http_endpoints)
+{
+    server s;
+    server_setup(&s);
+    json_t *v = http_json(s.port, "/healthz", 200);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "status")), "ok");
+    ck_assert_str_eq(json_string_value(json_object_get(v, "subprotocol")), "tandem.v1");
+    ck_assert(json_is_true(json_object_get(v, "dev")));
+    ck_assert(json_is_integer(json_object_get(v, "connections")));
+    json_decref(v);
+    v = http_json(s.port, "/api/rooms", 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(v, "rooms")), 0);
+    json_decref(v);
+    v = http_json(s.port, "/api/rooms/nope", 404);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "error")), "not_found");
+    json_decref(v);
+    json_decref(http_json(s.port, "/api/rooms/nope/text", 404));
+    json_decref(http_json(s.port, "/api/rooms/nope/messages", 404));
+    json_decref(http_json(s.port, "/api/unknown", 404));
+    http_res r = http_raw(s.port, "POST /api/rooms HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                                  "Connection: close\r\n\r\n");
+    ck_assert_int_eq(r.status, 405);
+    http_free(&r);
+
+    /* static files */
+    r = http_get(s.port, "/");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(has_header(&r, "content-type: text/html"));
+    ck_assert_ptr_nonnull(strstr(r.body, "<title>tandem</title>"));
+    http_free(&r);
+    r = http_get(s.port, "/app.js");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(has_header(&r, "content-type: text/javascript"));
+    http_free(&r);
+    r = http_get(s.port, "/style.css");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(has_header(&r, "content-type: text/css"));
+    http_free(&r);
+    r = http_get(s.port, "/sub/");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "sub"));
+    http_free(&r);
+    r = http_get(s.port, "/missing.html");
+    ck_assert_int_eq(r.status, 404);
+    http_free(&r);
+    static const char *const evil[] = {
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "//etc/passwd",
+        "/sub/../../etc/passwd",
+        "/.secret",
+        "/outside",
+        "/..%2f..%2fetc/passwd",
+        "/%252e%252e/etc/passwd",
+        "/sub/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    };
+    for (size_t i = 0; i < sizeof evil / sizeof evil[0]; i++) {
+        r = http_get(s.port, evil[i]);
+        ck_assert_msg(r.status == 403 || r.status == 404 || r.status == 400, "%s: status %d",
+                      evil[i], r.status);
+        ck_assert_msg(!r.body || !strstr(r.body, "root:"), "%s leaked a file", evil[i]);
+        http_free(&r);
+    }
+    /* still alive */
+    json_decref(http_json(s.port, "/healthz", 200));
+    server_teardown(&s);
+}
+END_TEST
+
+typedef struct one_conn {
+    wsc_conn *c;
+} one_conn;
+
+static bool conn_settled(void *arg)
+{
+    wsc_state st = wsc_state_of(((one_conn *)arg)->c);
+    return st != WSC_CONNECTING;
+}
+
+static bool conn_ended(void *arg)
+{
+    wsc_state st = wsc_state_of(((one_conn *)arg)->c);
+    return st == WSC_CLOSED || st == WSC_FAILED;
+}
+
+START_TEST(test_upgrade_needs_subprotocol)
+{
+    server s;
+    server_setup(&s);
+    wsc_ctx *x = wsc_new();
+    ck_assert_ptr_nonnull(x);
+    one_conn a = {wsc_connect(x, "127.0.0.1", s.port, "/ws", NULL)};
+    ck_assert(wsc_wait(x, conn_settled, &a, 5000));
+    ck_assert_int_eq(wsc_state_of(a.c), WSC_FAILED);
+    one_conn b = {wsc_connect(x, "127.0.0.1", s.port, "/ws", "chat.v2")};
+    ck_assert(wsc_wait(x, conn_settled, &b, 5000));
+    ck_assert_int_eq(wsc_state_of(b.c), WSC_FAILED);
+    one_conn c = {wsc_connect(x, "127.0.0.1", s.port, "/ws", "tandem.v1")};
+    ck_assert(wsc_wait(x, conn_settled, &c, 5000));
+    ck_assert_int_eq(wsc_state_of(c.c), WSC_OPEN);
+    http_res r = http_raw(s.port, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "tandem.v1"));
+    http_free(&r);
+    wsc_free(x);
+    json_decref(http_json(s.port, "/healthz", 200));
+    server_teardown(&s);
+}
+END_TEST
+
+static void converge_n(server *s, size_t n, const char *room, unsigned seed)
+{
+    wsc_ctx *x = wsc_new();
+    peer *p = calloc(n + 1, sizeof *p);
+    for (size_t i = 0; i < n; i++) peer_open(&p[i], x, s->port, room, 1000 + seed * 100 + i);
+    group g = {p, n};
+    ck_assert_msg(wsc_wait(x, all_synced, &g, 10000), "peers did not sync");
+    edit_and_converge(x, &g, 20, seed);
+    char *t0 = doc_text(p[0].doc);
+    char *st = server_text(s->port, room);
+    ck_assert_str_eq(t0, st);
+    ck_assert_uint_gt(strlen(t0), 0);
+    /* a late joiner catches up by state vector */
+    peer_open(&p[n], x, s->port, room, 1000 + seed * 100 + n);
+    group late = {&p[n], 1};
+    ck_assert(wsc_wait(x, all_synced, &late, 10000));
+    char *tl = doc_text(p[n].doc);
+    ck_assert_str_eq(tl, t0);
+    for (size_t i = 0; i <= n; i++) ck_assert_uint_eq(p[i].errors, 0);
+    free(tl);
+    free(st);
+    free(t0);
+    wsc_free(x);
+    for (size_t i = 0; i <= n; i++) peer_close(&p[i]);
+    free(p);
+}
+
+START_TEST(test_two_then_ten_converge)
+{
+    server s;
+    server_setup(&s);
+    converge_n(&s, 2, "room-two", 1);
+    converge_n(&s, 10, "room-ten", 2);
+    json_t *v = http_json(s.port, "/api/rooms", 200);
+    json_t *rooms = json_object_get(v, "rooms");
+    ck_assert_uint_eq(json_array_size(rooms), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *o = json_array_get(rooms, i);
+        ck_assert_int_gt(json_integer_value(json_object_get(o, "bytes")), 0);
+    }
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rooms, 0), "name")),
+                     "room-ten");
+    json_decref(v);
+    v = http_json(s.port, "/api/rooms/room-two", 200);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "name")), "room-two");
+    ck_assert(json_is_true(json_object_get(v, "stored")));
+    ck_assert_int_gt(json_integer_value(json_object_get(v, "updates")) +
+                         json_integer_value(json_object_get(v, "snapshot_bytes")),
+                     0);
+    json_decref(v);
+    server_teardown(&s);
+}
+END_TEST
+
+static bool chat_acked(void *arg)
+{
+    group *g = arg;
+    peer_pump(&g->p[0]);
+    return g->p[0].chat_acks >= 3;
+}
+
+START_TEST(test_chat_history_endpoint)
+{
+    server s;
+    server_setup(&s);
+    wsc_ctx *x = wsc_new();
+    peer p;
+    peer_open(&p, x, s.port, "chatroom", 77);
+    group g = {&p, 1};
+    ck_assert(wsc_wait(x, all_synced, &g, 10000));
+    ck_assert_int_eq(sync_client_chat_send(p.cl, p.ch, "hello", 5, NULL), TDM_OK);
+    ck_assert_int_eq(sync_client_chat_send(p.cl, p.ch, "wörld", 6, NULL), TDM_OK);
+    ck_assert_int_eq(sync_client_chat_send(p.cl, p.ch, "three", 5, NULL), TDM_OK);
+    ck_assert(wsc_wait(x, chat_acked, &g, 10000));
+    json_t *v = http_json(s.port, "/api/rooms/chatroom/messages", 200);
+    json_t *msgs = json_object_get(v, "messages");
+    ck_assert_uint_eq(json_array_size(msgs), 3);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 1), "text")), "wörld");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 0), "user")), "dev");
+    ck_assert(json_is_false(json_object_get(v, "more")));
+    json_int_t first = json_integer_value(json_object_get(json_array_get(msgs, 0), "id"));
+    json_decref(v);
+    char path[256];
+    snprintf(path, sizeof path, "/api/rooms/chatroom/messages?after=%lld&limit=1",
+             (long long)first);
+    v = http_json(s.port, path, 200);
+    msgs = json_object_get(v, "messages");
+    ck_assert_uint_eq(json_array_size(msgs), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 0), "text")), "wörld");
+    ck_assert(json_is_true(json_object_get(v, "more")));
+    json_decref(v);
+    static const char *const bad[] = {"?limit=abc", "?limit=0",  "?limit=5000",
+                                      "?after=-1",  "?after=1x", "?limit="};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(path, sizeof path, "/api/rooms/chatroom/messages%s", bad[i]);
+        v = http_json(s.port, path, 400);
+        ck_assert_str_eq(json_string_value(json_object_get(v, "error")), "bad_request");
+        json_decref(v);
+    }
+    v = http_json(s.port, "/api/rooms/chatroom", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "chat_count")), 3);
+    json_decref(v);
+    wsc_free(x);
+    peer_close(&p);
+    server_teardown(&s);
+}
+END_TEST
+
+static bool all_closed(void *arg)
+{
+    group *g = arg;
+    for (size_t i = 0; i < g->n; i++) {
+        wsc_state st = wsc_state_of(g->p[i].ws);
+        if (st != WSC_CLOSED && st != WSC_FAILED) return false;
+    }
+    return true;
+}
+
+START_TEST(test_restart_keeps_acked)
+{
+    server s;
+    server_setup(&s);
+    wsc_ctx *x = wsc_new();
+    enum { N = 3 };
+    peer p[N];
+    for (size_t i = 0; i < N; i++) peer_open(&p[i], x, s.port, "durable", 500 + i);
+    group g = {p, N};
+    ck_assert(wsc_wait(x, all_synced, &g, 10000));
+    edit_and_converge(x, &g, 15, 7);
+    /* what every peer holds now is acked (stored) */
+    crdt_sv *acked = crdt_sv_new();
+    ck_assert_int_eq(crdt_doc_state_vector(p[0].doc, acked), TDM_OK);
+    /* more edits in flight while the server goes down */
+    unsigned rng = 99;
+    for (size_t i = 0; i < N; i++) random_edit(&p[i], &rng);
+    for (size_t i = 0; i < N; i++) peer_pump(&p[i]);
+    wsc_service(x, 1);
+    ck_assert_int_eq(server_stop(&s), 0);
+    ck_assert(wsc_wait(x, all_closed, &g, 10000));
+    for (size_t i = 0; i < N; i++) {
+        ck_assert_uint_eq(wsc_close_code(p[i].ws), 1001);
+        peer_pump(&p[i]); /* disconnect */
+    }
+    server_start(&s);
+    /* a fresh reader, before anyone reconnects, holds everything acked */
+    peer r;
+    peer_open(&r, x, s.port, "durable", 900);
+    group rg = {&r, 1};
+    ck_assert(wsc_wait(x, all_synced, &rg, 10000));
+    crdt_sv *got = crdt_sv_new();
+    ck_assert_int_eq(crdt_doc_state_vector(r.doc, got), TDM_OK);
+    for (size_t i = 0; i < crdt_sv_count(acked); i++) {
+        uint64_t client;
+        uint32_t clock;
+        crdt_sv_entry(acked, i, &client, &clock);
+        ck_assert_uint_ge(crdt_sv_get(got, client), clock);
+    }
+    crdt_sv_free(got);
+    crdt_sv_free(acked);
+    /* the peers reconnect, resend what was not acked and converge */
+    for (size_t i = 0; i < N; i++) peer_connect(&p[i], x, s.port);
+    peer all[N + 1];
+    memcpy(all, p, sizeof p);
+    all[N] = r;
+    group ag = {all, N + 1};
+    ck_assert_msg(wsc_wait(x, all_converged, &ag, 20000), "no convergence after restart");
+    char *final = doc_text(all[0].doc);
+    char *srvt = server_text(s.port, "durable");
+    ck_assert_str_eq(final, srvt);
+    free(final);
+    free(srvt);
+    wsc_free(x);
+    for (size_t i = 0; i < N + 1; i++) peer_close(&all[i]);
+    server_teardown(&s);
+}
+END_TEST
+
+typedef struct reader {
+    wsc_conn *c;
+    uint8_t *m;
+    size_t n;
+} reader;
+
+static bool next_msg(void *arg)
+{
+    reader *r = arg;
+    if (r->m) return true;
+    return wsc_recv(r->c, &r->m, &r->n) || wsc_state_of(r->c) == WSC_CLOSED;
+}
+
+/* Receive one frame and return its ERROR code (0: not an ERROR). */
+static uint64_t expect_frame(wsc_ctx *x, wsc_conn *c, syncm_type *type)
+{
+    reader r = {c, NULL, 0};
+    ck_assert(wsc_wait(x, next_msg, &r, 5000));
+    ck_assert_ptr_nonnull(r.m);
+    syncm m;
+    ck_assert_int_eq(syncm_decode(r.m, r.n, 0, &m), TDM_OK);
+    *type = m.type;
+    uint64_t code = m.type == SYNCM_ERROR ? m.code : 0;
+    syncm_clear(&m);
+    free(r.m);
+    return code;
+}
+
+START_TEST(test_bad_input)
+{
+    server s;
+    server_setup(&s);
+    wsc_ctx *x = wsc_new();
+    /* random bytes before HELLO: an ERROR, and the connection stays */
+    one_conn a = {wsc_connect(x, "127.0.0.1", s.port, "/ws", "tandem.v1")};
+    ck_assert(wsc_wait(x, conn_settled, &a, 5000));
+    ck_assert_int_eq(wsc_state_of(a.c), WSC_OPEN);
+    unsigned rng = 5;
+    for (int i = 0; i < 20; i++) {
+        uint8_t junk[200];
+        size_t n = 1 + (size_t)rand_r(&rng) % sizeof junk;
+        for (size_t k = 0; k < n; k++) junk[k] = (uint8_t)rand_r(&rng);
+        ck_assert(wsc_send(a.c, junk, n));
+        syncm_type t;
+        uint64_t code = expect_frame(x, a.c, &t);
+        ck_assert_int_eq(t, SYNCM_ERROR);
+        ck_assert(code == SYNC_ERR_MALFORMED || code == SYNC_ERR_BAD_STATE);
+    }
+    /* a valid HELLO, then truncated CBOR of it */
+    tbuf b;
+    tbuf_init(&b, 0);
+    syncm h = {0};
+    h.type = SYNCM_HELLO;
+    h.proto = 1;
+    h.caps = SYNC_CAP_ALL;
+    h.client_id = 42;
+    ck_assert_int_eq(syncm_encode(&h, &b), TDM_OK);
+    ck_assert(wsc_send(a.c, b.data, b.len - 2));
+    syncm_type t;
+    ck_assert_int_eq(expect_frame(x, a.c, &t), SYNC_ERR_MALFORMED);
+    ck_assert(wsc_send(a.c, b.data, b.len));
+    expect_frame(x, a.c, &t);
+    ck_assert_int_eq(t, SYNCM_WELCOME);
+    ck_assert(wsc_send(a.c, b.data, 3));
+    ck_assert_int_eq(expect_frame(x, a.c, &t), SYNC_ERR_MALFORMED);
+    tbuf_fini(&b);
+    ck_assert_int_eq(wsc_state_of(a.c), WSC_OPEN);
+
+    /* an oversized message: close 1009 */
+    one_conn big = {wsc_connect(x, "127.0.0.1", s.port, "/ws", "tandem.v1")};
+    ck_assert(wsc_wait(x, conn_settled, &big, 5000));
+    size_t n = ((size_t)1 << 20) + 4096;
+    uint8_t *huge = calloc(1, n);
+    ck_assert(wsc_send(big.c, huge, n));
+    free(huge);
+    ck_assert(wsc_wait(x, conn_ended, &big, 10000));
+    ck_assert_uint_eq(wsc_close_code(big.c), 1009);
+
+    /* the server is fine and a real client still works */
+    json_decref(http_json(s.port, "/healthz", 200));
+    peer p[2];
+    peer_open(&p[0], x, s.port, "after-bad", 1);
+    peer_open(&p[1], x, s.port, "after-bad", 2);
+    group g = {p, 2};
+    ck_assert(wsc_wait(x, all_synced, &g, 10000));
+    edit_and_converge(x, &g, 5, 3);
+    wsc_free(x);
+    peer_close(&p[0]);
+    peer_close(&p[1]);
+    server_teardown(&s);
+}
+END_TEST
+
+static Suite *server_suite(void)
+{
+    Suite *s = suite_create("server");
+    TCase *tc = tcase_create("serve");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_http_endpoints);
+    tcase_add_test(tc, test_upgrade_needs_subprotocol);
+    tcase_add_test(tc, test_two_then_ten_converge);
+    tcase_add_test(tc, test_chat_history_endpoint);
+    tcase_add_test(tc, test_restart_keeps_acked);
+    tcase_add_test(tc, test_bad_input);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(server_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
