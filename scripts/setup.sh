@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and tests need, only those missing.
 # Safe to run repeatedly; runs `apt-get update` once when something must be installed.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config libcbor-dev check libjansson-dev zlib1g-dev clang libclang-rt-14-dev liblmdb-dev lmdb-utils libjwt-dev libssl-dev)
+PKGS=(build-essential cmake pkg-config libcbor-dev check libjansson-dev zlib1g-dev clang libclang-rt-14-dev liblmdb-dev lmdb-utils libjwt-dev libssl-dev libwebsockets-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
