@@ -30,8 +30,10 @@ static const char *pick(const cli_opt *o, const char *env, const char *def)
 static int run_serve(const cli_cmd *cmd, int argc, char **argv)
 {
     cli_opt opts[] = {
-        {"host", "ADDR", false, NULL}, {"port", "N", false, NULL},  {"data", "DIR", false, NULL},
-        {"dev", NULL, false, NULL},    {"web", "DIR", false, NULL},
+        {"host", "ADDR", false, NULL},      {"port", "N", false, NULL},
+        {"data", "DIR", false, NULL},       {"dev", NULL, false, NULL},
+        {"web", "DIR", false, NULL},        {"secret-file", "FILE", false, NULL},
+        {"es256-key", "FILE", false, NULL}, {"aud", "AUDIENCE", false, NULL},
     };
     cli_args a;
     int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0], 0, 0, &a);
@@ -41,6 +43,9 @@ static int run_serve(const cli_cmd *cmd, int argc, char **argv)
     cfg.host = pick(&opts[0], "TANDEM_HOST", cfg.host);
     cfg.data_dir = pick(&opts[2], "TANDEM_DATA", cfg.data_dir);
     cfg.web_root = pick(&opts[4], "TANDEM_WEB", cfg.web_root);
+    if (opts[5].set) cfg.secret_file = opts[5].value;
+    if (opts[6].set) cfg.es256_key_file = opts[6].value;
+    if (opts[7].set) cfg.audience = opts[7].value;
     const char *port = pick(&opts[1], "TANDEM_PORT", NULL);
     uint64_t p;
     if (port && (!cli_parse_u64(port, &p) || p == 0 || p > 65535))
@@ -59,13 +64,14 @@ static int run_serve(const cli_cmd *cmd, int argc, char **argv)
     if (!cfg.host[0]) return cli_usage_error(cmd, "%s", "the host must not be empty");
     if (!cfg.data_dir[0]) return cli_usage_error(cmd, "%s", "the data directory must not be empty");
     tdm_err e = srv_run(&cfg);
-    if (e == TDM_EINVAL) return cli_error(cmd, CLI_EXIT_USAGE, "invalid configuration");
+    if (e == TDM_EINVAL) return CLI_EXIT_USAGE; /* srv_run said why */
     return e ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
 
 const cli_cmd cli_cmd_serve = {
     "serve",
-    "[--host ADDR] [--port N] [--data DIR] [--dev] [--web DIR]",
+    "[--host ADDR] [--port N] [--data DIR] [--dev] [--web DIR] [--secret-file FILE | "
+    "--es256-key FILE] [--aud AUDIENCE]",
     "Run the sync server (WebSocket + HTTP on one port) until SIGTERM/SIGINT.",
     "\nServes the sync protocol over WebSocket (subprotocol " SRV_SUBPROTOCOL "), the HTTP\n"
     "API (/healthz, /api/rooms, ...) and static files on one port. docs/SERVER.md\n"
@@ -79,8 +85,11 @@ const cli_cmd cli_cmd_serve = {
     "               without a token (TANDEM_DEV=1). Never use it in production;\n"
     "               it is never on unless asked for.\n"
     "  --web DIR    static files (TANDEM_WEB; default: server/web of the source)\n"
-    "\nWithout --dev no authentication is configured yet, so every subscription\n"
-    "and room API call is refused (tokens come with a later release).\n"
+    "  --secret-file FILE  HS256 token secret (else the TANDEM_JWT_SECRET variable)\n"
+    "  --es256-key FILE    ES256 public key (PEM) to verify tokens with instead\n"
+    "  --aud AUDIENCE      tokens must carry this audience\n"
+    "\nClients present tokens (tandem token) in HELLO, an Authorization: Bearer\n"
+    "header or ?token=. Without --dev one of the token options is required.\n"
     "SIGTERM or SIGINT: stop accepting, flush pending commits, close every\n"
     "connection with 1001 (going away) and exit 0. Exit 1 when the database\n"
     "cannot be opened or the address cannot be bound.\n",

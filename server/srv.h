@@ -40,19 +40,22 @@
 #define SRV_HISTORY_DEFAULT 100u
 
 typedef struct srv_config {
-    const char *host;          /* listen address [127.0.0.1] */
-    uint16_t port;             /* listen port [8080] */
-    const char *data_dir;      /* LMDB directory [./data] */
-    const char *web_root;      /* static files [the source tree's server/web] */
-    bool dev;                  /* development mode: no auth set-up needed (never implicit) */
-    size_t max_frame;          /* inbound WebSocket message cap, bytes [1 MiB] */
-    size_t max_out_bytes;      /* outbound queue cap per session [4 MiB] */
-    uint64_t room_idle_ms;     /* an unused room is freed after this [30000] */
-    uint64_t idle_timeout_ms;  /* a silent session is closed after this [120000] */
-    uint64_t hello_timeout_ms; /* HELLO must come within this [10000] */
-    unsigned ping_secs;        /* WebSocket ping after this much silence [30] */
-    unsigned hangup_secs;      /* drop a connection silent this long [75] */
-    bool quiet;                /* no start-up / shutdown lines on stderr */
+    const char *host;           /* listen address [127.0.0.1] */
+    uint16_t port;              /* listen port [8080] */
+    const char *data_dir;       /* LMDB directory [./data] */
+    const char *web_root;       /* static files [the source tree's server/web] */
+    bool dev;                   /* development mode: no auth set-up needed (never implicit) */
+    const char *secret_file;    /* HS256 secret file (else TANDEM_JWT_SECRET) */
+    const char *es256_key_file; /* ES256 public key PEM file */
+    const char *audience;       /* required "aud" of tokens (NULL: not checked) */
+    size_t max_frame;           /* inbound WebSocket message cap, bytes [1 MiB] */
+    size_t max_out_bytes;       /* outbound queue cap per session [4 MiB] */
+    uint64_t room_idle_ms;      /* an unused room is freed after this [30000] */
+    uint64_t idle_timeout_ms;   /* a silent session is closed after this [120000] */
+    uint64_t hello_timeout_ms;  /* HELLO must come within this [10000] */
+    unsigned ping_secs;         /* WebSocket ping after this much silence [30] */
+    unsigned hangup_secs;       /* drop a connection silent this long [75] */
+    bool quiet;                 /* no start-up / shutdown lines on stderr */
 } srv_config;
 
 /* srv_config_init - fill *cfg with the defaults above. */

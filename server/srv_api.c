@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "utf8.h"
 
@@ -117,11 +118,12 @@ static tdm_err api_healthz(srv *s, srv_resp *r)
     sync_server_stats st;
     sync_server_get_stats(s->sync, &st);
     return srv_resp_json(r, 200,
-                         json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I}", "status", "ok",
+                         json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "status", "ok",
                                    "subprotocol", SRV_SUBPROTOCOL, "dev", s->cfg.dev, "uptime_ms",
                                    (json_int_t)(srv_now_ms() - s->started_ms), "connections",
                                    (json_int_t)s->nconns, "rooms", (json_int_t)st.rooms, "sessions",
-                                   (json_int_t)st.sessions, "pending", (json_int_t)st.pending));
+                                   (json_int_t)st.sessions, "pending", (json_int_t)st.pending,
+                                   "pid", (json_int_t)getpid()));
 }
 
 static tdm_err api_rooms(srv *s, srv_resp *r)
@@ -266,8 +268,11 @@ static tdm_err route_room(srv *s, struct lws *wsi, const char *rest, srv_resp *r
     size_t idn = strlen(id);
     if (idn == 0 || idn > STORE_NAME_MAX)
         return srv_resp_error(r, 404, "not_found", "no such room");
-    if (!srv_access_http(s, wsi, id))
-        return srv_resp_error(r, 401, "unauthorized", "a token with read access is required");
+    unsigned deny = srv_access_http(s, wsi, id);
+    if (deny)
+        return srv_resp_error(r, deny, deny == 401 ? "unauthorized" : "forbidden",
+                              deny == 401 ? "a valid token is required"
+                                          : "the token gives no read access to this room");
     bool stored;
     store_doc_meta meta;
     tdm_err e = room_find(s, id, &stored, &meta);
@@ -290,8 +295,8 @@ bool srv_api_route(srv *s, struct lws *wsi, const char *path, srv_resp *r)
         e = api_healthz(s, r);
     } else if (strcmp(path, "/api/rooms") == 0 || strcmp(path, "/api/rooms/") == 0) {
         e = srv_access_http(s, wsi, NULL)
-                ? api_rooms(s, r)
-                : srv_resp_error(r, 401, "unauthorized", "a token is required");
+                ? srv_resp_error(r, 401, "unauthorized", "a valid token is required")
+                : api_rooms(s, r);
     } else if (strncmp(path, "/api/rooms/", 11) == 0) {
         e = route_room(s, wsi, path + 11, r);
     } else if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0) {

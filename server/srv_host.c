@@ -194,7 +194,7 @@ void srv_host_make(srv *s, sync_host *h)
     h->persist_chat = host_persist_chat;
     h->chat_history = host_chat_history;
     h->ot_history = host_ot_history;
-    h->rate_limit = NULL; /* server/ratelimit.h is not there yet */
+    h->rate_limit = srv_access_rate;
 }
 
 void srv_host_drain(srv *s)

@@ -71,7 +71,7 @@ typedef struct srv_counters {
     uint64_t ws_accepted, ws_refused, ws_closed;
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
     uint64_t too_big, protocol_errors, http_requests;
-    uint64_t updates_persisted, chats_persisted, storage_errors;
+    uint64_t updates_persisted, chats_persisted, storage_errors, auth_refused;
 } srv_counters;
 
 struct srv {
@@ -80,7 +80,9 @@ struct srv {
     store *st;
     sync_server *sync;
     srv_inbox inbox;
-    srv_conn *conns; /* every open WebSocket session */
+    struct srv_auth *auth; /* token verifier (auth.h) */
+    struct srv_rl *rl;     /* rate limiter (ratelimit.h) */
+    srv_conn *conns;       /* every open WebSocket session */
     size_t nconns;
     lws_sorted_usec_list_t tick_sul;
     uint8_t *wbuf; /* outbound scratch: LWS_PRE + frame (lws keeps what it cannot send) */
@@ -118,14 +120,25 @@ typedef struct srv_http_req {
     bool sending;
 } srv_http_req;
 
-/* ---- access: the stand-in until server/auth.h lands (srv_access.c) ---- */
+/* ---- access: tokens and rate limits (srv_access.c) ---- */
 
-/* srv_access_ws - sync_host.authorize: dev mode grants write to user "dev";
- * otherwise NONE (no auth configured yet). */
+/* srv_access_open - the token verifier and the rate limiter from s->cfg.
+ * TDM_EINVAL (message on stderr) when no verification is configured and
+ * cfg.dev is off; the srv_auth_new errors. */
+tdm_err srv_access_open(srv *s);
+void srv_access_close(srv *s);
+/* srv_access_ws - sync_host.authorize: the HELLO token's claims decide;
+ * without a token only dev mode grants (write, user "anon"). */
 tdm_err srv_access_ws(void *ctx, const sync_session *session, const uint8_t *token,
                       size_t token_len, const char *name, sync_auth *out);
-/* srv_access_http - may this request read room data? dev mode: yes; else no. */
-bool srv_access_http(srv *s, struct lws *wsi, const char *room);
+/* srv_access_http - may this request read `room` (NULL: list rooms)?
+ * 0, or the HTTP status to answer (401 no/bad token, 403 no access). */
+unsigned srv_access_http(srv *s, struct lws *wsi, const char *room);
+/* srv_access_rate - sync_host.rate_limit: per-user token buckets. */
+uint64_t srv_access_rate(void *ctx, const sync_session *session, const char *user,
+                         sync_rate_kind kind, uint64_t now_ms);
+/* srv_access_tick - forget idle rate-limit keys. */
+void srv_access_tick(srv *s, uint64_t now_ms);
 
 /* ---- HTTP API and static files (srv_api.c, srv_static.c) ---- */
 

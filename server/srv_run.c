@@ -67,7 +67,9 @@ static uint64_t random_seed(void)
 static void on_tick(lws_sorted_usec_list_t *sul)
 {
     srv *s = lws_container_of(sul, srv, tick_sul);
-    sync_server_tick(s->sync, srv_now_ms());
+    uint64_t now = srv_now_ms();
+    sync_server_tick(s->sync, now);
+    srv_access_tick(s, now);
     srv_ws_kick(s);
     lws_sul_schedule(s->ctx, 0, &s->tick_sul, on_tick, (lws_usec_t)SRV_TICK_MS * LWS_US_PER_MS);
 }
@@ -87,8 +89,10 @@ static void install_signals(void)
 static tdm_err open_parts(srv *s)
 {
     const srv_config *c = &s->cfg;
+    tdm_err e = srv_access_open(s);
+    if (e) return e;
     store_opts so = {0};
-    tdm_err e = store_open(c->data_dir, &so, &s->st);
+    e = store_open(c->data_dir, &so, &s->st);
     if (e) {
         fprintf(stderr, "tandem serve: cannot open the database in %s: %s\n", c->data_dir,
                 tdm_strerror(e));
@@ -168,6 +172,7 @@ static void free_parts(srv *s)
     store_close(s->st); /* commits what is queued; callbacks only push */
     sync_server_free(s->sync);
     srv_inbox_fini(&s->inbox);
+    srv_access_close(s);
     free(s->wbuf);
 }
 

@@ -10,6 +10,7 @@
 #include "ids.h"
 #include "msg.h"
 #include "ws_client.h"
+#include "auth.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -35,6 +36,8 @@
 #endif
 
 extern char **environ;
+
+#define TEST_SECRET "0123456789abcdef0123456789abcdef-test-secret"
 
 static uint64_t mono_ms(void)
 {
@@ -167,6 +170,7 @@ static json_t *http_json(int port, const char *path, int want_status)
 /* ---- the server process -------------------------------------------------------- */
 
 typedef struct server {
+    bool prod; /* no --dev: tokens signed with TEST_SECRET */
     pid_t pid;
     int port;
     char dir[128], data[192], web[192], log[192];
@@ -176,8 +180,22 @@ static void spawn_server(server *s)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", s->port);
-    const char *argv[] = {TANDEM_BIN, "serve", "--host", "127.0.0.1", "--port", port,
-                          "--data",   s->data, "--web",  s->web,      "--dev",  NULL};
+    const char *argv[] = {TANDEM_BIN,
+                          "serve",
+                          "--host",
+                          "127.0.0.1",
+                          "--port",
+                          port,
+                          "--data",
+                          s->data,
+                          "--web",
+                          s->web,
+                          s->prod ? NULL : "--dev",
+                          NULL};
+    if (s->prod)
+        setenv("TANDEM_JWT_SECRET", TEST_SECRET, 1);
+    else
+        unsetenv("TANDEM_JWT_SECRET");
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -198,15 +216,17 @@ static bool wait_ready(server *s)
             s->pid = 0;
             return false;
         }
+        /* the answer must come from our process (another may hold the port) */
         http_res r = http_get(s->port, "/healthz");
-        int status = r.status;
+        json_t *v = r.status == 200 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+        json_int_t pid = json_integer_value(json_object_get(v, "pid"));
+        json_decref(v);
         http_free(&r);
-        if (status == 200) return true;
+        if (pid == (json_int_t)s->pid) return true;
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL); /* poll interval */
     }
-    ck_abort_msg("server did not become ready");
-    return false;
+    return false; /* not ready in time: the caller kills it and retries */
 }
 
 /* Start on s->port (0: pick random high ports until one binds). */
@@ -221,6 +241,11 @@ static void server_start(server *s)
                       40000u);
         spawn_server(s);
         if (wait_ready(s)) return;
+        if (s->pid) { /* someone else answers on this port: ours cannot bind */
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+            s->pid = 0;
+        }
         if (!pick) { /* the same port is briefly busy after a restart: retry */
             struct timespec ts = {0, 100 * 1000 * 1000};
             nanosleep(&ts, NULL);
@@ -257,9 +282,10 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static void server_setup(server *s)
+static void server_setup_mode(server *s, bool prod)
 {
     memset(s, 0, sizeof *s);
+    s->prod = prod;
     snprintf(s->dir, sizeof s->dir, "/tmp/tandem-srv-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(s->dir));
     snprintf(s->data, sizeof s->data, "%s/data", s->dir);
@@ -282,6 +308,11 @@ static void server_setup(server *s)
     snprintf(p, sizeof p, "%s/outside", s->web);
     ck_assert_int_eq(symlink("/etc/passwd", p), 0);
     server_start(s);
+}
+
+static void server_setup(server *s)
+{
+    server_setup_mode(s, false);
 }
 
 static void server_teardown(server *s)
@@ -318,6 +349,23 @@ static void on_chat_ack(void *ctx, uint32_t channel, uint64_t msg_id, uint64_t c
 {
     (void)channel, (void)msg_id, (void)chat_id;
     ((peer *)ctx)->chat_acks++;
+}
+
+static bool subscribe_refused(void *arg)
+{
+    peer *p = arg;
+    uint8_t *m;
+    size_t n;
+    const uint8_t *f;
+    while (sync_client_next_out(p->cl, &f, &n)) {
+        ck_assert(wsc_send(p->ws, f, n));
+        sync_client_consume(p->cl);
+    }
+    while (wsc_recv(p->ws, &m, &n)) {
+        sync_client_recv(p->cl, m, n, now_ms());
+        free(m);
+    }
+    return p->errors > 0;
 }
 
 static void peer_connect(peer *p, wsc_ctx *x, int port)
@@ -650,7 +698,7 @@ START_TEST(test_chat_history_endpoint)
     json_t *msgs = json_object_get(v, "messages");
     ck_assert_uint_eq(json_array_size(msgs), 3);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 1), "text")), "wörld");
-    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 0), "user")), "dev");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 0), "user")), "anon");
     ck_assert(json_is_false(json_object_get(v, "more")));
     json_int_t first = json_integer_value(json_object_get(json_array_get(msgs, 0), "id"));
     json_decref(v);
@@ -842,6 +890,81 @@ START_TEST(test_bad_input)
 }
 END_TEST
 
+static char *mint(const char *user, const char *rooms)
+{
+    srv_auth_config ac = {0};
+    ac.alg = SRV_AUTH_HS256;
+    ac.secret = (const uint8_t *)TEST_SECRET;
+    ac.secret_len = strlen(TEST_SECRET);
+    srv_auth *a;
+    ck_assert_int_eq(srv_auth_new(&ac, &a), TDM_OK);
+    char *tok = malloc(SRV_AUTH_TOKEN_MAX + 1);
+    const char *r[] = {rooms};
+    ck_assert_int_eq(
+        srv_auth_mint(a, user, user, r, 1, 600, now_ms(), tok, SRV_AUTH_TOKEN_MAX + 1, NULL),
+        TDM_OK);
+    srv_auth_free(a);
+    return tok;
+}
+
+START_TEST(test_tokens_required)
+{
+    server s;
+    server_setup_mode(&s, true);
+    json_t *v = http_json(s.port, "/healthz", 200);
+    ck_assert(json_is_false(json_object_get(v, "dev")));
+    json_decref(v);
+    json_decref(http_json(s.port, "/api/rooms", 401));
+    char *tok = mint("alice", "team/*:rw");
+    char *bad = mint("eve", "other:rw");
+    char req[4096];
+    snprintf(req, sizeof req,
+             "GET /api/rooms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Connection: close\r\n\r\n",
+             tok);
+    http_res r = http_raw(s.port, req);
+    ck_assert_int_eq(r.status, 200);
+    http_free(&r);
+    /* no token: the subscription is refused */
+    wsc_ctx *x = wsc_new();
+    peer anon;
+    peer_open(&anon, x, s.port, "team/a", 5);
+    ck_assert(wsc_wait(x, subscribe_refused, &anon, 5000));
+    ck_assert(!sync_client_synced(anon.cl, anon.ch));
+    /* a token for team/ *: sync and edits work */
+    peer p;
+    memset(&p, 0, sizeof p);
+    ck_assert_int_eq(crdt_doc_new(6, &p.doc), TDM_OK);
+    sync_client_opts o = {0};
+    o.client_id = 6;
+    o.token = (const uint8_t *)tok;
+    o.token_len = strlen(tok);
+    sync_client_events ev = {0};
+    ev.ctx = &p;
+    ev.on_ack = on_ack;
+    ev.on_error = on_error;
+    ck_assert_int_eq(sync_client_new(&o, &ev, &p.cl), TDM_OK);
+    ck_assert_int_eq(sync_client_subscribe_crdt(p.cl, "team/a", p.doc, false, &p.ch), TDM_OK);
+    peer_connect(&p, x, s.port);
+    group g = {&p, 1};
+    ck_assert(wsc_wait(x, all_synced, &g, 10000));
+    edit_and_converge(x, &g, 3, 1);
+    ck_assert_uint_eq(p.errors, 0);
+    char path[256];
+    snprintf(path, sizeof path, "/api/rooms/team%%2Fa/text?token=%s", tok);
+    json_decref(http_json(s.port, path, 200));
+    snprintf(path, sizeof path, "/api/rooms/team%%2Fa/text?token=%s", bad);
+    json_decref(http_json(s.port, path, 403));
+    json_decref(http_json(s.port, "/api/rooms/team%2Fa/text?token=abc.def.ghi", 401));
+    wsc_free(x);
+    peer_close(&anon);
+    peer_close(&p);
+    free(tok);
+    free(bad);
+    server_teardown(&s);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
     Suite *s = suite_create("server");
@@ -853,6 +976,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, test_chat_history_endpoint);
     tcase_add_test(tc, test_restart_keeps_acked);
     tcase_add_test(tc, test_bad_input);
+    tcase_add_test(tc, test_tokens_required);
     suite_add_tcase(s, tc);
     return s;
 }
