@@ -2,7 +2,8 @@
 #   make test   -- install missing packages, build (normal and ASan+UBSan), run every test twice
 #   make build  -- normal release build in build/
 #   make bench  -- build and run the trace benchmark on automerge-paper
-#   make run    -- set up and build; until the server exists (issue 5) it runs the benchmark
+#   make run    -- set up, build (Release) and start the server in development mode on
+#                  http://127.0.0.1:8080 with data in ./data (Ctrl-C stops it cleanly)
 #   make fuzz   -- build the libFuzzer harnesses (clang) and run each FUZZ_SECONDS (30) s
 JOBS ?= $(shell nproc)
 TRACES ?= $(abspath tests/traces)
@@ -34,7 +35,8 @@ test: test-normal test-asan
 bench: build
 	./build/bench/tandem-bench-trace $(TRACES)/sequential_traces/automerge-paper.json.gz
 
-run: bench
+run: build
+	./build/cli/tandem serve --dev --host 127.0.0.1 --port 8080 --data ./data
 
 FUZZ_SECONDS ?= 30
 fuzz: setup
