@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "doc.h"
+#include "test_util.h"
 #include "gapbuf.h"
 #include "ot.h"
 #include "replay.h"
@@ -77,14 +78,6 @@ static crdt_doc *mk(uint64_t client, bool gc, shadow *s)
     return d;
 }
 
-static uint64_t rng(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 START_TEST(test_local_edits)
 {
     shadow s;
@@ -106,13 +99,13 @@ START_TEST(test_local_edits)
     const char *pieces[] = {"a", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "xyz"};
     for (int i = 0; i < 3000; i++) {
         size_t len = crdt_doc_len(d);
-        if (len && rng(&seed) % 3 == 0) {
-            size_t at = rng(&seed) % len, n = 1 + rng(&seed) % 4;
+        if (len && tu_rng(&seed) % 3 == 0) {
+            size_t at = tu_rng(&seed) % len, n = 1 + tu_rng(&seed) % 4;
             if (at + n > len) n = len - at;
             ck_assert_int_eq(crdt_doc_delete(d, at, n), TDM_OK);
         } else {
-            const char *p = pieces[rng(&seed) % 5];
-            ck_assert_int_eq(crdt_doc_insert(d, rng(&seed) % (len + 1), p, strlen(p)), TDM_OK);
+            const char *p = pieces[tu_rng(&seed) % 5];
+            ck_assert_int_eq(crdt_doc_insert(d, tu_rng(&seed) % (len + 1), p, strlen(p)), TDM_OK);
         }
         if (i % 100 == 0) assert_same(d, &s);
     }
@@ -121,18 +114,6 @@ START_TEST(test_local_edits)
     gapbuf_fini(&s.g);
 }
 END_TEST
-
-static void sync_into(crdt_doc *from, crdt_doc *to)
-{
-    crdt_sv *sv = crdt_sv_new();
-    tbuf b;
-    tbuf_init(&b, 0);
-    ck_assert_int_eq(crdt_doc_state_vector(to, sv), TDM_OK);
-    ck_assert_int_eq(crdt_doc_diff(from, sv, &b), TDM_OK);
-    ck_assert_int_eq(crdt_doc_apply(to, b.data, b.len), TDM_OK);
-    tbuf_fini(&b);
-    crdt_sv_free(sv);
-}
 
 /* Three replicas (one collecting garbage) edit concurrently and merge: every
  * replica's shadow follows its text through remote changes of many positions. */
@@ -148,27 +129,27 @@ START_TEST(test_remote_merges)
     const char *pieces[] = {"a", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "lorem"};
     for (int round = 0; round < 200; round++) {
         for (int i = 0; i < 3; i++) {
-            int k = 1 + (int)(rng(&seed) % 5);
+            int k = 1 + (int)(tu_rng(&seed) % 5);
             while (k--) {
                 size_t len = crdt_doc_len(r[i]);
-                if (len > 3 && rng(&seed) % 3 == 0) {
-                    size_t at = rng(&seed) % len, n = 1 + rng(&seed) % 3;
+                if (len > 3 && tu_rng(&seed) % 3 == 0) {
+                    size_t at = tu_rng(&seed) % len, n = 1 + tu_rng(&seed) % 3;
                     if (at + n > len) n = len - at;
                     ck_assert_int_eq(crdt_doc_delete(r[i], at, n), TDM_OK);
                 } else {
-                    const char *p = pieces[rng(&seed) % 5];
-                    ck_assert_int_eq(crdt_doc_insert(r[i], rng(&seed) % (len + 1), p, strlen(p)),
+                    const char *p = pieces[tu_rng(&seed) % 5];
+                    ck_assert_int_eq(crdt_doc_insert(r[i], tu_rng(&seed) % (len + 1), p, strlen(p)),
                                      TDM_OK);
                 }
             }
         }
-        int a = (int)(rng(&seed) % 3), b = (a + 1 + (int)(rng(&seed) % 2)) % 3;
-        sync_into(r[a], r[b]);
+        int a = (int)(tu_rng(&seed) % 3), b = (a + 1 + (int)(tu_rng(&seed) % 2)) % 3;
+        tu_sync(r[a], r[b]);
         assert_same(r[b], &s[b]);
     }
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++)
-            if (i != j) sync_into(r[i], r[j]);
+            if (i != j) tu_sync(r[i], r[j]);
     for (int i = 0; i < 3; i++) {
         assert_same(r[i], &s[i]);
         ck_assert_uint_gt(s[i].remote, 0);

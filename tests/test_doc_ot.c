@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "doc.h"
+#include "test_util.h"
 #include "ot.h"
 
 static crdt_doc *mk(uint64_t client)
@@ -12,16 +13,6 @@ static crdt_doc *mk(uint64_t client)
     crdt_doc *d = NULL;
     ck_assert_int_eq(crdt_doc_new(client, &d), TDM_OK);
     return d;
-}
-
-static char *text_of(crdt_doc *d, size_t *n)
-{
-    tbuf b;
-    tbuf_init(&b, 0);
-    ck_assert_int_eq(crdt_doc_text(d, &b), TDM_OK);
-    ck_assert_int_eq(tbuf_append(&b, "", 1), TDM_OK);
-    *n = b.len - 1;
-    return (char *)tbuf_take(&b, &(size_t){0});
 }
 
 typedef struct seen {
@@ -55,14 +46,14 @@ START_TEST(test_apply_ot)
     ck_assert_int_eq(ot_op_insert(op, "there\xf0\x9f\x98\x80", 9), TDM_OK);
     ck_assert_int_eq(crdt_doc_apply_ot(d, op), TDM_OK);
     size_t n;
-    char *t = text_of(d, &n);
+    char *t = tu_text(d, &n);
     ck_assert_str_eq(t, "h\xe2\x82\xacllo there\xf0\x9f\x98\x80");
     free(t);
     ck_assert_int_eq(s.calls, 1); /* one change, reported as the operation itself */
     ck_assert(ot_op_equal(s.last, op));
     /* wrong base length: refused, nothing changes, nothing reported */
     ck_assert_int_eq(crdt_doc_apply_ot(d, op), TDM_EBASELEN);
-    t = text_of(d, &n);
+    t = tu_text(d, &n);
     ck_assert_str_eq(t, "h\xe2\x82\xacllo there\xf0\x9f\x98\x80");
     free(t);
     ck_assert_int_eq(s.calls, 1);
@@ -71,8 +62,6 @@ START_TEST(test_apply_ot)
     crdt_doc_free(d);
 }
 END_TEST
-
-static void sync_into(crdt_doc *from, crdt_doc *to);
 
 /* an OT client's edits carry its own ids, and replicas merge them normally */
 START_TEST(test_apply_ot_as)
@@ -95,9 +84,9 @@ START_TEST(test_apply_ot_as)
     ck_assert_int_eq(crdt_doc_state_vector(d, sv), TDM_OK);
     ck_assert_uint_eq(crdt_sv_get(sv, 1), 4);
     ck_assert_int_eq(crdt_doc_apply_ot_as(d, 77, op), TDM_EBASELEN);
-    sync_into(d, e);
+    tu_sync(d, e);
     size_t n;
-    char *t = text_of(e, &n);
+    char *t = tu_text(e, &n);
     ck_assert_str_eq(t, ">aXYc");
     free(t);
     crdt_sv_free(sv);
@@ -106,26 +95,6 @@ START_TEST(test_apply_ot_as)
     crdt_doc_free(e);
 }
 END_TEST
-
-static uint64_t rng(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static void sync_into(crdt_doc *from, crdt_doc *to)
-{
-    crdt_sv *sv = crdt_sv_new();
-    tbuf b;
-    tbuf_init(&b, 0);
-    ck_assert_int_eq(crdt_doc_state_vector(to, sv), TDM_OK);
-    ck_assert_int_eq(crdt_doc_diff(from, sv, &b), TDM_OK);
-    ck_assert_int_eq(crdt_doc_apply(to, b.data, b.len), TDM_OK);
-    tbuf_fini(&b);
-    crdt_sv_free(sv);
-}
 
 enum { NV = 120 };
 
@@ -141,27 +110,27 @@ START_TEST(test_between_random)
     size_t len[NV];
     int nv = 0;
     for (int round = 0; nv < NV; round++) {
-        int i = (int)(rng(&seed) % 3);
+        int i = (int)(tu_rng(&seed) % 3);
         size_t L = crdt_doc_len(r[i]);
-        if (L > 3 && rng(&seed) % 3 == 0) {
-            size_t at = rng(&seed) % L, k = 1 + rng(&seed) % 4;
+        if (L > 3 && tu_rng(&seed) % 3 == 0) {
+            size_t at = tu_rng(&seed) % L, k = 1 + tu_rng(&seed) % 4;
             if (at + k > L) k = L - at;
             ck_assert_int_eq(crdt_doc_delete(r[i], at, k), TDM_OK);
         } else {
-            const char *p = pieces[rng(&seed) % 5];
-            ck_assert_int_eq(crdt_doc_insert(r[i], rng(&seed) % (L + 1), p, strlen(p)), TDM_OK);
+            const char *p = pieces[tu_rng(&seed) % 5];
+            ck_assert_int_eq(crdt_doc_insert(r[i], tu_rng(&seed) % (L + 1), p, strlen(p)), TDM_OK);
         }
-        if (rng(&seed) % 4 == 0) sync_into(r[i], r[(i + 1) % 3]);
+        if (tu_rng(&seed) % 4 == 0) tu_sync(r[i], r[(i + 1) % 3]);
         if (round % 3 == 0) { /* record this replica's version */
             sv[nv] = crdt_sv_new();
             ck_assert_int_eq(crdt_doc_state_vector(r[i], sv[nv]), TDM_OK);
-            txt[nv] = text_of(r[i], &len[nv]);
+            txt[nv] = tu_text(r[i], &len[nv]);
             nv++;
         }
     }
-    for (int i = 0; i < 3; i++) sync_into(r[i], uni);
+    for (int i = 0; i < 3; i++) tu_sync(r[i], uni);
     for (int k = 0; k < 400; k++) {
-        int a = (int)(rng(&seed) % NV), b = (int)(rng(&seed) % NV);
+        int a = (int)(tu_rng(&seed) % NV), b = (int)(tu_rng(&seed) % NV);
         ot_op *op = NULL;
         ck_assert_int_eq(crdt_doc_ot_between(uni, sv[a], sv[b], &op), TDM_OK);
         tbuf out;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "doc.h"
+#include "test_util.h"
 #include "relpos.h"
 
 static crdt_doc *mk(uint64_t client)
@@ -13,18 +14,6 @@ static crdt_doc *mk(uint64_t client)
     crdt_doc *d = NULL;
     ck_assert_int_eq(crdt_doc_new(client, &d), TDM_OK);
     return d;
-}
-
-static void sync_into(crdt_doc *from, crdt_doc *to)
-{
-    crdt_sv *sv = crdt_sv_new();
-    tbuf b;
-    tbuf_init(&b, 0);
-    ck_assert_int_eq(crdt_doc_state_vector(to, sv), TDM_OK);
-    ck_assert_int_eq(crdt_doc_diff(from, sv, &b), TDM_OK);
-    ck_assert_int_eq(crdt_doc_apply(to, b.data, b.len), TDM_OK);
-    tbuf_fini(&b);
-    crdt_sv_free(sv);
 }
 
 static size_t resolve(crdt_doc *d, const crdt_relpos *rp)
@@ -85,7 +74,7 @@ START_TEST(test_unknown_and_codec)
     ck_assert_int_eq(crdt_relpos_from_index(a, 2, CRDT_ASSOC_RIGHT, &rp), TDM_OK);
     size_t i;
     ck_assert_int_eq(crdt_relpos_resolve(b, &rp, &i), TDM_ENOTFOUND);
-    sync_into(a, b);
+    tu_sync(a, b);
     ck_assert_uint_eq(resolve(b, &rp), 2);
     tbuf t;
     tbuf_init(&t, 0);
@@ -105,14 +94,6 @@ START_TEST(test_unknown_and_codec)
 }
 END_TEST
 
-static uint64_t rng(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* Three replicas edit concurrently; anchors made on replica 0 follow their
  * character on every replica while it lives and always resolve in range. */
 START_TEST(test_random_concurrent)
@@ -124,14 +105,14 @@ START_TEST(test_random_concurrent)
     if (soak) rounds *= atoi(soak) > 0 ? atoi(soak) : 1;
     crdt_doc *r[3] = {mk(1), mk(2), mk(3)};
     ck_assert_int_eq(crdt_doc_insert(r[0], 0, "0123456789", 10), TDM_OK);
-    sync_into(r[0], r[1]);
-    sync_into(r[0], r[2]);
+    tu_sync(r[0], r[1]);
+    tu_sync(r[0], r[2]);
     enum { NA = 8 };
     crdt_relpos anc[NA];
     uint32_t ch[NA];
     for (int k = 0; k < NA; k++) {
         size_t len = crdt_doc_len(r[0]);
-        size_t at = rng(&seed) % len;
+        size_t at = tu_rng(&seed) % len;
         ck_assert_int_eq(crdt_relpos_from_index(r[0], at, CRDT_ASSOC_RIGHT, &anc[k]), TDM_OK);
         ch[k] = cp_at(r[0], at);
     }
@@ -139,19 +120,20 @@ START_TEST(test_random_concurrent)
         for (int i = 0; i < 3; i++) {
             crdt_doc *d = r[i];
             size_t len = crdt_doc_len(d);
-            if (len > 4 && rng(&seed) % 3 == 0) {
-                size_t at = rng(&seed) % len, n = 1 + rng(&seed) % 2;
+            if (len > 4 && tu_rng(&seed) % 3 == 0) {
+                size_t at = tu_rng(&seed) % len, n = 1 + tu_rng(&seed) % 2;
                 if (at + n > len) n = len - at;
                 ck_assert_int_eq(crdt_doc_delete(d, at, n), TDM_OK);
             } else {
-                const char *p = pieces[rng(&seed) % 5];
-                ck_assert_int_eq(crdt_doc_insert(d, rng(&seed) % (len + 1), p, strlen(p)), TDM_OK);
+                const char *p = pieces[tu_rng(&seed) % 5];
+                ck_assert_int_eq(crdt_doc_insert(d, tu_rng(&seed) % (len + 1), p, strlen(p)),
+                                 TDM_OK);
             }
         }
         if (round % 3 == 2) {
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++)
-                    if (i != j) sync_into(r[i], r[j]);
+                    if (i != j) tu_sync(r[i], r[j]);
         }
         for (int i = 0; i < 3; i++) {
             crdt_doc *d = r[i];

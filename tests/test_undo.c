@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "doc.h"
+#include "test_util.h"
 #include "undo.h"
 
 static crdt_doc *mk(uint64_t client, bool gc)
@@ -33,18 +34,6 @@ static void expect(crdt_doc *d, const char *want)
     ck_assert_int_eq(tbuf_append(&b, "", 1), TDM_OK);
     ck_assert_str_eq((const char *)b.data, want);
     tbuf_fini(&b);
-}
-
-static void sync_into(crdt_doc *from, crdt_doc *to)
-{
-    crdt_sv *sv = crdt_sv_new();
-    tbuf b;
-    tbuf_init(&b, 0);
-    ck_assert_int_eq(crdt_doc_state_vector(to, sv), TDM_OK);
-    ck_assert_int_eq(crdt_doc_diff(from, sv, &b), TDM_OK);
-    ck_assert_int_eq(crdt_doc_apply(to, b.data, b.len), TDM_OK);
-    tbuf_fini(&b);
-    crdt_sv_free(sv);
 }
 
 static void type(crdt_doc *d, crdt_undo *um, size_t pos, const char *s, uint64_t t0)
@@ -103,13 +92,13 @@ START_TEST(test_remote_edits_survive)
     bool did;
     ck_assert_int_eq(crdt_doc_insert(a, 0, "abcdef", 6), TDM_OK);
     ck_assert_int_eq(crdt_undo_record(um, 0), TDM_OK);
-    sync_into(a, b);
+    tu_sync(a, b);
     ck_assert_int_eq(crdt_doc_delete(a, 2, 2), TDM_OK); /* "abef" */
     ck_assert_int_eq(crdt_undo_record(um, 1000), TDM_OK);
     ck_assert_int_eq(crdt_doc_insert(b, 0, "X", 1), TDM_OK);
     ck_assert_int_eq(crdt_doc_insert(b, 7, "Y", 1), TDM_OK);
     ck_assert_int_eq(crdt_doc_insert(b, 4, "\xc3\xa9", 2), TDM_OK); /* between c and d */
-    sync_into(b, a);
+    tu_sync(b, a);
     expect(a, "Xab\xc3\xa9"
               "efY");
     ck_assert_int_eq(crdt_undo_undo(um, 2000, &did), TDM_OK); /* "cd" back where it stood */
@@ -118,13 +107,13 @@ START_TEST(test_remote_edits_survive)
     ck_assert_int_eq(crdt_undo_undo(um, 2001, &did),
                      TDM_OK); /* "abcdef" removed, remote text stays */
     expect(a, "X\xc3\xa9Y");
-    sync_into(a, b);
+    tu_sync(a, b);
     expect(b, "X\xc3\xa9Y");
     ck_assert_int_eq(crdt_undo_redo(um, 2002, &did), TDM_OK);
     ck_assert_int_eq(crdt_undo_redo(um, 2003, &did), TDM_OK);
     expect(a, "Xab\xc3\xa9"
               "efY");
-    sync_into(a, b);
+    tu_sync(a, b);
     expect(b, "Xab\xc3\xa9"
               "efY");
     crdt_undo_free(um);
@@ -151,23 +140,6 @@ START_TEST(test_gc_cannot_restore)
 }
 END_TEST
 
-static uint64_t rng(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static char *text_of(crdt_doc *d)
-{
-    tbuf b;
-    tbuf_init(&b, 0);
-    ck_assert_int_eq(crdt_doc_text(d, &b), TDM_OK);
-    ck_assert_int_eq(tbuf_append(&b, "", 1), TDM_OK);
-    return (char *)tbuf_take(&b, &(size_t){0});
-}
-
 /* Three replicas edit, undo and redo at random while syncing at random; an
  * undo immediately followed by a redo with nothing in between restores the
  * text; at the end everyone converges. */
@@ -185,38 +157,38 @@ START_TEST(test_three_replicas)
     const char *soak = getenv("TANDEM_SOAK");
     if (soak && atoi(soak) > 0) rounds *= atoi(soak);
     for (int round = 0; round < rounds; round++) {
-        now += 1 + rng(&seed) % 900;
-        int i = (int)(rng(&seed) % 3);
+        now += 1 + tu_rng(&seed) % 900;
+        int i = (int)(tu_rng(&seed) % 3);
         crdt_doc *d = r[i];
-        uint64_t what = rng(&seed) % 10;
+        uint64_t what = tu_rng(&seed) % 10;
         bool did;
         if (what < 5) {
             size_t len = crdt_doc_len(d);
-            const char *p = pieces[rng(&seed) % 5];
-            ck_assert_int_eq(crdt_doc_insert(d, rng(&seed) % (len + 1), p, strlen(p)), TDM_OK);
+            const char *p = pieces[tu_rng(&seed) % 5];
+            ck_assert_int_eq(crdt_doc_insert(d, tu_rng(&seed) % (len + 1), p, strlen(p)), TDM_OK);
             ck_assert_int_eq(crdt_undo_record(u[i], now), TDM_OK);
         } else if (what < 7) {
             size_t len = crdt_doc_len(d);
             if (len) {
-                size_t at = rng(&seed) % len, n = 1 + rng(&seed) % 3;
+                size_t at = tu_rng(&seed) % len, n = 1 + tu_rng(&seed) % 3;
                 if (at + n > len) n = len - at;
                 ck_assert_int_eq(crdt_doc_delete(d, at, n), TDM_OK);
                 ck_assert_int_eq(crdt_undo_record(u[i], now), TDM_OK);
             }
         } else if (what < 9) {
-            char *before = text_of(d);
+            char *before = tu_text(d, NULL);
             size_t redo_before = crdt_undo_redo_depth(u[i]);
             ck_assert_int_eq(crdt_undo_undo(u[i], now, &did), TDM_OK);
             if (crdt_undo_redo_depth(u[i]) > redo_before) {
                 /* redo right away restores the text exactly */
                 ck_assert_int_eq(crdt_undo_redo(u[i], now, &did), TDM_OK);
                 ck_assert(did);
-                char *after = text_of(d);
+                char *after = tu_text(d, NULL);
                 ck_assert_str_eq(after, before);
                 free(after);
                 ck_assert_int_eq(crdt_undo_undo(u[i], now, &did), TDM_OK);
             } else { /* the step had nothing left to revert */
-                char *after = text_of(d);
+                char *after = tu_text(d, NULL);
                 ck_assert_str_eq(after, before);
                 free(after);
             }
@@ -224,14 +196,14 @@ START_TEST(test_three_replicas)
         } else {
             ck_assert_int_eq(crdt_undo_redo(u[i], now, &did), TDM_OK);
         }
-        if (rng(&seed) % 3 == 0) sync_into(r[i], r[(i + 1 + rng(&seed) % 2) % 3]);
+        if (tu_rng(&seed) % 3 == 0) tu_sync(r[i], r[(i + 1 + tu_rng(&seed) % 2) % 3]);
     }
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++)
-            if (i != j) sync_into(r[i], r[j]);
-    char *t0 = text_of(r[0]);
+            if (i != j) tu_sync(r[i], r[j]);
+    char *t0 = tu_text(r[0], NULL);
     for (int i = 1; i < 3; i++) {
-        char *t = text_of(r[i]);
+        char *t = tu_text(r[i], NULL);
         ck_assert_str_eq(t, t0);
         free(t);
     }
