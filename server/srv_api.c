@@ -118,12 +118,13 @@ static tdm_err api_healthz(srv *s, srv_resp *r)
     sync_server_stats st;
     sync_server_get_stats(s->sync, &st);
     return srv_resp_json(r, 200,
-                         json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "status", "ok",
-                                   "subprotocol", SRV_SUBPROTOCOL, "dev", s->cfg.dev, "uptime_ms",
-                                   (json_int_t)(srv_now_ms() - s->started_ms), "connections",
-                                   (json_int_t)s->nconns, "rooms", (json_int_t)st.rooms, "sessions",
-                                   (json_int_t)st.sessions, "pending", (json_int_t)st.pending,
-                                   "pid", (json_int_t)getpid()));
+                         json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "status",
+                                   "ok", "subprotocol", SRV_SUBPROTOCOL, "dev", s->cfg.dev,
+                                   "uptime_ms", (json_int_t)(srv_now_ms() - s->started_ms),
+                                   "connections", (json_int_t)s->nconns, "rooms",
+                                   (json_int_t)st.rooms, "sessions", (json_int_t)st.sessions,
+                                   "pending", (json_int_t)st.pending, "pid", (json_int_t)getpid(),
+                                   "sse_streams", (json_int_t)s->nsse));
 }
 
 static tdm_err api_rooms(srv *s, srv_resp *r)

@@ -1,9 +1,10 @@
 /* srv_http.c - protocols[0]: every HTTP request on the port, the refusal
  * of WebSocket upgrades without our subprotocol, and the inbox wake-up
  * (EVENT_WAIT_CANCELLED). Requests are routed by path:
+ *   /api/stream/stats    Server-Sent Events (srv_sse.c)
+ *   /metrics             Prometheus text (srv_metrics.c)
  *   /healthz, /api/...   JSON API (srv_api.c)
  *   anything else        static files under the web root (srv_static.c)
- * Later routes (/api/stream/... SSE, /metrics) slot into route() here.
  * Generated bodies are sent in pieces of SRV_HTTP_PIECE bytes, one lws_write
  * per HTTP_WRITEABLE callback. Service thread only. */
 #include "srv_internal.h"
@@ -123,6 +124,15 @@ static int on_http(srv *s, struct lws *wsi, srv_http_req *q, const char *path)
     if (!path || strlen(path) > SRV_PATH_MAX)
         return respond_error(wsi, q, 414, "uri_too_long", "request path too long");
     srv_resp r = {0};
+    int sse = srv_sse_route(s, wsi, q, path, &r);
+    if (sse < 0) return -1;
+    if (sse == 2) return 0;
+    if (sse == 1) return respond(wsi, q, &r);
+    if (strcmp(path, "/metrics") == 0) {
+        tdm_err e = srv_metrics(s, &r);
+        if (e) return respond_error(wsi, q, 500, "internal", tdm_strerror(e));
+        return respond(wsi, q, &r);
+    }
     if (srv_api_route(s, wsi, path, &r)) {
         if (!r.body && r.len == 0 && r.status == 0)
             return respond_error(wsi, q, 500, "internal", "out of memory");
@@ -161,11 +171,13 @@ int srv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     case LWS_CALLBACK_HTTP:
         return on_http(s, wsi, q, (const char *)in);
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (q && q->sse) return srv_sse_writeable(s, wsi, q);
         return send_piece(wsi, q);
     case LWS_CALLBACK_HTTP_FILE_COMPLETION:
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
+        if (s && q) srv_sse_closed(s, q);
         if (q) req_reset(q);
         return 0;
     default:

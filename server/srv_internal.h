@@ -72,7 +72,18 @@ typedef struct srv_counters {
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
     uint64_t too_big, protocol_errors, http_requests;
     uint64_t updates_persisted, chats_persisted, storage_errors, auth_refused;
+    uint64_t sse_opened, sse_refused, sse_closed, sse_reaped, sse_expired;
 } srv_counters;
+
+/* Per-second rates over the last sampling window (srv_sse.c). */
+typedef struct srv_rates {
+    uint64_t at_ms; /* when the counters below were sampled (0: never) */
+    uint64_t updates, messages, bytes;
+    double updates_per_s, messages_per_s, bytes_per_s;
+} srv_rates;
+
+struct srv_sse;
+struct srv_resp;
 
 struct srv {
     srv_config cfg;
@@ -92,6 +103,9 @@ struct srv {
     bool stopping;       /* shutdown begun: no new connections */
     char web_real[4096]; /* realpath of cfg.web_root ("" when missing) */
     srv_counters n;
+    struct srv_sse *sse; /* every open SSE stream (srv_sse.c) */
+    size_t nsse;
+    srv_rates rates;
 };
 
 /* srv_now_ms - Unix time in milliseconds. */
@@ -118,7 +132,36 @@ typedef struct srv_http_req {
     uint8_t *body; /* LWS_PRE + response body, or NULL */
     size_t len, off;
     bool sending;
+    struct srv_sse *sse; /* set while the request is an SSE stream */
 } srv_http_req;
+
+/* ---- Server-Sent Events and metrics (srv_sse.c, srv_metrics.c) ---- */
+
+#define SRV_SSE_MAX         256u    /* concurrent SSE streams; 503 past it */
+#define SRV_SSE_LIFETIME_MS 600000u /* a stream is ended after this (EventSource reconnects) */
+#define SRV_SSE_INTERVAL_MS 2000u   /* default stats-update period (?interval_ms=) */
+#define SRV_SSE_OUT_MAX     65536u  /* queued event bytes per stream; the stream ends past it */
+
+/* srv_sse_route - for an SSE endpoint `path`: 2 the stream started, 1 it
+ * was refused and *err holds the answer (503 at the cap, 500), 0 `path` is
+ * not an SSE endpoint, -1 close the connection. */
+int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, struct srv_resp *err);
+/* srv_sse_writeable - HTTP_WRITEABLE of a stream: 0 or -1 (close). */
+int srv_sse_writeable(srv *s, struct lws *wsi, srv_http_req *q);
+/* srv_sse_closed - the stream's connection closed: unlink and free. */
+void srv_sse_closed(srv *s, srv_http_req *q);
+/* srv_sse_tick - every SRV_TICK_MS: reap dead sockets (the 4.1.6 SSE spin
+ * workaround), end streams past their lifetime, queue stats-update events. */
+void srv_sse_tick(srv *s, uint64_t now_ms);
+/* srv_sse_close_all - end every stream (shutdown). */
+void srv_sse_close_all(srv *s);
+/* srv_sse_free_all - free the records of streams still listed after
+ * lws_context_destroy (their connections are gone). */
+void srv_sse_free_all(srv *s);
+/* srv_rss_bytes - resident set size from /proc/self/statm (0 when unknown). */
+uint64_t srv_rss_bytes(void);
+/* srv_metrics - the Prometheus text exposition of s into r. */
+tdm_err srv_metrics(srv *s, struct srv_resp *r);
 
 /* ---- access: tokens and rate limits (srv_access.c) ---- */
 

@@ -12,9 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SRV_TICK_MS     250u  /* sync_server_tick period */
-#define SRV_SHUTDOWN_MS 3000u /* time connections get to take their last frames */
-#define SRV_WS_RX_CHUNK 16384u
+#define SRV_TICK_MS      250u  /* sync_server_tick period */
+#define SRV_SHUTDOWN_MS  3000u /* time connections get to take their last frames */
+#define SRV_WS_RX_CHUNK  16384u
+#define SRV_STOP_TICK_MS 50u
 
 /* Set by SIGTERM / SIGINT; the service loop (woken by EINTR or the next
  * tick) checks it. */
@@ -70,6 +71,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
     uint64_t now = srv_now_ms();
     sync_server_tick(s->sync, now);
     srv_access_tick(s, now);
+    srv_sse_tick(s, now);
     srv_ws_kick(s);
     lws_sul_schedule(s->ctx, 0, &s->tick_sul, on_tick, (lws_usec_t)SRV_TICK_MS * LWS_US_PER_MS);
 }
@@ -144,6 +146,17 @@ static tdm_err start_lws(srv *s, lws_retry_bo_t *retry)
     return TDM_OK;
 }
 
+/* During shutdown: wake the service loop every SRV_STOP_TICK_MS so its
+ * deadline holds even when nothing else happens (an SSE connection being
+ * killed may sit in lws's close handshake without an event). */
+static void on_stop_tick(lws_sorted_usec_list_t *sul)
+{
+    srv *s = lws_container_of(sul, srv, tick_sul);
+    srv_sse_close_all(s);
+    lws_sul_schedule(s->ctx, 0, &s->tick_sul, on_stop_tick,
+                     (lws_usec_t)SRV_STOP_TICK_MS * LWS_US_PER_MS);
+}
+
 /* Stop accepting, flush commits, deliver the acks, close with 1001. */
 static void shut_down(srv *s)
 {
@@ -152,18 +165,23 @@ static void shut_down(srv *s)
     store_flush(s->st);
     srv_host_drain(s);
     srv_ws_close_all(s, SRV_CLOSE_GOING_AWAY);
+    srv_sse_close_all(s);
+    lws_sul_schedule(s->ctx, 0, &s->tick_sul, on_stop_tick,
+                     (lws_usec_t)SRV_STOP_TICK_MS * LWS_US_PER_MS);
     uint64_t deadline = srv_now_ms() + SRV_SHUTDOWN_MS;
-    while (s->nconns && srv_now_ms() < deadline) {
+    while ((s->nconns || s->nsse) && srv_now_ms() < deadline) {
         lws_service(s->ctx, 0);
         srv_host_drain(s);
         srv_ws_close_all(s, SRV_CLOSE_GOING_AWAY);
     }
+    lws_sul_cancel(&s->tick_sul);
 }
 
 static void free_parts(srv *s)
 {
     if (s->ctx) lws_context_destroy(s->ctx); /* CLOSED for what is left */
     s->ctx = NULL;
+    srv_sse_free_all(s); /* streams lws never reported closed */
     if (s->inbox.ring) {
         pthread_mutex_lock(&s->inbox.mu);
         s->inbox.ctx = NULL;

@@ -1,0 +1,219 @@
+/* server_proc.c - see server_proc.h. */
+#define _XOPEN_SOURCE 700 /* mkdtemp */
+#include "server_proc.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+uint64_t srvp_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+const char *srvp_ci_strstr(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n) return hay;
+    }
+    return NULL;
+}
+
+int srvp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void srvp_http_free(srvp_http *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+srvp_http srvp_get(int port, const char *path)
+{
+    srvp_http r;
+    memset(&r, 0, sizeof r);
+    int fd = srvp_connect(port);
+    if (fd < 0) return r;
+    char req[2048];
+    int rl = snprintf(req, sizeof req,
+                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    if (rl <= 0 || write(fd, req, (size_t)rl) != (ssize_t)rl) {
+        close(fd);
+        return r;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    uint64_t end = srvp_mono_ms() + 5000;
+    long want = -1;
+    char *hdr_end = NULL;
+    while (srvp_mono_ms() < end) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        char tmp[8192];
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n <= 0) break;
+        char *nb = realloc(buf, len + (size_t)n + 1);
+        if (!nb) break;
+        buf = nb;
+        memcpy(buf + len, tmp, (size_t)n);
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (!hdr_end && (hdr_end = strstr(buf, "\r\n\r\n"))) {
+            const char *cl = srvp_ci_strstr(buf, "content-length:");
+            if (cl && cl < hdr_end) want = strtol(cl + 15, NULL, 10);
+        }
+        if (hdr_end && want >= 0) {
+            hdr_end = strstr(buf, "\r\n\r\n");
+            if ((long)(len - (size_t)(hdr_end + 4 - buf)) >= want) break;
+        }
+    }
+    close(fd);
+    if (!buf) return r;
+    hdr_end = strstr(buf, "\r\n\r\n");
+    if (sscanf(buf, "HTTP/1.%*d %d", &r.status) != 1) r.status = 0;
+    if (hdr_end) {
+        size_t hl = (size_t)(hdr_end - buf);
+        if (hl >= sizeof r.headers) hl = sizeof r.headers - 1;
+        memcpy(r.headers, buf, hl);
+        r.headers[hl] = '\0';
+        r.len = len - (size_t)(hdr_end + 4 - buf);
+        r.body = malloc(r.len + 1);
+        if (r.body) {
+            memcpy(r.body, hdr_end + 4, r.len);
+            r.body[r.len] = '\0';
+        } else {
+            r.len = 0;
+        }
+    }
+    free(buf);
+    return r;
+}
+
+static bool spawn_server(srvp *s, const char *bin)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    char *const argv[] = {(char *)bin, "serve",  "--host", "127.0.0.1", "--port",
+                          port,        "--data", s->data,  "--dev",     NULL};
+    unsetenv("TANDEM_JWT_SECRET");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawn(&s->pid, bin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc == 0;
+}
+
+/* Is /healthz answered by our child? false when it exited or did not answer in time. */
+static bool wait_ready(srvp *s)
+{
+    uint64_t end = srvp_mono_ms() + 15000;
+    char want[48];
+    snprintf(want, sizeof want, "\"pid\":%ld", (long)s->pid);
+    while (srvp_mono_ms() < end) {
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return false;
+        }
+        srvp_http r = srvp_get(s->port, "/healthz");
+        bool ours = r.status == 200 && r.body && strstr(r.body, want);
+        srvp_http_free(&r);
+        if (ours) return true;
+        nap_ms(20); /* poll interval */
+    }
+    return false;
+}
+
+bool srvp_start(srvp *s, const char *bin)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/tandem-sse-XXXXXX");
+    if (!mkdtemp(s->dir)) return false;
+    snprintf(s->data, sizeof s->data, "%s/data", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (int attempt = 0; attempt < 20; attempt++) {
+        s->port = 20000 + (int)(((uint64_t)ts.tv_nsec * 7919u + (uint64_t)getpid() * 31u +
+                                 (uint64_t)attempt * 104729u) %
+                                40000u);
+        if (!spawn_server(s, bin)) return false;
+        if (wait_ready(s)) return true;
+        if (s->pid) { /* another process answers on this port */
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+            s->pid = 0;
+        }
+    }
+    return false;
+}
+
+int srvp_stop(srvp *s)
+{
+    int rc = -1;
+    if (s->pid) {
+        kill(s->pid, SIGTERM);
+        uint64_t end = srvp_mono_ms() + 15000;
+        int st = 0;
+        while (waitpid(s->pid, &st, WNOHANG) == 0) {
+            if (srvp_mono_ms() > end) {
+                kill(s->pid, SIGKILL);
+                waitpid(s->pid, &st, 0);
+                break;
+            }
+            nap_ms(10);
+        }
+        s->pid = 0;
+        rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    if (s->dir[0]) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+        if (system(cmd) != 0) rc = rc ? rc : -2;
+        s->dir[0] = '\0';
+    }
+    return rc;
+}

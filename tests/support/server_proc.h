@@ -1,0 +1,43 @@
+/* server_proc.h - start and stop the real `tandem serve --dev` binary for a
+ * test (a mkdtemp data directory, a random high port retried when taken,
+ * readiness = /healthz answering with the child's pid) and raw HTTP/1.1 over
+ * a socket. A trimmed copy of the helpers in test_server.c, without Check
+ * (functions report failure by their result). */
+#ifndef TANDEM_SERVER_PROC_H
+#define TANDEM_SERVER_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct srvp {
+    pid_t pid;
+    int port;
+    char dir[128], data[192], log[192];
+} srvp;
+
+typedef struct srvp_http {
+    int status; /* 0: no answer */
+    char headers[4096];
+    char *body; /* NUL-terminated, malloc'd */
+    size_t len;
+} srvp_http;
+
+/* srvp_mono_ms - CLOCK_MONOTONIC in milliseconds. */
+uint64_t srvp_mono_ms(void);
+/* srvp_start - make a temporary directory and start the server there in dev
+ * mode (`bin` is the tandem binary); false when it could not start. */
+bool srvp_start(srvp *s, const char *bin);
+/* srvp_stop - SIGTERM, wait (SIGKILL after 15 s) and remove the directory;
+ * returns the exit status (128 + signal when killed), -1 when not running. */
+int srvp_stop(srvp *s);
+/* srvp_connect - a TCP connection to 127.0.0.1:port, or -1. */
+int srvp_connect(int port);
+/* srvp_get - GET `path` (Connection: close) and read the whole answer. */
+srvp_http srvp_get(int port, const char *path);
+void srvp_http_free(srvp_http *r);
+/* srvp_ci_strstr - case-insensitive strstr. */
+const char *srvp_ci_strstr(const char *hay, const char *needle);
+
+#endif
