@@ -32,6 +32,7 @@
 #define SRV_CLOSE_BACKPRESSURE  4001u /* outbound queue cap reached (slow consumer) */
 #define SRV_CLOSE_HELLO_TIMEOUT 4002u /* no HELLO in time */
 #define SRV_CLOSE_IDLE          4003u /* no frame within the idle timeout */
+#define SRV_CLOSE_PRE_HELLO     4004u /* too many bytes or messages before HELLO */
 
 /* Hard caps. */
 #define SRV_HTTP_BODY_MAX   ((size_t)128 << 20) /* one generated HTTP response body */
@@ -56,9 +57,21 @@ typedef struct srv_config {
     unsigned ping_secs;         /* WebSocket ping after this much silence [30] */
     unsigned hangup_secs;       /* drop a connection silent this long [75] */
     bool quiet;                 /* no start-up / shutdown lines on stderr */
+    /* Connection attempts per client IP before auth (every HTTP request and
+     * WebSocket upgrade takes one; past the limit: 429 with Retry-After). */
+    uint32_t connect_per_s;      /* refill per second [20]; 0: no limit */
+    uint32_t connect_burst;      /* bucket size [50] */
+    bool connect_limit_loopback; /* also limit 127.0.0.0/8 and ::1 [false: exempt] */
+    /* A WebSocket that has not had a HELLO accepted is closed with
+     * SRV_CLOSE_PRE_HELLO past either cap (0: no cap). */
+    size_t pre_hello_bytes;  /* inbound payload bytes before HELLO [65536] */
+    uint32_t pre_hello_msgs; /* inbound messages before HELLO [32] */
 } srv_config;
 
-/* srv_config_init - fill *cfg with the defaults above. */
+/* srv_config_init - fill *cfg with the defaults above, then apply the
+ * environment: TANDEM_CONNECT_RATE ("N" or "N/BURST": connect_per_s and
+ * connect_burst; "0" turns the limit off) and TANDEM_CONNECT_LOOPBACK
+ * ("1": connect_limit_loopback). Malformed values are ignored. */
 void srv_config_init(srv_config *cfg);
 
 /* srv_run - open the store, listen and serve until SIGTERM/SIGINT, then stop

@@ -13,6 +13,7 @@
 #include "srv_internal.h"
 
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,14 @@ tdm_err srv_access_open(srv *s)
     srv_rl_opts ro;
     memset(&ro, 0, sizeof ro);
     fill_random((uint8_t *)ro.hash_seed, sizeof ro.hash_seed);
+    srv_rl_rate *cr = &ro.rate[SRV_RL_CONNECT];
+    if (c->connect_per_s == 0) {
+        cr->off = true;
+    } else {
+        cr->count = c->connect_per_s;
+        cr->period_ms = 1000;
+        cr->burst = c->connect_burst ? c->connect_burst : c->connect_per_s;
+    }
     return srv_rl_new(&ro, &s->rl);
 }
 
@@ -165,6 +174,59 @@ uint64_t srv_access_rate(void *ctx, const sync_session *session, const char *use
         return 0;
     }
     return srv_rl_check(s->rl, k, user, strlen(user), now_ms);
+}
+
+/* Is peer text p a loopback address (127.0.0.0/8, ::1, ::ffff:127.x)? */
+static bool is_loopback(const char *p)
+{
+    if (strncmp(p, "::ffff:", 7) == 0) p += 7;
+    return strncmp(p, "127.", 4) == 0 || strcmp(p, "::1") == 0;
+}
+
+uint64_t srv_access_connect(srv *s, struct lws *wsi)
+{
+    if (s->cfg.connect_per_s == 0) return 0;
+    char ip[64];
+    const char *p = lws_get_peer_simple(wsi, ip, sizeof ip);
+    if (!p || !*p) return 0; /* no peer address (not a socket): nothing to key on */
+    if (!s->cfg.connect_limit_loopback && is_loopback(p)) return 0;
+    uint64_t retry = srv_rl_check(s->rl, SRV_RL_CONNECT, p, strlen(p), srv_now_ms());
+    if (retry) s->n.connect_limited++;
+    return retry;
+}
+
+tdm_err srv_access_dev_token(srv *s, struct lws *wsi, srv_resp *r)
+{
+    char user[SRV_AUTH_USER_MAX + 2], name[SRV_AUTH_USER_MAX + 2];
+    const char *u = lws_get_urlarg_by_name(wsi, "user=", user, sizeof user);
+    const char *nm = lws_get_urlarg_by_name(wsi, "name=", name, sizeof name);
+    if (!u || !*u || strlen(u) > SRV_AUTH_USER_MAX)
+        return srv_resp_error(r, 400, "bad_request", "user= must be 1 to 255 bytes");
+    if (nm && strlen(nm) > SRV_AUTH_USER_MAX)
+        return srv_resp_error(r, 400, "bad_request", "name= must be at most 255 bytes");
+    if (!nm || !*nm) nm = u;
+    if (!srv_auth_can_mint(s->auth))
+        return srv_resp_error(r, 501, "cannot_mint", "the configured key cannot mint tokens");
+    static const char *const rooms[] = {"*:rw"};
+    char *tok = malloc(SRV_AUTH_TOKEN_MAX + 1);
+    if (!tok) return TDM_ENOMEM;
+    uint64_t now = srv_now_ms();
+    size_t tn = 0;
+    tdm_err e = srv_auth_mint(s->auth, u, nm, rooms, 1, SRV_DEV_TOKEN_TTL_S, now, tok,
+                              SRV_AUTH_TOKEN_MAX + 1, &tn);
+    if (e == TDM_EINVAL || e == TDM_EMALFORMED) {
+        free(tok);
+        return srv_resp_error(r, 400, "bad_request", "user= or name= is not acceptable");
+    }
+    if (e) {
+        free(tok);
+        return e;
+    }
+    e = srv_resp_json(r, 200,
+                      json_pack("{s:s%, s:I}", "token", tok, tn, "expires_at",
+                                (json_int_t)(now / 1000u + SRV_DEV_TOKEN_TTL_S)));
+    free(tok);
+    return e;
 }
 
 void srv_access_tick(srv *s, uint64_t now_ms)

@@ -5,10 +5,13 @@
  *   /metrics             Prometheus text (srv_metrics.c)
  *   /healthz, /api/...   JSON API (srv_api.c)
  *   anything else        static files under the web root (srv_static.c)
+ * Every request and upgrade first passes the per-IP connection limit
+ * (srv_access_connect; 429 with Retry-After past it).
  * Generated bodies are sent in pieces of SRV_HTTP_PIECE bytes, one lws_write
  * per HTTP_WRITEABLE callback. Service thread only. */
 #include "srv_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +42,9 @@ static bool wants_our_protocol(struct lws *wsi)
     return false;
 }
 
-static int send_headers(struct lws *wsi, unsigned status, const char *type, size_t len)
+/* retry_s > 0 adds Retry-After (429). */
+static int send_headers(struct lws *wsi, unsigned status, const char *type, size_t len,
+                        uint64_t retry_s)
 {
     uint8_t hdr[LWS_PRE + 1024];
     uint8_t *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
@@ -51,6 +56,13 @@ static int send_headers(struct lws *wsi, unsigned status, const char *type, size
     if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)nostore, sizeof nostore - 1, &p, end))
         return -1;
+    if (retry_s) {
+        char ra[24];
+        int n = snprintf(ra, sizeof ra, "%llu", (unsigned long long)retry_s);
+        if (lws_add_http_header_by_name(
+                wsi, (const unsigned char *)"retry-after:", (const unsigned char *)ra, n, &p, end))
+            return -1;
+    }
     if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
     return 0;
 }
@@ -62,7 +74,8 @@ static int respond(struct lws *wsi, srv_http_req *q, srv_resp *r)
     q->body = r->body;
     q->len = r->len;
     r->body = NULL;
-    if (send_headers(wsi, r->status, r->type, q->len)) return -1;
+    if (send_headers(wsi, r->status, r->type, q->len, q->retry_s)) return -1;
+    q->retry_s = 0;
     if (q->len == 0) {
         req_reset(q);
         return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -99,6 +112,29 @@ static int send_piece(struct lws *wsi, srv_http_req *q)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* The per-IP connection limit (before auth): 0 go on, 1 a 429 is being
+ * sent, -1 close. An upgrade gets the whole answer now and is closed. */
+static int limit_connect(srv *s, struct lws *wsi, srv_http_req *q, bool upgrade)
+{
+    uint64_t ms = srv_access_connect(s, wsi);
+    if (!ms) return 0;
+    uint64_t secs = (ms + 999u) / 1000u;
+    srv_resp r = {0};
+    char msg[96];
+    snprintf(msg, sizeof msg, "too many connection attempts; retry in %llu s",
+             (unsigned long long)secs);
+    if (srv_resp_error(&r, 429, "rate_limited", msg)) return -1;
+    if (!upgrade) {
+        q->retry_s = secs;
+        return respond(wsi, q, &r) ? -1 : 1;
+    }
+    /* Upgrade: headers, then the body in one final write; the caller closes. */
+    if (!send_headers(wsi, 429, r.type, r.len, secs))
+        (void)lws_write(wsi, r.body + LWS_PRE, r.len, LWS_WRITE_HTTP_FINAL);
+    free(r.body);
+    return -1;
+}
+
 static int serve_static(srv *s, struct lws *wsi, srv_http_req *q, const char *path)
 {
     char real[4096];
@@ -116,6 +152,8 @@ static int on_http(srv *s, struct lws *wsi, srv_http_req *q, const char *path)
 {
     s->n.http_requests++;
     req_reset(q);
+    int lim = limit_connect(s, wsi, q, false);
+    if (lim) return lim < 0 ? -1 : 0;
     char *uri;
     int ulen;
     int method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
@@ -154,6 +192,11 @@ int srv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         return s && s->stopping ? -1 : 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* The per-IP limit first: every upgrade attempt takes a token. */
+        if (s && limit_connect(s, wsi, q, true)) {
+            s->n.ws_refused++;
+            return -1;
+        }
         /* Refuse a WebSocket upgrade without our subprotocol with a 400
          * (the same path lws takes for an unknown upgrade) and hang up. */
         if (in && strcmp((const char *)in, "websocket") == 0 && !wants_our_protocol(wsi)) {

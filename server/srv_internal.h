@@ -62,6 +62,9 @@ typedef struct srv_conn {
     uint8_t *rx; /* message reassembly, capped at cfg.max_frame */
     size_t rx_len, rx_cap;
     unsigned close_code; /* set: close with this code once the queue is sent (or now) */
+    bool helloed;        /* a HELLO was accepted (the pre-HELLO caps no longer apply) */
+    size_t pre_bytes;    /* payload bytes received before that */
+    uint32_t pre_msgs;   /* messages received before that */
     bool close_now;      /* close without sending what is queued */
     struct srv_conn *prev, *next;
 } srv_conn;
@@ -73,6 +76,7 @@ typedef struct srv_counters {
     uint64_t too_big, protocol_errors, http_requests;
     uint64_t updates_persisted, chats_persisted, storage_errors, auth_refused;
     uint64_t sse_opened, sse_refused, sse_closed, sse_reaped, sse_expired;
+    uint64_t connect_limited, pre_hello_closed;
 } srv_counters;
 
 /* Per-second rates over the last sampling window (srv_sse.c). */
@@ -132,6 +136,7 @@ typedef struct srv_http_req {
     uint8_t *body; /* LWS_PRE + response body, or NULL */
     size_t len, off;
     bool sending;
+    uint64_t retry_s;    /* the next response carries Retry-After (429) */
     struct srv_sse *sse; /* set while the request is an SSE stream */
 } srv_http_req;
 
@@ -180,6 +185,17 @@ unsigned srv_access_http(srv *s, struct lws *wsi, const char *room);
 /* srv_access_rate - sync_host.rate_limit: per-user token buckets. */
 uint64_t srv_access_rate(void *ctx, const sync_session *session, const char *user,
                          sync_rate_kind kind, uint64_t now_ms);
+/* srv_access_connect - the per-IP connection-attempt limit (SRV_RL_CONNECT,
+ * cfg.connect_*), checked before auth for every HTTP request and WebSocket
+ * upgrade: 0 allowed (one token taken), else milliseconds until a retry can
+ * succeed. Loopback peers pass unless cfg.connect_limit_loopback. */
+uint64_t srv_access_connect(srv *s, struct lws *wsi);
+#define SRV_DEV_TOKEN_TTL_S 3600u /* lifetime of /api/dev/token tokens */
+struct srv_resp;
+/* srv_access_dev_token - GET /api/dev/token?user=U&name=N (dev mode only;
+ * the caller checks): {"token", "expires_at"} minted with the run's key,
+ * rooms "*:rw", SRV_DEV_TOKEN_TTL_S. 400 for a bad user/name. */
+tdm_err srv_access_dev_token(srv *s, struct lws *wsi, struct srv_resp *r);
 /* srv_access_tick - forget idle rate-limit keys. */
 void srv_access_tick(srv *s, uint64_t now_ms);
 

@@ -70,6 +70,10 @@ tdm_err srv_metrics(srv *s, srv_resp *r)
     COUNTER(&b, "storage_errors_total", "Failed storage jobs.", n->storage_errors);
     COUNTER(&b, "auth_refused_total", "Sessions refused by authentication.", n->auth_refused);
     COUNTER(&b, "too_big_total", "Inbound messages over the frame cap.", n->too_big);
+    COUNTER(&b, "connect_limited_total", "Requests and upgrades refused by the per-IP limit (429).",
+            n->connect_limited);
+    COUNTER(&b, "pre_hello_closed_total", "WebSockets closed for too much before HELLO (4004).",
+            n->pre_hello_closed);
     COUNTER(&b, "protocol_errors_total", "Protocol errors.", n->protocol_errors);
     COUNTER(&b, "http_requests_total", "HTTP requests.", n->http_requests);
     COUNTER(&b, "sse_opened_total", "SSE streams started.", n->sse_opened);

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ratelimit.h"
+
 #define SRV_TICK_MS      250u  /* sync_server_tick period */
 #define SRV_SHUTDOWN_MS  3000u /* time connections get to take their last frames */
 #define SRV_WS_RX_CHUNK  16384u
@@ -52,6 +54,28 @@ void srv_config_init(srv_config *cfg)
     cfg->hello_timeout_ms = 10000;
     cfg->ping_secs = 30;
     cfg->hangup_secs = 75;
+    cfg->connect_per_s = 20;
+    cfg->connect_burst = 50;
+    cfg->pre_hello_bytes = 65536;
+    cfg->pre_hello_msgs = 32;
+    const char *v = getenv("TANDEM_CONNECT_RATE");
+    if (v && *v) {
+        char *end = NULL;
+        unsigned long rate = strtoul(v, &end, 10);
+        unsigned long burst = rate;
+        bool ok = end != v && rate <= SRV_RL_BURST_MAX;
+        if (ok && *end == '/') {
+            const char *b = end + 1;
+            burst = strtoul(b, &end, 10);
+            ok = end != b && burst >= 1 && burst <= SRV_RL_BURST_MAX;
+        }
+        if (ok && *end == '\0') {
+            cfg->connect_per_s = (uint32_t)rate;
+            cfg->connect_burst = (uint32_t)(burst ? burst : 1);
+        }
+    }
+    v = getenv("TANDEM_CONNECT_LOOPBACK");
+    if (v && strcmp(v, "1") == 0) cfg->connect_limit_loopback = true;
 }
 
 static uint64_t random_seed(void)

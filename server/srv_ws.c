@@ -3,7 +3,10 @@
  * to sync_session_recv; outbound frames leave the session's queue one per
  * WRITEABLE callback (LWS_PRE headroom in a shared scratch buffer; lws keeps
  * whatever the socket does not take). A session sync marks for closing is
- * closed with the code for its reason once its queue is sent.
+ * closed with the code for its reason once its queue is sent. Until a HELLO
+ * is accepted a connection may send at most cfg.pre_hello_bytes payload bytes
+ * and cfg.pre_hello_msgs messages; past either it is closed with
+ * SRV_CLOSE_PRE_HELLO (4004).
  * Service thread only. */
 #include "srv_internal.h"
 
@@ -69,6 +72,8 @@ static const char *close_text(unsigned code)
         return "no HELLO in time";
     case SRV_CLOSE_IDLE:
         return "idle timeout";
+    case SRV_CLOSE_PRE_HELLO:
+        return "too much before HELLO";
     default:
         return "bye";
     }
@@ -121,6 +126,17 @@ static bool rx_append(srv *s, srv_conn *c, const void *in, size_t len, size_t re
     return true;
 }
 
+/* Was frame p[0..n), which sync accepted before any HELLO, a HELLO? (sync
+ * accepts only HELLO and ignored unknown types at that point.) */
+static bool is_hello(const uint8_t *p, size_t n)
+{
+    syncm m;
+    if (syncm_decode(p, n, n, &m) != TDM_OK) return false;
+    bool hello = m.type == SYNCM_HELLO;
+    syncm_clear(&m);
+    return hello;
+}
+
 static int on_receive(srv *s, srv_conn *c, struct lws *wsi, const void *in, size_t len)
 {
     if (!c->ss || c->close_code) return 0; /* closing: ignore what still arrives */
@@ -130,11 +146,23 @@ static int on_receive(srv *s, srv_conn *c, struct lws *wsi, const void *in, size
         s->n.too_big++;
         return close_with(wsi, SRV_CLOSE_TOO_BIG);
     }
+    if (!c->helloed) {
+        c->pre_bytes += len;
+        if (s->cfg.pre_hello_bytes && c->pre_bytes > s->cfg.pre_hello_bytes) {
+            s->n.pre_hello_closed++;
+            return close_with(wsi, SRV_CLOSE_PRE_HELLO);
+        }
+    }
     if (!lws_is_final_fragment(wsi) || remaining) return 0;
     s->n.frames_in++;
     s->n.bytes_in += c->rx_len;
+    if (!c->helloed && s->cfg.pre_hello_msgs && ++c->pre_msgs > s->cfg.pre_hello_msgs) {
+        s->n.pre_hello_closed++;
+        return close_with(wsi, SRV_CLOSE_PRE_HELLO);
+    }
     tdm_err e = sync_session_recv(c->ss, c->rx, c->rx_len, srv_now_ms());
     if (e) s->n.protocol_errors++;
+    if (!c->helloed && !e) c->helloed = is_hello(c->rx, c->rx_len);
     c->rx_len = 0;
     if (c->rx_cap > 65536) { /* do not keep a big buffer per idle connection */
         free(c->rx);
