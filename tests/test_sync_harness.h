@@ -96,6 +96,7 @@ static tdm_err h_authorize(void *ctx, const sync_session *s, const uint8_t *toke
     const uint8_t *colon = memchr(token, ':', n);
     if (!colon || colon == token + n - 1) return TDM_EINVAL;
     size_t ul = (size_t)(colon - token);
+    if (ul >= sizeof out->user) return TDM_EINVAL; /* a user id past the field */
     memcpy(out->user, token, ul);
     out->user[ul] = '\0';
     for (size_t i = 0; i < ul; i++)
