@@ -30,7 +30,8 @@
  * the queue is half full and are the first dropped when a frame does not fit;
  * when a non-ephemeral frame still does not fit, the session is marked for
  * closing (sync_session_closing) with SYNC_CLOSE_BACKPRESSURE, a final ERROR
- * CLOSING frame is queued and nothing else is. Large transfers (the first
+ * CLOSING frame is queued (it may take the queue a few bytes past the cap:
+ * the peer learns why it is closed) and nothing else is. Large transfers (the first
  * sync of a document, OT snapshots) are cut into UPDATE_CHUNK / OT_SNAPSHOT
  * frames of at most SYNCM_CHUNK_FRAME bytes that are produced only as the
  * queue drains.
