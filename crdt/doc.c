@@ -229,6 +229,32 @@ tdm_err doc_split(crdt_doc *d, uint32_t x, uint32_t k, uint32_t *right)
     return TDM_OK;
 }
 
+int doc_try_extend(crdt_doc *d, uint32_t left, const dop *o, size_t astral, tdm_err *err)
+{
+    item *L = &d->items[left];
+    if (o->kind != OP_INS || L->client != o->client || L->clock + L->len != o->clock ||
+        o->ac != o->client || o->ak + 1 != o->clock || L->deleted ||
+        L->mark != (d->txn_open ? MARK_NEW : 0) || L->orc != o->bc ||
+        (o->bc != NONE32 && L->ork != o->bk) || L->content == NONE32 ||
+        L->content + L->nbytes != d->ntext)
+        return 0;
+    uint32_t off;
+    *err = doc_text_append(d, o->text, o->nbytes, &off);
+    if (*err) return 1;
+    if (astral == SIZE_MAX)
+        astral = o->nbytes != o->len ? utf8_count_astral(o->text, o->nbytes) : 0;
+    tree_splay(d, left);
+    L = &d->items[left];
+    L->len += o->len;
+    L->nbytes += o->nbytes;
+    tree_update(d, left);
+    d->clients[o->client].next = o->clock + o->len;
+    d->len_cp += o->len;
+    d->len_bytes += o->nbytes;
+    d->len_16 += o->len + astral;
+    return 1;
+}
+
 /* doc_try_merge - merge b into a when b continues a's run (a directly precedes b). */
 void doc_try_merge(crdt_doc *d, uint32_t a, uint32_t b)
 {
@@ -346,28 +372,9 @@ static tdm_err insert_impl(crdt_doc *d, size_t pos, const char *text, size_t n)
         o.bc = d->items[right].client;
         o.bk = d->items[right].clock;
     }
-    /* fast path: typing forwards at the end of our own newest run */
-    if (left != NONE32) {
-        item *L = &d->items[left];
-        if (L->client == d->self && L->clock + L->len == me->next && !L->deleted &&
-            L->mark == (d->txn_open ? MARK_NEW : 0) && L->orc == o.bc &&
-            (o.bc == NONE32 || L->ork == o.bk) && L->content != NONE32 &&
-            L->content + L->nbytes == d->ntext) {
-            uint32_t off;
-            e = doc_text_append(d, o.text, n, &off);
-            if (e) return e;
-            tree_splay(d, left);
-            L = &d->items[left];
-            L->len += (uint32_t)cps;
-            L->nbytes += (uint32_t)n;
-            tree_update(d, left);
-            me->next += (uint32_t)cps;
-            d->len_cp += cps;
-            d->len_bytes += n;
-            d->len_16 += cps + astral;
-            return TDM_OK;
-        }
-    }
+    /* fast path: typing forwards at the end of our own newest run skips the
+     * origin lookups of doc_integrate */
+    if (left != NONE32 && doc_try_extend(d, left, &o, astral, &e)) return e;
     return doc_integrate(d, &o);
 }
 

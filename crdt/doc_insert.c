@@ -107,28 +107,9 @@ tdm_err doc_integrate(crdt_doc *d, const dop *o0)
         o.bc = NONE32;
         right = NONE32;
     }
-    if (after_left == right && left != NONE32 && o.kind == OP_INS) {
-        /* the run continues the item on its left (typing forwards): extend it */
-        item *L = &d->items[left];
-        if (L->client == o.client && L->clock + L->len == o.clock && o.ac == o.client &&
-            L->mark == (d->txn_open ? MARK_NEW : 0) && o.ak + 1 == o.clock && !L->deleted &&
-            L->orc == o.bc && (o.bc == NONE32 || L->ork == o.bk) && L->content != NONE32 &&
-            L->content + L->nbytes == d->ntext) {
-            uint32_t toff;
-            e = doc_text_append(d, o.text, o.nbytes, &toff);
-            if (e) return e;
-            tree_splay(d, left);
-            L = &d->items[left];
-            L->len += o.len;
-            L->nbytes += o.nbytes;
-            tree_update(d, left);
-            d->clients[o.client].next = o.clock + o.len;
-            d->len_cp += o.len;
-            d->len_bytes += o.nbytes;
-            d->len_16 += o.len + (o.nbytes != o.len ? utf8_count_astral(o.text, o.nbytes) : 0);
-            return TDM_OK;
-        }
-    }
+    /* the run continues the item on its left (typing forwards): extend it */
+    if (after_left == right && left != NONE32 && doc_try_extend(d, left, &o, SIZE_MAX, &e))
+        return e;
     uint32_t x;
     e = doc_item_new(d, &x);
     if (e) return e;

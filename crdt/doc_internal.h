@@ -158,6 +158,12 @@ tdm_err doc_text_append(crdt_doc *d, const uint8_t *p, size_t n, uint32_t *off);
 uint32_t doc_find_id(crdt_doc *d, uint32_t c, uint32_t clock, epos *pos);
 tdm_err doc_split(crdt_doc *d, uint32_t x, uint32_t k, uint32_t *right);
 void doc_try_merge(crdt_doc *d, uint32_t a, uint32_t b);
+/* doc_try_extend - when insert o continues item `left`'s run (same client,
+ * next clock, left origin its last character, same right origin, content at
+ * the end of the text store, same change mark), grow the item in place and
+ * return 1 with *err set; else 0. astral: 4-byte sequences in o's text, or
+ * SIZE_MAX to count them. */
+int doc_try_extend(crdt_doc *d, uint32_t left, const dop *o, size_t astral, tdm_err *err);
 tdm_err doc_dele_add(crdt_doc *d, uint32_t c, uint32_t clock, uint32_t len, uint32_t tc,
                      uint32_t tk, uint32_t back);
 void doc_mark_deleted(crdt_doc *d, uint32_t x);
