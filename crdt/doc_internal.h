@@ -182,6 +182,22 @@ static inline bool doc_marking(const crdt_doc *d)
     return d->txn_open;
 }
 
+/* doc_dset.c: the character ids deleted by the delete logs, as sorted,
+ * merged ranges per client */
+typedef struct drange {
+    uint32_t c, lo, hi; /* client index, clocks [lo, hi) */
+} drange;
+typedef struct doc_dset {
+    drange *v; /* owned: free() it */
+    size_t n;
+} doc_dset;
+/* doc_dset_build - the targets of every delete operation with clock < v[c]
+ * for its deleter c (v NULL: all of them). */
+tdm_err doc_dset_build(crdt_doc *d, const uint32_t *v, doc_dset *out);
+/* doc_dset_run - from clock k of client c (up to end): the length of the run
+ * with one state, and *del whether that state is deleted. */
+uint32_t doc_dset_run(const doc_dset *s, uint32_t c, uint32_t k, uint32_t end, bool *del);
+
 /* doc_tree.c */
 void tree_update(crdt_doc *d, uint32_t x);
 void tree_splay(crdt_doc *d, uint32_t x);

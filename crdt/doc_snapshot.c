@@ -326,61 +326,23 @@ out:
     return e;
 }
 
-typedef struct trange {
-    uint32_t c, lo, hi;
-} trange;
-
-static int trange_cmp(const void *a, const void *b)
-{
-    const trange *x = a, *y = b;
-    if (x->c != y->c) return x->c < y->c ? -1 : 1;
-    return x->lo < y->lo ? -1 : x->lo > y->lo;
-}
-
 /* every deleted item that kept its text is covered by delete operations, and
  * no visible item is */
 static tdm_err check_deleted(loader *L)
 {
     crdt_doc *d = L->d;
-    size_t n = 0, cap = 0;
-    for (uint32_t c = 0; c < d->nclients; c++) cap += d->clients[c].ndels;
-    trange *v = malloc((cap ? cap : 1) * sizeof(trange));
-    if (!v) return TDM_ENOMEM;
-    for (uint32_t c = 0; c < d->nclients; c++) {
-        for (uint32_t i = 0; i < d->clients[c].ndels; i++) {
-            const dele *r = &d->clients[c].dels[i];
-            uint32_t lo = r->back ? r->tk - (r->len - 1) : r->tk;
-            v[n++] = (trange){r->tc, lo, lo + r->len};
-        }
-    }
-    qsort(v, n, sizeof(trange), trange_cmp);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (k && v[k - 1].c == v[i].c && v[i].lo <= v[k - 1].hi) {
-            if (v[i].hi > v[k - 1].hi) v[k - 1].hi = v[i].hi;
-        } else {
-            v[k++] = v[i];
-        }
-    }
-    tdm_err e = TDM_OK;
+    doc_dset s;
+    tdm_err e = doc_dset_build(d, NULL, &s);
     for (uint32_t i = 0; i < L->n && !e; i++) {
         const item *it = &d->items[L->order[i]];
-        uint32_t lo = it->clock, hi = it->clock + it->len;
-        size_t a = 0, b = k; /* first range of this client ending after lo */
-        while (a < b) {
-            size_t m = (a + b) / 2;
-            if (v[m].c < it->client || (v[m].c == it->client && v[m].hi <= lo))
-                a = m + 1;
-            else
-                b = m;
-        }
-        bool overlap = a < k && v[a].c == it->client && v[a].lo < hi;
-        bool covered = overlap && v[a].lo <= lo && v[a].hi >= hi;
+        bool del;
+        uint32_t run = doc_dset_run(&s, it->client, it->clock, it->clock + it->len, &del);
+        bool covered = del && run == it->len, overlap = del || run < it->len;
         /* deleted text without content may have come as a tombstone whose
          * delete operation is still pending; everything else must agree */
         if (it->deleted ? (!covered && it->content != NONE32) : overlap) e = TDM_EMALFORMED;
     }
-    free(v);
+    free(s.v);
     return e;
 }
 
