@@ -4,12 +4,19 @@
  * plus one complete snapshot), state vectors and delete sets, and CBOR items
  * of every kind.
  *
+ * Also the OT seeds (fuzz_ot: encoded operations after a 0 mode byte, edit
+ * scripts after a 1) and awareness scripts (fuzz_awareness: records
+ * [ctl][len:2][bytes] applying real updates, ticking, setting the local state
+ * and removing clients).
+ *
  * Usage: fuzz_gen_corpus <dir>   (writes <dir>/fuzz_update/..., and so on;
  * the directories must exist). Deterministic: the same build writes the same
  * bytes. Every seed is checked to be accepted by its decoder first.
  */
 #include "fuzz_base.h"
+#include "awareness.h"
 #include "cbor_rd.h"
+#include "ot.h"
 #include "zip.h"
 
 static const char *outdir;
@@ -352,6 +359,113 @@ static void gen_cbor(void)
     put_cbor("rejected", 66, rejected, sizeof rejected);
 }
 
+/* put_ot - the wire form of op after fuzz_ot's decode-mode byte */
+static void put_ot(const char *name, const ot_op *op)
+{
+    tbuf b;
+    tbuf_init(&b, 0);
+    FZ_OK(tbuf_append(&b, "\0", 1));
+    FZ_OK(ot_op_encode(op, &b));
+    ot_op *back = NULL;
+    FZ_OK(ot_op_decode(b.data + 1, b.len - 1, &back));
+    FZ_CHECK(ot_op_equal(back, op));
+    ot_op_free(back);
+    put("fuzz_ot", name, b.data, b.len);
+    tbuf_fini(&b);
+}
+
+static void gen_ot(void)
+{
+    ot_op *op = NULL;
+    FZ_OK(ot_op_new(&op));
+    put_ot("empty", op);
+    FZ_OK(ot_op_retain(op, 3));
+    FZ_OK(ot_op_insert(op, "ab", 2));
+    FZ_OK(ot_op_delete(op, 2));
+    put_ot("retain-insert-delete", op);
+    ot_op_clear(op);
+    FZ_OK(ot_op_insert(op, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
+    FZ_OK(ot_op_retain(op, 40000));
+    FZ_OK(ot_op_delete(op, 70000));
+    put_ot("multibyte-long", op);
+    ot_op_free(op);
+    /* not normalized on the wire: delete before insert, neighbours of one kind */
+    static const uint8_t denorm[] = {0, 0x85, 0x02, 0x03, 0x21, 0x61, 0x78, 0x61, 0x79};
+    put("fuzz_ot", "denormal", denorm, sizeof denorm);
+    static const uint8_t bad[] = {0, 0x82, 0x00, 0x60};
+    put("fuzz_ot", "zero-retain-empty-insert", bad, sizeof bad);
+    /* edit scripts: base length, then op a, op b, op c */
+    static const uint8_t s1[] = {1,    12,   0,    1,    2,    3,    4,    5,    0,    1,    2,
+                                 3,    4,    5,    6,    0x10, 0x21, 3,    0x0e, 0x09, 0x05, 4,
+                                 0x21, 0x02, 0x15, 0x08, 5,    0x05, 0x11, 2,    0x0d, 0x01, 0x02};
+    put("fuzz_ot", "script-1", s1, sizeof s1);
+    static const uint8_t s2[] = {
+        3,    31,   5,  5,    5,    4,    4,    4,    3,    3,    3,    2,    2,    2,
+        1,    1,    1,  0,    0,    0,    5,    4,    3,    2,    1,    0,    5,    4,
+        3,    2,    1,  0,    11,   0x1e, 0x1d, 0x1f, 0x06, 0x05, 0x2d, 0x1c, 0x01, 0x02,
+        0x03, 0x0a, 11, 0x1d, 0x1d, 0x05, 0x01, 0x1e, 0x2e, 0x03, 0x06, 0x09, 0x0c, 0x10};
+    put("fuzz_ot", "script-2", s2, sizeof s2);
+}
+
+/* aw_rec - append a fuzz_awareness record */
+static void aw_rec(tbuf *b, uint8_t ctl, const uint8_t *p, size_t n)
+{
+    uint8_t h[3] = {ctl, (uint8_t)(n >> 8), (uint8_t)n};
+    FZ_OK(tbuf_append(b, h, 3));
+    FZ_OK(tbuf_append(b, p, n));
+}
+
+static void gen_awareness(void)
+{
+    aw_state *x = NULL, *y = NULL;
+    tbuf u, v, s;
+    tbuf_init(&u, 0);
+    tbuf_init(&v, 0);
+    tbuf_init(&s, 0);
+    FZ_OK(aw_new(7, &x));
+    FZ_OK(aw_new(9, &y));
+    FZ_OK(aw_set_local(x, (const uint8_t *)"{\"cursor\":3}", 12, 10));
+    FZ_OK(aw_encode_local(x, &u));
+    FZ_OK(aw_set_local(y, (const uint8_t *)"{\"name\":\"ann\"}", 14, 10));
+    FZ_OK(aw_apply(y, u.data, u.len, 11, NULL));
+    FZ_OK(aw_encode(y, NULL, 0, &v)); /* two entries */
+    uint64_t gone = 7;
+    FZ_OK(aw_remove_clients(y, &gone, 1, 12));
+    tbuf rm;
+    tbuf_init(&rm, 0);
+    FZ_OK(aw_encode(y, &gone, 1, &rm)); /* [7, clock, null] */
+
+    /* small caps, local client 2: apply, renew, set, remove, apply the removal */
+    FZ_OK(tbuf_append(&s, "\x03", 1));
+    aw_rec(&s, 0, u.data, u.len);
+    aw_rec(&s, 0, v.data, v.len);
+    aw_rec(&s, 2, (const uint8_t *)"me", 2);
+    aw_rec(&s, 1, (const uint8_t *)"\x10", 1); /* 16 s: renews the local entry */
+    aw_rec(&s, 0, rm.data, rm.len);
+    aw_rec(&s, 3, (const uint8_t *)"\x09\x02", 2);
+    put("fuzz_awareness", "apply-remove", s.data, s.len);
+    /* default caps, local client 7 (contested by x's entry), then a timeout */
+    tbuf_reset(&s);
+    FZ_OK(tbuf_append(&s, "\x0c", 1));
+    aw_rec(&s, 0, v.data, v.len);
+    aw_rec(&s, 1, (const uint8_t *)"(", 1); /* 40 s: expires y */
+    aw_rec(&s, 0, u.data, u.len);
+    put("fuzz_awareness", "contest-timeout", s.data, s.len);
+    /* malformed: a client listed twice, then a good update */
+    tbuf_reset(&s);
+    FZ_OK(tbuf_append(&s, "\x01", 1));
+    static const uint8_t twice[] = {0x82, 0x83, 0x05, 0x01, 0xf6, 0x83, 0x05, 0x02, 0xf6};
+    aw_rec(&s, 0, twice, sizeof twice);
+    aw_rec(&s, 0, u.data, u.len);
+    put("fuzz_awareness", "twice-then-good", s.data, s.len);
+    aw_free(x);
+    aw_free(y);
+    tbuf_fini(&u);
+    tbuf_fini(&v);
+    tbuf_fini(&s);
+    tbuf_fini(&rm);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -364,5 +478,7 @@ int main(int argc, char **argv)
     gen_snapshots();
     gen_ids();
     gen_cbor();
+    gen_ot();
+    gen_awareness();
     return 0;
 }
