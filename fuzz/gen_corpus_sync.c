@@ -6,6 +6,12 @@
  * AWARENESS, OT_OP, chat, typing, PING, UNSUBSCRIBE, refused writes,
  * timeouts and repeated SYNC_STEPs on a document of several KiB.
  *
+ * fuzz_sync_client gets sessions of its client (fuzz_client.h) recorded
+ * against a real server with a second, editing client: every frame the
+ * server sent becomes a record, next to the local actions, so the seed
+ * replays the same conversation in the harness; both clients must end with
+ * the same CRDT and OT texts.
+ *
  * Usage: fuzz_gen_corpus_sync <dir>   (writes <dir>/fuzz_sync_msg/... and
  * <dir>/fuzz_sync_session/...; the directories must exist). Deterministic.
  * Every message seed is checked to decode; every script is replayed against a
@@ -13,7 +19,9 @@
  * expects (most expect none).
  */
 #include "fuzz_sync_host.h"
+#include "fuzz_client.h"
 #include "awareness.h"
+#include "utf8.h"
 
 #define FZ_T0_GEN 1700000000000ull
 
@@ -478,6 +486,200 @@ static void gen_sync_steps(void)
     tbuf_fini(&s.b);
 }
 
+/* ------------------------------------------------------------ client seeds */
+
+typedef struct gc_run {
+    fh_host h;
+    sync_session *sa, *sb;
+    fc_ctx a;       /* the harness's client */
+    crdt_doc *bdoc; /* the peer */
+    sync_client *b;
+    uint32_t bcrdt, bot;
+    tbuf s; /* the script */
+    uint64_t now;
+} gc_run;
+
+static void gc_rec(gc_run *r, uint8_t ctl, const uint8_t *p, size_t n)
+{
+    uint8_t hdr[3] = {ctl, (uint8_t)(n >> 8), (uint8_t)n};
+    FZ_CHECK(n < 65536);
+    FZ_OK(tbuf_append(&r->s, hdr, 3));
+    FZ_OK(tbuf_append(&r->s, p, n));
+    r->now += 10 + (uint64_t)(ctl >> 3) * 1000;
+}
+
+static void gc_to_session(void *ud, const uint8_t *p, size_t n)
+{
+    gc_run *r = ud;
+    sync_session_recv(r->sa, p, n, r->now);
+}
+
+/* gc_local - a recorded local action of the harness's client */
+static void gc_local(gc_run *r, uint8_t ctl, const uint8_t *p, size_t n)
+{
+    gc_rec(r, ctl, p, n);
+    fc_local(&r->a, ctl, p, n, r->now);
+}
+
+static void gc_pump(gc_run *r)
+{
+    for (int round = 0; round < 64; round++) {
+        bool moved = false;
+        const uint8_t *p;
+        size_t n;
+        if (sync_client_next_out(r->a.c, &p, &n)) {
+            gc_rec(r, FC_DRAIN, NULL, 0);
+            fc_drain(&r->a, gc_to_session, r);
+            moved = true;
+        }
+        while (sync_client_next_out(r->b, &p, &n)) {
+            sync_session_recv(r->sb, p, n, r->now);
+            sync_client_consume(r->b);
+            moved = true;
+        }
+        if (fh_complete(&r->h)) moved = true;
+        while (sync_session_next_out(r->sa, &p, &n)) {
+            gc_rec(r, 0, p, n);
+            sync_client_recv(r->a.c, p, n, r->now);
+            sync_session_consume(r->sa);
+            moved = true;
+        }
+        while (sync_session_next_out(r->sb, &p, &n)) {
+            sync_client_recv(r->b, p, n, r->now);
+            sync_session_consume(r->sb);
+            moved = true;
+        }
+        if (!moved) return;
+    }
+    FZ_CHECK(!"gc_pump: no quiescence");
+}
+
+static void gc_start(gc_run *r)
+{
+    sync_server_opts o = {.max_rooms = 3,
+                          .max_sessions = 8,
+                          .max_channels = 4,
+                          .max_frame = 65536,
+                          .max_out_bytes = (size_t)256 << 10,
+                          .room_idle_ms = 60000,
+                          .hello_timeout_ms = 5000,
+                          .idle_timeout_ms = 600000,
+                          .hash_seed = 42};
+    memset(r, 0, sizeof *r);
+    r->now = FC_T0;
+    tbuf_init(&r->s, 0);
+    fh_init(&r->h, &o);
+    FZ_OK(sync_session_new(r->h.srv, r->now, &r->sa));
+    FZ_OK(sync_session_new(r->h.srv, r->now, &r->sb));
+    fc_open(&r->a, r->now);
+    sync_client_opts bo = {.client_id = 88, .token = (const uint8_t *)"b:w", .token_len = 3};
+    r->bdoc = fz_doc(88, false, 0);
+    FZ_OK(sync_client_new(&bo, NULL, &r->b));
+    FZ_OK(sync_client_subscribe_crdt(r->b, "doc", r->bdoc, true, &r->bcrdt));
+    FZ_OK(sync_client_subscribe_ot(r->b, "ot", false, &r->bot));
+    FZ_OK(sync_client_connect(r->b, r->now));
+    gc_pump(r);
+}
+
+static void gc_b_edit(gc_run *r, size_t pos, const char *text)
+{
+    FZ_OK(crdt_doc_insert(r->bdoc, pos, text, strlen(text)));
+    FZ_OK(sync_client_flush(r->b, r->bcrdt));
+}
+
+static void gc_b_ot(gc_run *r, const char *text)
+{
+    tbuf t;
+    tbuf_init(&t, 0);
+    FZ_OK(sync_client_ot_text(r->b, r->bot, &t));
+    ot_op *op = NULL;
+    FZ_OK(ot_op_new(&op));
+    FZ_OK(ot_op_insert(op, text, strlen(text)));
+    FZ_OK(ot_op_retain(op, utf8_count(t.data, t.len)));
+    FZ_OK(sync_client_ot_edit(r->b, r->bot, op));
+    ot_op_free(op);
+    tbuf_fini(&t);
+}
+
+/* gc_finish - both clients hold the same texts; write the seed */
+static void gc_finish(gc_run *r, const char *name)
+{
+    gc_pump(r);
+    tbuf ta, tb;
+    tbuf_init(&ta, 0);
+    tbuf_init(&tb, 0);
+    FZ_OK(crdt_doc_text(r->a.doc, &ta));
+    FZ_OK(crdt_doc_text(r->bdoc, &tb));
+    FZ_CHECK(fz_buf_eq(&ta, &tb));
+    tbuf_reset(&ta);
+    tbuf_reset(&tb);
+    FZ_OK(sync_client_ot_text(r->a.c, r->a.ch_ot, &ta));
+    FZ_OK(sync_client_ot_text(r->b, r->bot, &tb));
+    FZ_CHECK(fz_buf_eq(&ta, &tb));
+    FZ_CHECK(sync_client_unacked(r->a.c, r->a.ch_crdt) == 0);
+    tbuf_fini(&ta);
+    tbuf_fini(&tb);
+    put("fuzz_sync_client", name, r->s.data, r->s.len);
+    sync_session_close(r->sa, r->now);
+    sync_session_close(r->sb, r->now);
+    fh_complete(&r->h);
+    fh_fini(&r->h);
+    fc_close(&r->a);
+    sync_client_free(r->b);
+    crdt_doc_free(r->bdoc);
+    tbuf_fini(&r->s);
+}
+
+#define GC_B(s) ((const uint8_t *)(s)), (sizeof(s) - 1)
+
+static void gen_client(void)
+{
+    gc_run r;
+    /* edits both ways, concurrent OT, chat, awareness, typing */
+    gc_start(&r);
+    gc_local(&r, FC_CRDT_EDIT, GC_B("\x00hello"));
+    gc_b_edit(&r, 0, "peer ");
+    gc_pump(&r);
+    gc_local(&r, FC_OT_EDIT,
+             GC_B("\x00"
+                  "abc"));
+    gc_b_ot(&r, "\xc3\xa9t\xc3\xa9 ");
+    gc_pump(&r);
+    gc_local(&r, FC_OT_EDIT, GC_B("\x02xy"));
+    gc_local(&r, FC_OT_EDIT, GC_B("\x81"));
+    gc_b_ot(&r, "B");
+    gc_pump(&r);
+    FZ_OK(sync_client_awareness(r.b, r.bcrdt, aw_bytes.data, aw_bytes.len));
+    FZ_OK(sync_client_typing(r.b, r.bcrdt, true));
+    FZ_OK(sync_client_chat_send(r.b, r.bcrdt, "hi from b", 9, NULL));
+    gc_local(&r, FC_SEND, GC_B("\x00hey"));
+    gc_local(&r, FC_SEND, GC_B("\x01"));
+    gc_pump(&r);
+    gc_local(&r, FC_CRDT_EDIT, GC_B("\x83\x02"));
+    gc_local(&r, FC_SEND, GC_B("\x03"));
+    gc_pump(&r);
+    gc_finish(&r, "edits-chat-ot");
+
+    /* offline edits on both sides, reconnect, resync, chat replay */
+    gc_start(&r);
+    gc_b_edit(&r, 0, "0123456789");
+    gc_pump(&r);
+    gc_local(&r, FC_RECONNECT, GC_B("\x00"));
+    sync_session_close(r.sa, r.now);
+    FZ_OK(sync_session_new(r.h.srv, r.now, &r.sa));
+    sync_client_disconnect(r.a.c);
+    gc_local(&r, FC_CRDT_EDIT, GC_B("\x05offline"));
+    gc_local(&r, FC_SEND, GC_B("\x00queued"));
+    gc_b_edit(&r, 10, " tail");
+    FZ_OK(sync_client_chat_send(r.b, r.bcrdt, "while away", 10, NULL));
+    gc_pump(&r);
+    gc_local(&r, FC_RECONNECT, GC_B("\x00"));
+    gc_pump(&r);
+    gc_local(&r, FC_SEND, GC_B("\x02"));
+    gc_pump(&r);
+    gc_finish(&r, "reconnect-resync");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -489,6 +691,7 @@ int main(int argc, char **argv)
     gen_msgs();
     gen_scripts();
     gen_sync_steps();
+    gen_client();
     free_inputs();
     return 0;
 }
