@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# bench/load.sh - the server load benchmark (issue 5; `make bench-load`).
+#
+# For every run of every scenario: start a Release `tandem serve --dev` on a
+# fresh temporary data directory (127.0.0.1, a free port, `ulimit -n` raised
+# to the hard limit), wait for /healthz, run tandem-bench-load against it,
+# stop the server with SIGTERM. Then print the median of each figure over the
+# runs.
+#
+#   scenario 1 (load): 2,000 connections in 200 rooms, 1 writer per room at
+#                      20 edits/s, 5 s warm-up, 30 s measured.
+#                      Floors: p99 < 10 ms, nothing lost, server CPU < 30% of
+#                      one core, server RSS (peak) < 100 MB.
+#   scenario 2 (idle): 10,000 connections in 500 rooms, HELLO + SUBSCRIBE +
+#                      first sync, held 10 s. Floor: server RSS (peak) < 100 MB.
+#
+# Environment: BUILD (build directory with Release binaries) [build],
+# RUNS (runs per scenario) [3], SCENARIOS ("1 2"), PORT (first port tried)
+# [18500], SECONDS1 (measured seconds of scenario 1) [30], JSON_OUT (file
+# that receives every run's JSON line) [none].
+# Exit status: 0 when every run met its floors and lost nothing, else 1.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+RUNS=${RUNS:-3}
+SCENARIOS=${SCENARIOS:-"1 2"}
+PORT=${PORT:-18500}
+SECONDS1=${SECONDS1:-30}
+JSON_OUT=${JSON_OUT:-}
+TANDEM=$BUILD/cli/tandem
+GEN=$BUILD/bench/tandem-bench-load
+for f in "$TANDEM" "$GEN"; do
+    [ -x "$f" ] || { echo "load.sh: $f is missing (build $BUILD first)" >&2; exit 2; }
+done
+ulimit -n "$(ulimit -Hn)" || true
+echo "load.sh: $(nproc) CPUs, ulimit -n $(ulimit -n), $(lscpu | sed -n 's/^Model name: *//p')"
+
+SRV_PID=
+TMP=
+stop_server() {
+    if [ -n "$SRV_PID" ]; then
+        kill -TERM "$SRV_PID" 2>/dev/null
+        wait "$SRV_PID" 2>/dev/null
+        SRV_PID=
+    fi
+    [ -n "$TMP" ] && rm -rf "$TMP"
+    TMP=
+}
+trap stop_server EXIT
+trap 'stop_server; exit 130' INT TERM
+
+start_server() {
+    TMP=$(mktemp -d /tmp/tandem-load.XXXXXX)
+    local tries=0
+    while :; do
+        PORT=$((PORT + 1))
+        "$TANDEM" serve --dev --host 127.0.0.1 --port "$PORT" --data "$TMP/data" \
+            >"$TMP/server.log" 2>&1 &
+        SRV_PID=$!
+        for _ in $(seq 1 50); do
+            if curl -sf "http://127.0.0.1:$PORT/healthz" 2>/dev/null | grep -q "\"pid\":$SRV_PID[,}]"; then
+                return 0
+            fi
+            kill -0 "$SRV_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -TERM "$SRV_PID" 2>/dev/null
+        wait "$SRV_PID" 2>/dev/null
+        SRV_PID=
+        tries=$((tries + 1))
+        if [ "$tries" -ge 5 ]; then
+            echo "load.sh: the server did not start:" >&2
+            cat "$TMP/server.log" >&2
+            return 1
+        fi
+    done
+}
+
+status=0
+declare -A LINES
+for sc in $SCENARIOS; do
+    case $sc in
+    1) ARGS=(--conns 2000 --rooms 200 --writers-per-room 1 --rate 20 --seconds "$SECONDS1"
+             --warmup 5 --max-p99-ms 10 --max-cpu-pct 30 --max-rss-mb 100) ;;
+    2) ARGS=(--idle --conns 10000 --rooms 500 --seconds 10 --max-rss-mb 100) ;;
+    *) echo "load.sh: unknown scenario $sc" >&2; exit 2 ;;
+    esac
+    LINES[$sc]=
+    for run in $(seq 1 "$RUNS"); do
+        start_server || exit 1
+        load=$(cut -d' ' -f1-3 /proc/loadavg)
+        echo "== scenario $sc run $run/$RUNS (port $PORT, load before: $load)"
+        out=$("$GEN" --port "$PORT" --server-pid "$SRV_PID" --json "${ARGS[@]}")
+        rc=$?
+        echo "$out"
+        [ -n "$JSON_OUT" ] && echo "$out" >>"$JSON_OUT"
+        [ "$rc" -eq 0 ] || { status=1; echo "   ^ run FAILED a floor or lost deliveries (rc $rc)"; }
+        LINES[$sc]+="$out"$'\n'
+        stop_server
+    done
+done
+
+# medians per scenario (jq when present)
+if command -v jq >/dev/null; then
+    for sc in $SCENARIOS; do
+        echo "== scenario $sc: medians over $RUNS run(s)"
+        printf '%s' "${LINES[$sc]}" | jq -s -c '
+          def med(f): (map(f) | sort) as $v | if ($v|length) == 0 then null
+                      else $v[(($v|length) - 1) / 2 | floor] end;
+          {mode: .[0].mode, conns: .[0].conns, rooms: .[0].rooms, runs: length,
+           p50_ms: med(.p50_ms), p99_ms: med(.p99_ms), max_ms: med(.max_ms),
+           lost_total: (map(.lost) | add), updates_per_s: med(.updates_per_s),
+           frames_in_per_s: med(.frames_in_per_s), server_cpu_pct: med(.server_cpu_pct),
+           server_rss_mb: (med(.server_rss_kb) / 1024 * 10 | round / 10),
+           server_peak_mb: (med(.server_hwm_kb) / 1024 * 10 | round / 10),
+           rss_per_conn_bytes: med(.rss_per_conn_bytes),
+           wire_in_per_conn: med(.wire_in_per_conn), load1: med(.load1),
+           all_ok: (map(.ok) | all)}'
+    done
+fi
+exit $status
