@@ -3,6 +3,8 @@
 # Safe to run repeatedly; runs `apt-get update` once when something must be installed.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libcbor-dev check libjansson-dev zlib1g-dev clang libclang-rt-14-dev liblmdb-dev lmdb-utils libjwt-dev libssl-dev libwebsockets-dev)
+# the demo page's end-to-end tests (server/web/demo/e2e) drive Debian's Chromium through playwright-core
+PKGS+=(chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -43,10 +43,16 @@ void srv_config_init(srv_config *cfg)
     cfg->port = 8080;
     cfg->data_dir = "./data";
 #ifdef TANDEM_WEB_DIR
-    cfg->web_root = TANDEM_WEB_DIR;
+#define SRV_WEB_SRC TANDEM_WEB_DIR
 #else
-    cfg->web_root = "./server/web";
+#define SRV_WEB_SRC "./server/web"
 #endif
+    /* The built demo page (server/web/demo/dist; `make run` builds it) when it
+     * is there, else the placeholder page of server/web. */
+    if (access(SRV_WEB_SRC "/demo/dist/index.html", R_OK) == 0)
+        cfg->web_root = SRV_WEB_SRC "/demo/dist";
+    else
+        cfg->web_root = SRV_WEB_SRC;
     cfg->max_frame = (size_t)1 << 20;
     cfg->max_out_bytes = (size_t)4 << 20;
     cfg->room_idle_ms = 30000;
