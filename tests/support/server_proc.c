@@ -129,19 +129,59 @@ srvp_http srvp_get(int port, const char *path)
     return r;
 }
 
-static bool spawn_server(srvp *s, const char *bin)
+#define SRVP_MAX_ARGS 64
+#define SRVP_MAX_ENV  1024
+
+/* Does environment entry e set the variable that "NAME=..." entry x sets? */
+static bool same_name(const char *e, const char *x)
 {
-    char port[16];
+    const char *eq = strchr(x, '=');
+    size_t n = eq ? (size_t)(eq - x) : strlen(x);
+    return strncmp(e, x, n) == 0 && e[n] == '=';
+}
+
+static bool spawn_server(srvp *s, const char *bin, const srvp_opts *o)
+{
+    char port[16], secret[512];
     snprintf(port, sizeof port, "%d", s->port);
-    char *const argv[] = {(char *)bin, "serve",  "--host", "127.0.0.1", "--port",
-                          port,        "--data", s->data,  "--dev",     NULL};
+    const char *argv[SRVP_MAX_ARGS + 12];
+    size_t na = 0;
+    const char *std[] = {bin, "serve", "--host", "127.0.0.1", "--port", port, "--data", s->data};
+    for (size_t i = 0; i < sizeof std / sizeof std[0]; i++) argv[na++] = std[i];
+    if (!o->secret) argv[na++] = "--dev";
+    for (size_t i = 0; o->args && o->args[i]; i++) {
+        if (i >= SRVP_MAX_ARGS) return false;
+        argv[na++] = o->args[i];
+    }
+    argv[na] = NULL;
+    /* the child's environment: ours without TANDEM_JWT_SECRET and without
+     * what o->env overrides, then o->env and the secret */
     unsetenv("TANDEM_JWT_SECRET");
+    const char *envp[SRVP_MAX_ENV + 1];
+    size_t ne = 0;
+    for (char **e = environ; *e; e++) {
+        bool over = false;
+        for (size_t i = 0; o->env && o->env[i] && !over; i++) over = same_name(*e, o->env[i]);
+        if (over) continue;
+        if (ne >= SRVP_MAX_ENV - 64) return false;
+        envp[ne++] = *e;
+    }
+    for (size_t i = 0; o->env && o->env[i]; i++) {
+        if (ne >= SRVP_MAX_ENV - 1) return false;
+        envp[ne++] = o->env[i];
+    }
+    if (o->secret) {
+        int n = snprintf(secret, sizeof secret, "TANDEM_JWT_SECRET=%s", o->secret);
+        if (n < 0 || (size_t)n >= sizeof secret) return false;
+        envp[ne++] = secret;
+    }
+    envp[ne] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&s->pid, bin, &fa, NULL, argv, environ);
+    int rc = posix_spawn(&s->pid, bin, &fa, NULL, (char *const *)argv, (char *const *)envp);
     posix_spawn_file_actions_destroy(&fa);
     return rc == 0;
 }
@@ -169,8 +209,15 @@ static bool wait_ready(srvp *s)
 
 bool srvp_start(srvp *s, const char *bin)
 {
+    return srvp_start_opts(s, bin, NULL);
+}
+
+bool srvp_start_opts(srvp *s, const char *bin, const srvp_opts *o)
+{
+    static const srvp_opts dev = {0};
+    if (!o) o = &dev;
     memset(s, 0, sizeof *s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/tandem-sse-XXXXXX");
+    snprintf(s->dir, sizeof s->dir, "/tmp/tandem-srvp-XXXXXX");
     if (!mkdtemp(s->dir)) return false;
     snprintf(s->data, sizeof s->data, "%s/data", s->dir);
     snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
@@ -180,7 +227,7 @@ bool srvp_start(srvp *s, const char *bin)
         s->port = 20000 + (int)(((uint64_t)ts.tv_nsec * 7919u + (uint64_t)getpid() * 31u +
                                  (uint64_t)attempt * 104729u) %
                                 40000u);
-        if (!spawn_server(s, bin)) return false;
+        if (!spawn_server(s, bin, o)) return false;
         if (wait_ready(s)) return true;
         if (s->pid) { /* another process answers on this port */
             kill(s->pid, SIGKILL);
@@ -216,4 +263,20 @@ int srvp_stop(srvp *s)
         s->dir[0] = '\0';
     }
     return rc;
+}
+
+long srvp_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
 }

@@ -1,8 +1,12 @@
-/* server_proc.h - start and stop the real `tandem serve --dev` binary for a
- * test (a mkdtemp data directory, a random high port retried when taken,
- * readiness = /healthz answering with the child's pid) and raw HTTP/1.1 over
- * a socket. A trimmed copy of the helpers in test_server.c, without Check
- * (functions report failure by their result). */
+/* server_proc.h - start and stop the real `tandem serve` binary for a test
+ * (a mkdtemp data directory, a random high port retried when taken,
+ * readiness = /healthz answering with the child's pid), in dev mode or with
+ * an HS256 secret, extra arguments and extra environment; raw HTTP/1.1 over
+ * a socket; the child's resident memory. A trimmed copy of the helpers in
+ * test_server.c, without Check (functions report failure by their result).
+ * Threads: one thread per srvp; srvp_start* change the environment of the
+ * calling process only through posix_spawn's envp (the caller's environ is
+ * not modified, except that TANDEM_JWT_SECRET is removed from it). */
 #ifndef TANDEM_SERVER_PROC_H
 #define TANDEM_SERVER_PROC_H
 
@@ -24,11 +28,24 @@ typedef struct srvp_http {
     size_t len;
 } srvp_http;
 
+/* How to start the server (srvp_start_opts). Zeroed = srvp_start. */
+typedef struct srvp_opts {
+    const char *secret;      /* non-NULL: no --dev; TANDEM_JWT_SECRET=secret for the child */
+    const char *const *args; /* extra arguments after the standard ones, NULL-terminated */
+    const char *const *env;  /* extra "NAME=VALUE" for the child (override), NULL-terminated */
+} srvp_opts;
+
 /* srvp_mono_ms - CLOCK_MONOTONIC in milliseconds. */
 uint64_t srvp_mono_ms(void);
 /* srvp_start - make a temporary directory and start the server there in dev
  * mode (`bin` is the tandem binary); false when it could not start. */
 bool srvp_start(srvp *s, const char *bin);
+/* srvp_start_opts - srvp_start with options (o NULL: as srvp_start). The
+ * pointers in *o are only read during the call. */
+bool srvp_start_opts(srvp *s, const char *bin, const srvp_opts *o);
+/* srvp_rss_kb - VmRSS of process `pid` in KiB (from /proc/PID/status); 0
+ * when it cannot be read. */
+long srvp_rss_kb(pid_t pid);
 /* srvp_stop - SIGTERM, wait (SIGKILL after 15 s) and remove the directory;
  * returns the exit status (128 + signal when killed), -1 when not running. */
 int srvp_stop(srvp *s);
