@@ -1,0 +1,413 @@
+// The OT client state machine (TandemDocument) under random concurrent
+// schedules: several TandemClients talk through an in-memory WebSocket to an
+// in-test server that speaks the tandem.v1 frames and transforms like ShareDB
+// / the C server (a submitted op goes LEFT of what it already had, history
+// kept per version, catch-up on SUBSCRIBE with a version, TOO_FAR_BEHIND plus
+// a snapshot past the kept history). A seeded scheduler interleaves local
+// edits (with emoji), frame deliveries in both directions, server-side edits
+// from "CRDT clients" (src 0), and connection drops that lose queued frames
+// (lost acks included). At the end every client's text equals the server's.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TandemClient, MemoryStorage, ot } from '../src/index.js';
+import { encodeRaw, decodeRaw } from '../src/codec.js';
+import { rng } from './rng.js';
+
+const U = (n) => (typeof n === 'number' && n > 0xffffffff ? BigInt(n) : n);
+const ALPHA = ['a', 'b', 'é', '😀', ' ', 'Z', '👍🏽'];
+
+class SimServer {
+  constructor({ keep = Infinity } = {}) {
+    this.text = '';
+    this.history = []; // history[v] turns version v into v + 1
+    this.keep = keep; // versions kept (older ones are "trimmed")
+    this.conns = new Set();
+    this.pendingOpens = [];
+    this.chat = [];
+  }
+  get version() {
+    return this.history.length;
+  }
+  oldestKept() {
+    return Math.max(0, this.version - this.keep);
+  }
+  // a server-side edit (a CRDT client): broadcast with src 0
+  crdtEdit(op) {
+    this.text = ot.apply(op, this.text);
+    this.history.push(op);
+    for (const c of this.conns) if (c.sub) c.out.push([32, c.sub, this.version, op, 0, 0]);
+  }
+  handle(conn, frame) {
+    const m = decodeRaw(frame);
+    switch (m[0]) {
+      case 1: // HELLO
+        conn.clientId = Number(m[3]);
+        conn.out.push([2, 1, 7, 31, 1 << 20]);
+        break;
+      case 10: {
+        // SUBSCRIBE [10, ch, name, mode, sv, version, after]
+        const [, ch, , , , version] = m;
+        conn.sub = ch;
+        conn.out.push([11, ch, 2, 1, this.version, 0, false, null]);
+        if (version === null || version === undefined || version < this.oldestKept() || version > this.version) {
+          if (version !== null && version !== undefined) conn.out.push([3, 8, ch, 0, 0, 'too far behind', null]);
+          this.sendSnapshot(conn, ch);
+        } else {
+          for (let v = version; v < this.version; v++) {
+            const h = this.history[v];
+            conn.out.push([32, ch, v + 1, h.op ?? h, U(h.src ?? 0), h.opId ?? 0]);
+          }
+        }
+        break;
+      }
+      case 12: // UNSUBSCRIBE
+        conn.sub = 0;
+        break;
+      case 30: {
+        // OT_OP [30, ch, base, opId, op]
+        const [, ch, base, opId, wire] = m;
+        let op = ot.normalize(wire);
+        if (base < this.oldestKept()) {
+          conn.out.push([3, 8, ch, opId, 0, 'too far behind', wire]);
+          this.sendSnapshot(conn, ch);
+          break;
+        }
+        assert.ok(base <= this.version, 'base version from the future');
+        for (let v = base; v < this.version; v++) op = ot.transform(op, this.history[v].op ?? this.history[v], 'left');
+        if (ot.isNoop(op)) {
+          conn.out.push([31, ch, opId, this.version]);
+          break;
+        }
+        this.text = ot.apply(op, this.text);
+        this.history.push({ op, src: conn.clientId, opId });
+        conn.out.push([31, ch, opId, this.version]);
+        for (const c of this.conns) if (c !== conn && c.sub) c.out.push([32, c.sub, this.version, op, U(conn.clientId), opId]);
+        break;
+      }
+      case 40: // CHAT_SEND: ack with a dedup by (client, msg id)
+        {
+          const [, ch, msgId, text] = m;
+          let rec = this.chat.find((r) => r.client === conn.clientId && r.msgId === msgId);
+          if (!rec) this.chat.push((rec = { id: this.chat.length + 1, client: conn.clientId, msgId, text }));
+          conn.out.push([41, ch, msgId, rec.id, 1000 + rec.id]);
+        }
+        break;
+      default:
+    }
+  }
+  sendSnapshot(conn, ch) {
+    const bytes = new TextEncoder().encode(this.text);
+    // two chunks when there is something to cut, to exercise reassembly
+    const cut = bytes.length > 4 ? 3 : bytes.length;
+    conn.out.push([33, ch, this.version, 0, bytes.length, bytes.slice(0, cut)]);
+    if (cut < bytes.length) conn.out.push([33, ch, this.version, cut, bytes.length, bytes.slice(cut)]);
+  }
+}
+
+// An in-memory WebSocket bound to a SimServer; the test's scheduler moves frames.
+function fakeWebSocket(sim) {
+  return class FakeWS {
+    constructor(url, proto) {
+      assert.equal(proto, 'tandem.v1');
+      this.readyState = 0;
+      this.in = []; // client -> server
+      this.out = []; // server -> client (arrays, encoded on delivery)
+      this.sub = 0;
+      sim.pendingOpens.push(this);
+    }
+    open() {
+      this.readyState = 1;
+      sim.conns.add(this);
+      this.onopen?.();
+    }
+    send(bytes) {
+      assert.equal(this.readyState, 1, 'send on a socket that is not open');
+      this.in.push(bytes);
+    }
+    close() {
+      this.readyState = 3;
+      sim.conns.delete(this);
+    }
+    // the network drops the connection: queued frames are lost both ways
+    drop() {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      sim.conns.delete(this);
+      this.onclose?.({ code: 1006, reason: '' });
+    }
+  };
+}
+
+function randomEdit(r, doc) {
+  const t = doc.text;
+  // positions on code-point boundaries, in UTF-16 units
+  const cps = ot.cpLength(t);
+  const pos = ot.cpToUtf16Index(t, Math.floor(r() * (cps + 1)));
+  if (cps > 0 && r() < 0.35) {
+    const endCp = Math.min(cps, ot.utf16ToCpIndex(t, pos) + 1 + Math.floor(r() * 3));
+    const end = ot.cpToUtf16Index(t, endCp);
+    if (end > pos) doc.delete(pos, end - pos);
+  } else {
+    let s = '';
+    const n = 1 + Math.floor(r() * 3);
+    for (let i = 0; i < n; i++) s += ALPHA[Math.floor(r() * ALPHA.length)];
+    doc.insert(pos, s);
+  }
+}
+
+function run(seed, { clients = 4, steps = 1500, keep = Infinity, drops = true } = {}) {
+  const r = rng(seed);
+  const sim = new SimServer({ keep });
+  const WS = fakeWebSocket(sim);
+  const storage = new MemoryStorage();
+  const cs = [];
+  const docs = [];
+  for (let i = 0; i < clients; i++) {
+    const c = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, clientId: 1000 + i * 2 ** 40, minDelay: 1e9, autoConnect: false });
+    c.on('error', () => {});
+    cs.push(c);
+    const d = c.openDocument('room');
+    d.on('error', () => {});
+    docs.push(d);
+    c.connect();
+  }
+  const deliverIn = (ws) => sim.handle(ws, ws.in.shift());
+  const deliverOut = (ws) => ws.onmessage?.({ data: encodeRaw(ws.out.shift()) });
+  const sockets = () => cs.map((c) => c._ws).filter((w) => w && w.readyState === 1);
+  for (let step = 0; step < steps; step++) {
+    const x = r();
+    if (sim.pendingOpens.length && x < 0.1) {
+      sim.pendingOpens.shift().open();
+    } else if (x < 0.4) {
+      const d = docs[Math.floor(r() * docs.length)];
+      if (d.version !== null || d.text.length === 0) randomEdit(r, d);
+    } else if (x < 0.62) {
+      const w = sockets().filter((s) => s.in.length);
+      if (w.length) deliverIn(w[Math.floor(r() * w.length)]);
+    } else if (x < 0.9) {
+      const w = sockets().filter((s) => s.out.length);
+      if (w.length) deliverOut(w[Math.floor(r() * w.length)]);
+    } else if (x < 0.93) {
+      const t = sim.text;
+      const cps = ot.cpLength(t);
+      const at = Math.floor(r() * (cps + 1));
+      sim.crdtEdit(ot.normalize([at, 'C', cps - at]));
+    } else if (drops && x < 0.95) {
+      const w = sockets();
+      if (w.length) w[Math.floor(r() * w.length)].drop();
+    } else {
+      // reconnect whoever is down (the backoff timer is far away: do it now)
+      for (const c of cs) if (!c._ws && c.status !== 'connecting') c.connect();
+    }
+  }
+  // quiesce: reconnect everyone and deliver everything until nothing moves
+  for (let round = 0; round < 100000; round++) {
+    for (const c of cs) if (!c._ws) c.connect();
+    let moved = false;
+    while (sim.pendingOpens.length) {
+      sim.pendingOpens.shift().open();
+      moved = true;
+    }
+    for (const w of sockets()) {
+      while (w.in.length) {
+        deliverIn(w);
+        moved = true;
+      }
+      while (w.out.length) {
+        deliverOut(w);
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  for (const c of cs) {
+    clearTimeout(c._timer);
+    clearInterval(c._pingTimer);
+    clearTimeout(c._connectTimer);
+  }
+  return { sim, docs };
+}
+
+test('random schedules: clients converge with the server (drops, lost acks, CRDT edits)', () => {
+  for (let seed = 1; seed <= 30; seed++) {
+    const { sim, docs } = run(seed);
+    for (const d of docs) {
+      assert.equal(d.state, 'synchronized', `seed ${seed}: pending left`);
+      assert.equal(d.version, sim.version, `seed ${seed}: version`);
+      assert.equal(d.text, sim.text, `seed ${seed}: text`);
+    }
+    assert.ok(sim.version > 50, `seed ${seed}: the schedule did something (${sim.version} versions)`);
+  }
+});
+
+test('no drops: every local edit survives (the server text holds each client\'s inserted marker)', () => {
+  const r = rng(7);
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const cs = [0, 1, 2].map((i) => new TandemClient({ url: 'ws://sim', WebSocket: WS, storage: new MemoryStorage(), clientId: 7 + i, autoConnect: false }));
+  const docs = cs.map((c) => c.openDocument('m'));
+  cs.forEach((c) => c.connect());
+  const pump = () => {
+    let moved = true;
+    while (moved) {
+      moved = false;
+      while (sim.pendingOpens.length) (sim.pendingOpens.shift().open(), (moved = true));
+      for (const c of cs) {
+        const w = c._ws;
+        while (w.in.length) (sim.handle(w, w.in.shift()), (moved = true));
+        while (w.out.length) (w.onmessage({ data: encodeRaw(w.out.shift()) }), (moved = true));
+      }
+    }
+  };
+  pump();
+  // concurrent edits with three states each: synchronized -> awaiting -> with buffer
+  for (let i = 0; i < 3; i++) {
+    docs[i].insert(0, `<${i}>`);
+    assert.equal(docs[i].state, 'awaiting-ack');
+    docs[i].insert(docs[i].text.length, `[${i}😀]`);
+    assert.equal(docs[i].state, 'awaiting-with-buffer');
+  }
+  // deliver the ops one at a time in a shuffled order
+  const order = [0, 1, 2].sort(() => r() - 0.5);
+  for (const i of order) sim.handle(cs[i]._ws, cs[i]._ws.in.shift());
+  pump();
+  for (const d of docs) {
+    assert.equal(d.text, sim.text);
+    assert.equal(d.state, 'synchronized');
+  }
+  for (let i = 0; i < 3; i++) {
+    assert.ok(sim.text.includes(`<${i}>`));
+    assert.ok(sim.text.includes(`[${i}😀]`));
+  }
+  cs.forEach((c) => c.close());
+});
+
+test('too far behind: unsent work is rebased on the snapshot and converges', () => {
+  for (let seed = 100; seed < 110; seed++) {
+    const { sim, docs } = run(seed, { keep: 3, clients: 3, steps: 1200 });
+    for (const d of docs) {
+      assert.equal(d.text, sim.text, `seed ${seed}`);
+      assert.equal(d.state, 'synchronized');
+    }
+  }
+});
+
+test('offline edits persist: a new client on the same storage restores and merges them', () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const storage = new MemoryStorage();
+  const pump = (cs) => {
+    let moved = true;
+    while (moved) {
+      moved = false;
+      while (sim.pendingOpens.length) (sim.pendingOpens.shift().open(), (moved = true));
+      for (const c of cs) {
+        const w = c._ws;
+        if (!w || w.readyState !== 1) continue;
+        while (w.in.length) (sim.handle(w, w.in.shift()), (moved = true));
+        while (w.out.length) (w.onmessage({ data: encodeRaw(w.out.shift()) }), (moved = true));
+      }
+    }
+  };
+  const a = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, clientId: 11, autoConnect: false });
+  const da = a.openDocument('p');
+  a.connect();
+  pump([a]);
+  da.insert(0, 'base text');
+  pump([a]);
+  assert.equal(sim.text, 'base text');
+  // the page goes offline, edits, and is "reloaded" (the client object is dropped)
+  a._ws.drop();
+  da.insert(4, ' 😀');
+  da.insert(0, '>');
+  assert.equal(da.text, '>base 😀 text');
+  a.close();
+  // meanwhile another client edits the server
+  sim.crdtEdit(ot.normalize([9, '!']));
+  const b = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, clientId: 12, autoConnect: false });
+  const db = b.openDocument('p');
+  assert.equal(db.restored, true);
+  assert.equal(db.text, '>base 😀 text', 'restored text shows the unsent edits');
+  b.connect();
+  pump([b]);
+  assert.equal(sim.text, '>base 😀 text!');
+  assert.equal(db.text, sim.text);
+  assert.equal(db.state, 'synchronized');
+  assert.equal(storage.getItem('tandem:ws://sim:p'), null, 'record removed once acked');
+  b.close();
+});
+
+test('an in-flight op whose ack was lost is recognized in the catch-up after a reload', () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const storage = new MemoryStorage();
+  const a = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, clientId: 21, autoConnect: false });
+  const da = a.openDocument('q');
+  a.connect();
+  sim.pendingOpens.shift().open();
+  const w = a._ws;
+  while (w.in.length || w.out.length) {
+    while (w.in.length) sim.handle(w, w.in.shift());
+    while (w.out.length) w.onmessage({ data: encodeRaw(w.out.shift()) });
+  }
+  assert.equal(da.synced, true);
+  da.insert(0, 'once');
+  sim.handle(w, w.in.shift()); // applied on the server...
+  w.out.length = 0; // ...but the ack is lost
+  w.drop();
+  a.close();
+  assert.equal(sim.text, 'once');
+  const b = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, clientId: 22, autoConnect: false });
+  const db = b.openDocument('q');
+  assert.equal(db.text, 'once');
+  b.connect();
+  sim.pendingOpens.shift().open();
+  for (let i = 0; i < 10; i++) {
+    const x = b._ws;
+    while (x.in.length) sim.handle(x, x.in.shift());
+    while (x.out.length) x.onmessage({ data: encodeRaw(x.out.shift()) });
+  }
+  assert.equal(sim.text, 'once', 'not applied twice');
+  assert.equal(db.text, 'once');
+  assert.equal(db.state, 'synchronized');
+  b.close();
+});
+
+test('API units: UTF-16 positions, emoji never split, read-back of change events', () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const c = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage: new MemoryStorage(), clientId: 5, autoConnect: false });
+  const d = c.openDocument('u');
+  const events = [];
+  d.on('change', (e) => events.push(e));
+  d.insert(0, 'a😀b');
+  assert.equal(d.text, 'a😀b');
+  assert.throws(() => d.insert(2, 'x'), /surrogate/);
+  assert.throws(() => d.delete(1, 1), /surrogate/);
+  assert.equal(d.text, 'a😀b', 'a refused edit changes nothing');
+  d.delete(1, 2);
+  assert.equal(d.text, 'ab');
+  assert.deepEqual(events[1].changes, [{ from: 1, to: 3, insert: '' }]);
+  // remote op in code points arrives as UTF-16 changes
+  c.connect();
+  sim.pendingOpens.shift().open();
+  const w = c._ws;
+  const flush = () => {
+    while (w.in.length || w.out.length) {
+      while (w.in.length) sim.handle(w, w.in.shift());
+      while (w.out.length) w.onmessage({ data: encodeRaw(w.out.shift()) });
+    }
+  };
+  flush();
+  assert.equal(sim.text, 'ab');
+  d.insert(1, '👍');
+  flush();
+  sim.crdtEdit([2, 'X', 1]); // code points: after "a👍"
+  flush();
+  assert.equal(d.text, 'a👍Xb');
+  const last = events[events.length - 1];
+  assert.equal(last.remote, true);
+  assert.deepEqual(last.changes, [{ from: 3, to: 3, insert: 'X' }]);
+  c.close();
+});
