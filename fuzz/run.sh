@@ -28,17 +28,21 @@ CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM
   -DTANDEM_TRACES="$root/tests/traces" >/dev/null
 cmake --build "$build" --target tandem_fuzzers -j "$jobs"
 
-# harness:max_len
+# harness:max_len[:quiet] (quiet: the target's own stdout/stderr are closed;
+# libFuzzer still reports crashes)
 harnesses=(fuzz_update:4096 fuzz_snapshot:8192 fuzz_sv_ds:2048 fuzz_cbor:2048
   fuzz_sync_msg:4096 fuzz_sync_session:16384 fuzz_ot:2048 fuzz_awareness:4096
-  fuzz_sync_client:16384 fuzz_token:4096)
+  fuzz_sync_client:16384 fuzz_token:4096 fuzz_import:8192:quiet)
 only=${FUZZ_ONLY:-}
 work=$(mktemp -d "${TMPDIR:-/tmp}/tandem-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 failed=()
 for entry in "${harnesses[@]}"; do
   name=${entry%%:*}
-  maxlen=${entry##*:}
+  rest=${entry#*:}
+  maxlen=${rest%%:*}
+  extra=()
+  if [[ $rest == *:quiet ]]; then extra=(-close_fd_mask=3); fi
   if [ -n "$only" ] && [[ " $only " != *" $name "* ]]; then continue; fi
   corpus="$work/$name"
   artifacts="$build/artifacts/$name"
@@ -46,7 +50,7 @@ for entry in "${harnesses[@]}"; do
   cp "$root/fuzz/corpus/$name/"* "$corpus/"
   echo "== $name: ${secs}s, max_len $maxlen"
   if ! "$build/fuzz/$name" "$corpus" -max_len="$maxlen" -max_total_time="$secs" -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/" \
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/" ${extra[@]+"${extra[@]}"} \
     >"$work/$name.log" 2>&1; then
     failed+=("$name")
     echo "!! $name found a problem; input saved in $artifacts/" >&2
