@@ -1,8 +1,9 @@
 # Convenience front end to CMake.
 #   make test   -- install missing packages, build (normal and ASan+UBSan), run every test twice
+#                  and the demo page's end-to-end tests in Chromium (test-e2e)
 #   make build  -- normal release build in build/
 #   make bench  -- build and run the trace benchmark on automerge-paper
-#   make run    -- set up, build (Release) and start the server in development mode on
+#   make run    -- set up, build (Release) and the demo page, start the server in development mode on
 #                  http://127.0.0.1:8080 with data in ./data (Ctrl-C stops it cleanly)
 #   make fuzz   -- build the libFuzzer harnesses (clang) and run each FUZZ_SECONDS (30) s
 JOBS ?= $(shell nproc)
@@ -30,13 +31,23 @@ test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS)
 
-test: test-normal test-asan
+test: test-normal test-asan test-e2e
 
 bench: build
 	./build/bench/tandem-bench-trace $(TRACES)/sequential_traces/automerge-paper.json.gz
 
-run: build
+# The demo page (server/web/demo): npm ci + vite build into server/web/demo/dist,
+# which tandem serve uses as its web root when it exists (docs/CLIENT.md, "Demo page").
+.PHONY: demo test-e2e
+demo: setup
+	cd server/web/demo && npm ci --no-audit --no-fund && npm run build
+
+run: build demo
 	./build/cli/tandem serve --dev --host 127.0.0.1 --port 8080 --data ./data
+
+# End-to-end tests of the demo page in Debian's Chromium against build/'s tandem serve.
+test-e2e: build demo
+	cd server/web/demo && TANDEM_BIN=$(abspath build/cli/tandem) npm run e2e
 
 FUZZ_SECONDS ?= 30
 fuzz: setup
