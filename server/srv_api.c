@@ -50,9 +50,7 @@ tdm_err srv_resp_error(srv_resp *r, unsigned status, const char *code, const cha
     return srv_resp_json(r, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
 }
 
-/* A JSON string of bytes that may not be UTF-8 (non-ASCII bytes of an
- * invalid name become U+FFFD). */
-static json_t *jstr(const void *p, size_t n)
+json_t *srv_json_str(const void *p, size_t n)
 {
     if (utf8_validate(p, n, NULL, NULL)) return json_stringn(p, n);
     char *s = malloc(3 * n + 1);
@@ -79,7 +77,7 @@ static json_t *meta_json(srv *s, const uint8_t *name, size_t n, const store_doc_
     json_t *o = json_object();
     if (!o) return NULL;
     int bad = 0;
-    bad |= json_object_set_new(o, "name", jstr(name, n));
+    bad |= json_object_set_new(o, "name", srv_json_str(name, n));
     bad |= json_object_set_new(o, "bytes",
                                json_integer((json_int_t)(m->log_bytes + m->snapshot_bytes)));
     bad |= json_object_set_new(o, "log_bytes", json_integer((json_int_t)m->log_bytes));
@@ -187,7 +185,7 @@ static tdm_err api_text(srv *s, const char *id, bool stored, srv_resp *r)
         tbuf_fini(&b);
         return e;
     }
-    json_t *o = json_pack("{s:o, s:s%}", "room", jstr(id, strlen(id)), "text",
+    json_t *o = json_pack("{s:o, s:s%}", "room", srv_json_str(id, strlen(id)), "text",
                           b.len ? (const char *)b.data : "", b.len);
     tbuf_fini(&b);
     return srv_resp_json(r, 200, o);
@@ -225,8 +223,9 @@ static int chat_one(void *ctx, const store_chat_msg *m)
 {
     chat_ctx *c = ctx;
     json_t *o = json_pack("{s:I, s:I, s:o, s:o, s:o}", "id", (json_int_t)m->id, "time_ms",
-                          (json_int_t)m->time_ms, "user", jstr(m->user, m->user_len), "display",
-                          jstr(m->display, m->display_len), "text", jstr(m->text, m->text_len));
+                          (json_int_t)m->time_ms, "user", srv_json_str(m->user, m->user_len),
+                          "display", srv_json_str(m->display, m->display_len), "text",
+                          srv_json_str(m->text, m->text_len));
     if (!o || json_array_append_new(c->arr, o)) c->ok = false;
     return !c->ok;
 }
@@ -252,8 +251,8 @@ static tdm_err api_messages(srv *s, struct lws *wsi, const char *id, bool stored
     bool more = json_array_size(c.arr) > limit;
     if (more) json_array_remove(c.arr, json_array_size(c.arr) - 1);
     return srv_resp_json(r, 200,
-                         json_pack("{s:o, s:o, s:b}", "room", jstr(id, strlen(id)), "messages",
-                                   c.arr, "more", more));
+                         json_pack("{s:o, s:o, s:b}", "room", srv_json_str(id, strlen(id)),
+                                   "messages", c.arr, "more", more));
 }
 
 static tdm_err route_room(srv *s, struct lws *wsi, const char *rest, srv_resp *r)

@@ -5,6 +5,7 @@
  *   persist_ot      store_ot_append_async (no callback)  into the inbox
  *   chat_history    store_chat_range, ot_history store_ot_range (reads)
  *   fresh_client_id (start-up time in ms << 20) | counter
+ *   room_event      srv_room_event (per-room SSE streams, srv_room_events.c)
  * The service thread applies inbox entries with sync_server_durable in
  * srv_host_drain (woken by lws_cancel_service): it never waits on a commit.
  */
@@ -132,19 +133,25 @@ typedef struct chat_walk {
     tdm_err err;
 } chat_walk;
 
+void srv_host_chat_rec(const store_chat_msg *m, sync_chat_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->id = m->id;
+    r->time_ms = (uint64_t)m->time_ms;
+    if (m->cmid_len == 16) {
+        r->client_id = get_be64(m->cmid);
+        r->msg_id = get_be64(m->cmid + 8);
+    }
+    r->user = m->user, r->user_len = m->user_len;
+    r->display = m->display, r->display_len = m->display_len;
+    r->text = m->text, r->text_len = m->text_len;
+}
+
 static int chat_one(void *ctx, const store_chat_msg *m)
 {
     chat_walk *w = ctx;
-    sync_chat_rec r = {0};
-    r.id = m->id;
-    r.time_ms = (uint64_t)m->time_ms;
-    if (m->cmid_len == 16) {
-        r.client_id = get_be64(m->cmid);
-        r.msg_id = get_be64(m->cmid + 8);
-    }
-    r.user = m->user, r.user_len = m->user_len;
-    r.display = m->display, r.display_len = m->display_len;
-    r.text = m->text, r.text_len = m->text_len;
+    sync_chat_rec r;
+    srv_host_chat_rec(m, &r);
     w->err = w->emit(w->arg, &r);
     return w->err != TDM_OK;
 }
@@ -195,6 +202,7 @@ void srv_host_make(srv *s, sync_host *h)
     h->chat_history = host_chat_history;
     h->ot_history = host_ot_history;
     h->rate_limit = srv_access_rate;
+    h->room_event = srv_room_event;
 }
 
 void srv_host_drain(srv *s)

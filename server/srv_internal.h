@@ -111,6 +111,7 @@ struct srv {
     size_t nsse;
     srv_rates rates;
 };
+    size_t nroom_sse; /* of which per-room event streams */
 
 /* srv_now_ms - Unix time in milliseconds. */
 uint64_t srv_now_ms(void);
@@ -173,6 +174,29 @@ tdm_err srv_metrics(srv *s, struct srv_resp *r);
 /* srv_access_open - the token verifier and the rate limiter from s->cfg.
  * TDM_EINVAL (message on stderr) when no verification is configured and
  * cfg.dev is off; the srv_auth_new errors. */
+/* ---- per-room event streams: GET /api/rooms/{id}/events (srv_sse.c,
+ * srv_room_events.c) ---- */
+
+/* srv_room_event - sync_host.room_event: for a room some stream watches,
+ * the event's JSON to each of them (srv_sse_room_push); otherwise nothing. */
+void srv_room_event(void *ctx, const char *name, const sync_room_event *ev);
+/* srv_room_chat_json - the `chat` event data of rec: one line of compact
+ * JSON (malloc'd, the caller frees; NULL when out of memory), without the
+ * text ("text_omitted": true) when it would not fit one event. */
+char *srv_room_chat_json(const sync_chat_rec *rec);
+/* srv_sse_room_watched - does an open stream watch room `name`? */
+bool srv_sse_room_watched(const srv *s, const char *name);
+/* srv_sse_room_push - queue `event` with `data` on every stream of room
+ * `name`. chat_id > 0: a chat record (id: chat_id; skipped by streams that
+ * already sent it; data NULL or a full queue: the stream reads it from
+ * storage once its queue drains). chat_id 0: presence/typing with a
+ * synthetic id, dropped when the queue is full. */
+void srv_sse_room_push(srv *s, const char *name, const char *event, const char *data,
+                       uint64_t chat_id);
+/* srv_host_chat_rec - a stored chat message as a sync_chat_rec (pointers
+ * into *m). srv_host.c */
+void srv_host_chat_rec(const store_chat_msg *m, sync_chat_rec *r);
+
 tdm_err srv_access_open(srv *s);
 void srv_access_close(srv *s);
 /* srv_access_ws - sync_host.authorize: the HELLO token's claims decide;
@@ -226,3 +250,9 @@ unsigned srv_static_resolve(const srv *s, const char *path, char *real, size_t r
                             const char **type);
 
 #endif
+/* srv_json_str - a jansson string (json_t *, new reference; NULL when out of
+ * memory) of bytes p[0..n) that may not be UTF-8: non-ASCII bytes of invalid
+ * UTF-8 become U+FFFD. */
+struct json_t;
+struct json_t *srv_json_str(const void *p, size_t n);
+

@@ -4,6 +4,20 @@
  * SRV_SSE_INTERVAL_MS). Every event carries an `id:`; the numbering
  * continues after the request's Last-Event-ID header (or ?lastEventId=).
  *
+ *   GET /api/rooms/{id}/events[?after=N&lifetime_ms=N]
+ * (read access to the room, srv_access_http) sends `connected`, then the
+ * room's `chat`, `presence` and `typing` events (srv_room_events.c). A chat
+ * event's id is the chat record id; other events carry the synthetic id
+ * "C.S" (C: the last chat id this stream delivered, or its starting point;
+ * S: a per-stream counter). Last-Event-ID (either form; the part before '.')
+ * or ?after=N first replays the stored chat after that id from storage, a
+ * page at a time as the queue drains, then goes live: live chat the replay
+ * already sent is skipped, and a chat event that does not fit the queue
+ * sends the stream back to storage, so no chat is lost or repeated.
+ * Presence and typing events are dropped when the queue is full. Streams
+ * are keyed by room name and need no loaded room: events flow while some
+ * session has the room loaded, and a watcher never keeps a room in memory.
+ *
  * libwebsockets 4.1.6 never notices an http/1 SSE client that went away: it
  * polls the dead socket in a tight loop and never delivers CLOSED_HTTP
  * (upstream #2455, docs/SERVER.md). srv_sse_tick, from the 250 ms server
@@ -26,12 +40,17 @@
 #include <sys/types.h>
 
 #define SRV_SSE_INTERVAL_MIN 250u   /* the tick period: nothing finer is possible */
+#include <jansson.h>
+
+#include "utf8.h"
+
 #define SRV_SSE_INTERVAL_CAP 60000u /* longest ?interval_ms= */
 #define SRV_SSE_LIFETIME_MIN 1000u  /* shortest ?lifetime_ms= */
 #define SRV_SSE_RETRY_MS     2000u  /* `retry:` sent to EventSource clients */
 #define SRV_SSE_ID_MAX       (((uint64_t)1 << 53) - 1)
 #define SRV_RATE_WINDOW_MS   1000u
 
+#define SRV_REPLAY_PAGE      64u /* stored chat records read per replay step */
 typedef struct srv_sse {
     srv *s;
     struct lws *wsi;
@@ -41,7 +60,11 @@ typedef struct srv_sse {
     unsigned interval_ms;
     bool ending; /* send what is queued, then close */
     bool dead;   /* the peer went away; the kill is scheduled */
-    size_t len;  /* queued bytes at buf + LWS_PRE */
+    /* per-room streams (room[0] != 0) */
+    char room[SYNCM_MAX_NAME + 1];
+    uint64_t chat_last; /* last chat id delivered (or the starting point) */
+    bool replaying;     /* stored chat after chat_last is still to be read */
+    size_t len;         /* queued bytes at buf + LWS_PRE */
     uint8_t buf[LWS_PRE + SRV_SSE_OUT_MAX];
     struct srv_sse *prev, *next;
 } srv_sse;
@@ -60,47 +83,101 @@ static bool parse_u64(const char *v, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* A numeric query argument `name` ("name="), clamped to [lo, hi]; `def` when absent or bad. */
+/* lws_get_urlarg_by_name copies each argument into the caller's buffer and
+ * gives up at the first one that does not fit, so the buffer must hold the
+ * longest argument that can come before ours (a ?token=). */
+#define SRV_SSE_ARG_BUF 8192
+
+/* The value of query argument `name` ("name=") copied to buf, or NULL. */
+static char *query_value(struct lws *wsi, const char *name, char *buf, size_t cap)
+{
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) <= 0) return NULL;
+    const char *v = lws_get_urlarg_by_name(wsi, name, buf, (int)cap);
+    return v ? buf + (v - buf) : NULL;
+}
+
+/* A numeric query argument `name`: true with *out when present and valid. */
+static bool query_arg(struct lws *wsi, const char *name, uint64_t *out)
+{
+    char buf[SRV_SSE_ARG_BUF];
+    const char *v = query_value(wsi, name, buf, sizeof buf);
+    return v && parse_u64(v, SRV_SSE_ID_MAX - 1, out);
+}
+
+/* A numeric query argument `name`, clamped to [lo, hi]; `def` when absent or bad. */
 static uint64_t query_u64(struct lws *wsi, const char *name, uint64_t def, uint64_t lo, uint64_t hi)
 {
-    char buf[64];
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) <= 0) return def;
-    const char *v = lws_get_urlarg_by_name(wsi, name, buf, sizeof buf);
     uint64_t x;
-    if (!v || !parse_u64(v, SRV_SSE_ID_MAX, &x)) return def;
+    if (!query_arg(wsi, name, &x)) return def;
     return x < lo ? lo : x > hi ? hi : x;
 }
 
-/* Last-Event-ID header (or ?lastEventId=): true with *id when present and numeric. */
-static bool last_event_id(struct lws *wsi, uint64_t *id)
+/* An event id "N" or, with synthetic, "N.S": true with *id = N. */
+static bool parse_event_id(char *v, bool synthetic, uint64_t *id)
+{
+    char *dot = synthetic ? strchr(v, '.') : NULL;
+    if (dot) {
+        uint64_t seq;
+        if (!parse_u64(dot + 1, UINT64_MAX / 10 - 1, &seq)) return false;
+        *dot = '\0';
+    }
+    return parse_u64(v, SRV_SSE_ID_MAX - 1, id);
+}
+
+/* Last-Event-ID header (or ?lastEventId=): true with *id when present and
+ * numeric (synthetic: "N.S" counts as N). */
+static bool last_event_id(struct lws *wsi, bool synthetic, uint64_t *id)
 {
     static const char name[] = "last-event-id:";
     char buf[64];
     int n = lws_hdr_custom_length(wsi, name, (int)(sizeof name - 1));
     if (n > 0 && n < (int)sizeof buf &&
         lws_hdr_custom_copy(wsi, buf, sizeof buf, name, (int)(sizeof name - 1)) > 0 &&
-        parse_u64(buf, SRV_SSE_ID_MAX - 1, id))
+        parse_event_id(buf, synthetic, id))
         return true;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) <= 0) return false;
-    const char *v = lws_get_urlarg_by_name(wsi, "lastEventId=", buf, sizeof buf);
-    return v && parse_u64(v, SRV_SSE_ID_MAX - 1, id);
+    char arg[SRV_SSE_ARG_BUF];
+    char *v = query_value(wsi, "lastEventId=", arg, sizeof arg);
+    return v && parse_event_id(v, synthetic, id);
 }
 
-/* Queue one event; false when it does not fit (it is dropped, the id is not used). */
-static bool queue_event(srv_sse *e, const char *event, const char *data)
+/* Queue one event with id `id`; false when it does not fit (it is dropped). */
+static bool queue_raw(srv_sse *e, const char *id, const char *event, const char *data)
 {
     char *p = (char *)e->buf + LWS_PRE + e->len;
     size_t room = SRV_SSE_OUT_MAX - e->len;
-    int n = snprintf(p, room, "id: %llu\nevent: %s\ndata: %s\n\n", (unsigned long long)e->next_id,
-                     event, data);
+    int n = snprintf(p, room, "id: %s\nevent: %s\ndata: %s\n\n", id, event, data);
     if (n < 0 || (size_t)n >= room) return false;
     e->len += (size_t)n;
-    e->next_id++;
     lws_callback_on_writable(e->wsi);
     return true;
 }
 
 static void sample_rates(srv *s, uint64_t now)
+/* Queue one event with the next id: numeric (stats) or "C.S" (rooms); false
+ * when it does not fit (it is dropped, the id is not used). */
+static bool queue_event(srv_sse *e, const char *event, const char *data)
+{
+    char id[48];
+    if (e->room[0])
+        snprintf(id, sizeof id, "%llu.%llu", (unsigned long long)e->chat_last,
+                 (unsigned long long)e->next_id);
+    else
+        snprintf(id, sizeof id, "%llu", (unsigned long long)e->next_id);
+    if (!queue_raw(e, id, event, data)) return false;
+    e->next_id++;
+    return true;
+}
+
+/* Queue chat record `id`; false when it does not fit. */
+static bool queue_chat(srv_sse *e, uint64_t id, const char *data)
+{
+    char ids[24];
+    snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+    if (!queue_raw(e, ids, "chat", data)) return false;
+    e->chat_last = id;
+    return true;
+}
+
 {
     srv_rates *r = &s->rates;
     uint64_t upd = s->n.updates_persisted, msg = s->n.frames_in + s->n.frames_out,
@@ -156,11 +233,106 @@ static int send_sse_headers(struct lws *wsi)
 
 int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, srv_resp *err)
 {
-    if (strcmp(path, "/api/stream/stats") != 0) return 0;
+    char room[SYNCM_MAX_NAME + 1] = "";
+    int rp = 0;
+    if (strcmp(path, "/api/stream/stats") != 0 && (rp = room_events_path(path, room)) == 0)
+        return 0;
+    if (rp < 0)
+        return srv_resp_error(err, 400, "bad_request", "a room name is 1 to 255 bytes of UTF-8")
+                   ? -1
+                   : 1;
+    uint64_t stored_last = 0;
+    if (rp > 0) {
+        int c = room_check(s, wsi, room, &stored_last, err);
+        if (c) return c;
+    }
     if (s->stopping || s->nsse >= SRV_SSE_MAX) {
         s->n.sse_refused++;
         return srv_resp_error(err, 503, "unavailable", "too many event streams; retry later") ? -1
                                                                                               : 1;
+/* ---- per-room streams ---------------------------------------------------------- */
+
+typedef struct replay_ctx {
+    srv_sse *e;
+    size_t n;
+    bool full;
+} replay_ctx;
+
+static int replay_one(void *ctx, const store_chat_msg *m)
+{
+    replay_ctx *c = ctx;
+    sync_chat_rec rec;
+    srv_host_chat_rec(m, &rec);
+    char *data = srv_room_chat_json(&rec);
+    bool ok = data && queue_chat(c->e, rec.id, data);
+    free(data);
+    if (!ok) {
+        c->full = true; /* retried from chat_last once the queue drained */
+        return 1;
+    }
+    c->n++;
+    return 0;
+}
+
+/* Queue stored chat after e->chat_last until the queue is full or the
+ * stored records run out (then the stream is live). A storage error ends
+ * the stream (the client reconnects with its Last-Event-ID). */
+static void replay(srv_sse *e)
+{
+    while (e->replaying && !e->ending) {
+        replay_ctx c = {e, 0, false};
+        tdm_err err = store_chat_range(e->s->st, e->room, strlen(e->room), e->chat_last,
+                                       SRV_REPLAY_PAGE, replay_one, &c);
+        if (err == TDM_ENOTFOUND) err = TDM_OK; /* not stored (yet): nothing to replay */
+        if (err) {
+            lwsl_warn("tandem: chat replay of '%s': %s\n", e->room, tdm_strerror(err));
+            e->ending = true;
+            lws_callback_on_writable(e->wsi);
+            return;
+        }
+        if (c.full) return;
+        if (c.n < SRV_REPLAY_PAGE) e->replaying = false;
+    }
+}
+
+/* "/api/rooms/{id}/events": 1 with the name in room[], -1 a malformed name,
+ * 0 another path. */
+static int room_events_path(const char *path, char room[SYNCM_MAX_NAME + 1])
+{
+    static const char pre[] = "/api/rooms/", suf[] = "/events";
+    size_t n = strlen(path), np = sizeof pre - 1, ns = sizeof suf - 1;
+    if (n < np + ns || strncmp(path, pre, np) != 0 || strcmp(path + n - ns, suf) != 0) return 0;
+    size_t len = n - np - ns;
+    if (len == 0 || len > SYNCM_MAX_NAME ||
+        !utf8_validate((const uint8_t *)path + np, len, NULL, NULL))
+        return -1;
+    memcpy(room, path + np, len);
+    room[len] = '\0';
+    return 1;
+}
+
+/* May this request watch `room`? 0, or 1 with the answer in *err, -1 no memory. */
+static int room_check(srv *s, struct lws *wsi, const char *room, uint64_t *last_chat, srv_resp *err)
+{
+    unsigned deny = srv_access_http(s, wsi, room);
+    if (deny)
+        return srv_resp_error(err, deny, deny == 401 ? "unauthorized" : "forbidden",
+                              deny == 401 ? "a valid token is required"
+                                          : "the token gives no read access to this room")
+                   ? -1
+                   : 1;
+    store_doc_meta meta;
+    tdm_err e = store_doc_info(s->st, room, strlen(room), &meta);
+    *last_chat = e == TDM_OK && meta.chat_next_id ? meta.chat_next_id - 1 : 0;
+    if (e == TDM_ENOTFOUND && !sync_server_room_doc(s->sync, room))
+        return srv_resp_error(err, 404, "not_found", "no such room") ? -1 : 1;
+    if (e && e != TDM_ENOTFOUND)
+        return srv_resp_error(err, 500, "internal", tdm_strerror(e)) ? -1 : 1;
+    return 0;
+}
+
+/* ---- routing ------------------------------------------------------------------------ */
+
     }
     srv_sse *e = malloc(sizeof *e);
     if (!e) return srv_resp_error(err, 500, "internal", "out of memory") ? -1 : 1;
@@ -170,9 +342,19 @@ int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, sr
     e->s = s;
     e->wsi = wsi;
     e->q = q;
-    e->next_id = last_event_id(wsi, &last) ? last + 1 : 1;
-    e->interval_ms = (unsigned)query_u64(wsi, "interval_ms=", SRV_SSE_INTERVAL_MS,
-                                         SRV_SSE_INTERVAL_MIN, SRV_SSE_INTERVAL_CAP);
+    memcpy(e->room, room, sizeof room);
+    bool resume = last_event_id(wsi, rp > 0, &last);
+    if (rp > 0) {
+        /* rooms: ids of non-chat events count from 1 on every stream */
+        e->next_id = 1;
+        if (!resume) resume = query_arg(wsi, "after=", &last);
+        e->chat_last = resume ? last : stored_last;
+        e->replaying = resume;
+    } else {
+        e->next_id = resume ? last + 1 : 1;
+        e->interval_ms = (unsigned)query_u64(wsi, "interval_ms=", SRV_SSE_INTERVAL_MS,
+                                             SRV_SSE_INTERVAL_MIN, SRV_SSE_INTERVAL_CAP);
+    }
     uint64_t life = query_u64(wsi, "lifetime_ms=", SRV_SSE_LIFETIME_MS, SRV_SSE_LIFETIME_MIN,
                               SRV_SSE_LIFETIME_MS);
     e->end_ms = now + life;
@@ -191,10 +373,22 @@ int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, sr
     s->n.sse_opened++;
     int n = snprintf((char *)e->buf + LWS_PRE, SRV_SSE_OUT_MAX, "retry: %u\n\n", SRV_SSE_RETRY_MS);
     e->len = (size_t)n;
-    char data[160];
-    snprintf(data, sizeof data, "{\"interval_ms\":%u,\"lifetime_ms\":%llu,\"time_ms\":%llu}",
-             e->interval_ms, (unsigned long long)life, (unsigned long long)now);
-    queue_event(e, "connected", data);
+    if (rp > 0) {
+        json_t *o = json_pack("{s:o, s:I, s:b, s:I, s:I}", "room", srv_json_str(room, strlen(room)),
+                              "after", (json_int_t)e->chat_last, "replay", e->replaying,
+                              "lifetime_ms", (json_int_t)life, "time_ms", (json_int_t)now);
+        char *data = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        queue_event(e, "connected", data ? data : "{}");
+        free(data);
+        replay(e);
+    } else {
+        char data[160];
+        snprintf(data, sizeof data, "{\"interval_ms\":%u,\"lifetime_ms\":%llu,\"time_ms\":%llu}",
+                 e->interval_ms, (unsigned long long)life, (unsigned long long)now);
+        queue_event(e, "connected", data);
+    }
+    if (rp > 0) s->nroom_sse++;
     return 2;
 }
 
@@ -205,11 +399,38 @@ int srv_sse_writeable(srv *s, struct lws *wsi, srv_http_req *q)
     if (!e || e->dead) return e ? -1 : 0;
     if (e->len) {
         int w = lws_write(wsi, e->buf + LWS_PRE, e->len, LWS_WRITE_HTTP);
+bool srv_sse_room_watched(const srv *s, const char *name)
+{
+    if (!s->nroom_sse) return false;
+    for (const srv_sse *e = s->sse; e; e = e->next)
+        if (e->room[0] && strcmp(e->room, name) == 0) return true;
+    return false;
+}
+
+void srv_sse_room_push(srv *s, const char *name, const char *event, const char *data,
+                       uint64_t chat_id)
+{
+    for (srv_sse *e = s->sse; e; e = e->next) {
+        if (!e->room[0] || e->dead || e->ending || strcmp(e->room, name) != 0) continue;
+        if (!chat_id) {
+            queue_event(e, event, data); /* dropped when full */
+            continue;
+        }
+        if (e->replaying || chat_id <= e->chat_last) continue; /* storage has it / sent */
+        if (!data || !queue_chat(e, chat_id, data)) {
+            /* read it (and what follows) from storage once the queue drained */
+            e->replaying = true;
+            lws_callback_on_writable(e->wsi);
+        }
+    }
+}
+
         if (w < 0) return -1;
         e->len = 0; /* lws keeps what the socket did not take */
-        if (e->ending) {
-            lws_callback_on_writable(wsi); /* close on the next round */
+        if (e->ending || e->replaying) {
+            lws_callback_on_writable(wsi); /* close / read more on the next round */
             return 0;
+    if (!e->len && e->replaying) replay(e);
         }
     }
     return e->ending ? -1 : 0;
@@ -233,6 +454,7 @@ void srv_sse_closed(srv *s, srv_http_req *q)
 /* Has the peer closed (or broken) the connection? Data waiting is not a close. */
 static bool peer_gone(struct lws *wsi)
 {
+    if (e->room[0]) s->nroom_sse--;
     int fd = lws_get_socket_fd(wsi);
     if (fd < 0) return true;
     char c;
@@ -259,7 +481,7 @@ void srv_sse_tick(srv *s, uint64_t now)
             e->ending = true;
             s->n.sse_expired++;
             lws_callback_on_writable(e->wsi);
-        } else if (now >= e->due_ms) {
+        } else if (!e->room[0] && now >= e->due_ms) {
             e->due_ms = now + e->interval_ms;
             queue_stats(e, now);
         }
@@ -291,3 +513,4 @@ void srv_sse_free_all(srv *s)
     }
     s->nsse = 0;
 }
+    s->nroom_sse = 0;

@@ -36,6 +36,7 @@ tdm_err sync__on_chat_send(sync_session *ss, sync_chan *c, const syncm *m)
                       .chan = c,
                       .seq = m->msg_id,
                       .time_ms = srv->now_ms,
+                      .client_id = ss->client_id,
                       .chat = blob,
                       .user_len = (uint16_t)ul,
                       .display_len = (uint16_t)dl,
@@ -92,6 +93,21 @@ static void release_chat(sync_pending *p)
     b.display.p = p->chat + p->user_len, b.display.n = p->display_len;
     b.text.p = p->chat + p->user_len + p->display_len, b.text.n = p->text_len;
     sync__room_broadcast(r, &b, live ? c : NULL, -1, 0);
+    sync_host *h = &r->srv->host;
+    if (h->room_event) {
+        sync_chat_rec rec = {.id = p->id,
+                             .time_ms = p->time_ms,
+                             .client_id = p->client_id,
+                             .msg_id = p->seq,
+                             .user = b.user.p,
+                             .user_len = b.user.n,
+                             .display = b.display.p,
+                             .display_len = b.display.n,
+                             .text = b.text.p,
+                             .text_len = b.text.n};
+        sync_room_event ev = {.kind = SYNC_ROOM_CHAT, .chat = &rec};
+        h->room_event(h->ctx, r->name, &ev);
+    }
 }
 
 /* history: records are copied into one arena as they are emitted */
@@ -173,32 +189,43 @@ tdm_err sync__on_chat_history(sync_session *ss, sync_chan *c, uint64_t after, ui
 
 /* ------------------------------------------------------------ typing */
 
-static void typing_send(sync_chan *c, bool on)
+/* broadcast c's indicator; report: tell host->room_event (a change, not a renewal) */
+static void typing_send(sync_chan *c, bool on, bool report, sync_room_event_why why)
 {
     syncm t = {.type = SYNCM_TYPING, .on = on};
     t.user.p = (const uint8_t *)c->auth.user, t.user.n = strlen(c->auth.user);
     t.display.p = (const uint8_t *)c->auth.display, t.display.n = strlen(c->auth.display);
     sync__room_broadcast(c->room, &t, c, -1, SYNC_F_EPHEMERAL);
+    sync_host *h = &c->room->srv->host;
+    if (report && h->room_event) {
+        sync_room_event ev = {.kind = SYNC_ROOM_TYPING,
+                              .why = why,
+                              .user = c->auth.user,
+                              .display = c->auth.display,
+                              .on = on};
+        h->room_event(h->ctx, c->room->name, &ev);
+    }
 }
 
-void sync__typing_stop(sync_chan *c)
+void sync__typing_stop(sync_chan *c, sync_room_event_why why)
 {
     if (!c->typing) return;
     c->typing = false;
-    typing_send(c, false);
+    typing_send(c, false, true, why);
 }
 
 tdm_err sync__on_typing(sync_session *ss, sync_chan *c, const syncm *m, uint64_t now_ms)
 {
     if (!(ss->srv->o.caps & SYNC_CAP_TYPING)) return TDM_OK;
     if (!m->on) {
-        sync__typing_stop(c);
+        sync__typing_stop(c, SYNC_WHY_CLIENT);
         return TDM_OK;
     }
     if (!sync__rate(ss, c, SYNC_RATE_TYPING, c->id, 0)) return TDM_EINVAL;
+    bool started = !c->typing;
     c->typing = true;
     c->typing_until = now_ms + SYNC_TYPING_MS;
-    typing_send(c, true);
+    typing_send(c, true, started, SYNC_WHY_CLIENT);
     return TDM_OK;
 }
 

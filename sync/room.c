@@ -41,20 +41,66 @@ static bool chan_owns(const sync_chan *c, uint64_t client, size_t *at)
     return false;
 }
 
+/* the member that introduced awareness client `client`, else NULL */
+static sync_chan *aw_owner(sync_room *r, uint64_t client)
+{
+    for (sync_chan *c = r->members; c; c = c->rnext)
+        if (chan_owns(c, client, NULL)) return c;
+    return NULL;
+}
+
+/* host->room_event for awareness client `client` (present: its state) */
+static void aw_event(sync_room *r, uint64_t client, const sync_chan *owner, bool left,
+                     sync_room_event_why why)
+{
+    sync_host *h = &r->srv->host;
+    sync_room_event ev = {.kind = left ? SYNC_ROOM_PRESENCE_LEFT : SYNC_ROOM_PRESENCE,
+                          .why = why,
+                          .client = client,
+                          .user = owner ? owner->auth.user : "",
+                          .display = owner ? owner->auth.display : ""};
+    aw_entry e;
+    if (!left) {
+        if (aw_get(r->aw, client, &e) != TDM_OK) return;
+        ev.state = e.state;
+        ev.state_len = e.len;
+    }
+    h->room_event(h->ctx, r->name, &ev);
+}
+
 static void on_aw_change(void *ud, const aw_change *ch)
 {
     sync_room *r = ud;
+    bool report = r->srv->host.room_event != NULL;
+    sync_room_event_why why = ch->origin == AW_ORIGIN_TIMEOUT  ? SYNC_WHY_EXPIRED
+                              : ch->origin == AW_ORIGIN_REMOVE ? SYNC_WHY_LEFT
+                                                               : SYNC_WHY_CLIENT;
     for (size_t k = 0; k < ch->n_removed; k++) {
+        sync_chan *owner = NULL;
         for (sync_chan *c = r->members; c; c = c->rnext) {
             size_t i;
-            if (chan_owns(c, ch->removed[k], &i)) c->aw_clients[i] = c->aw_clients[--c->naw];
+            if (chan_owns(c, ch->removed[k], &i)) {
+                c->aw_clients[i] = c->aw_clients[--c->naw];
+                owner = c;
+            }
         }
+        /* a leaving channel is no longer a member: it is the origin */
+        if (report) aw_event(r, ch->removed[k], owner ? owner : r->aw_origin, true, why);
     }
     sync_chan *o = r->aw_origin;
-    if (ch->origin != AW_ORIGIN_REMOTE || !o) return;
-    for (size_t k = 0; k < ch->n_added; k++)
-        if (!chan_owns(o, ch->added[k], NULL) && o->naw < SYNC_AW_PER_CHAN)
-            o->aw_clients[o->naw++] = ch->added[k];
+    if (ch->origin == AW_ORIGIN_REMOTE && o)
+        for (size_t k = 0; k < ch->n_added; k++)
+            if (!chan_owns(o, ch->added[k], NULL) && o->naw < SYNC_AW_PER_CHAN)
+                o->aw_clients[o->naw++] = ch->added[k];
+    if (!report) return;
+    for (size_t k = 0; k < ch->n_added; k++) {
+        sync_chan *w = aw_owner(r, ch->added[k]);
+        aw_event(r, ch->added[k], w ? w : o, false, why);
+    }
+    for (size_t k = 0; k < ch->n_updated; k++) {
+        sync_chan *w = aw_owner(r, ch->updated[k]);
+        aw_event(r, ch->updated[k], w ? w : o, false, why);
+    }
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -164,7 +210,10 @@ void sync__room_leave(sync_room *r, sync_chan *c, uint64_t now_ms)
         size_t n = c->naw;
         memcpy(ids, c->aw_clients, n * sizeof ids[0]);
         c->naw = 0;
-        if (aw_remove_clients(r->aw, ids, n, now_ms) == TDM_OK) {
+        r->aw_origin = c; /* names the owner of the removed entries (room_event) */
+        tdm_err e = aw_remove_clients(r->aw, ids, n, now_ms);
+        r->aw_origin = NULL;
+        if (e == TDM_OK) {
             tbuf b;
             tbuf_init(&b, SYNCM_MAX_FRAME);
             if (aw_encode(r->aw, ids, n, &b) == TDM_OK) {
@@ -174,7 +223,7 @@ void sync__room_leave(sync_room *r, sync_chan *c, uint64_t now_ms)
             tbuf_fini(&b);
         }
     }
-    sync__typing_stop(c); /* the others see the indicator go */
+    sync__typing_stop(c, SYNC_WHY_LEFT); /* the others see the indicator go */
 }
 
 /* ------------------------------------------------------------ broadcast */
@@ -265,5 +314,5 @@ void sync__room_tick(sync_room *r, uint64_t now_ms)
 {
     aw_tick(r->aw, now_ms, NULL);
     for (sync_chan *c = r->members; c; c = c->rnext)
-        if (c->typing && now_ms >= c->typing_until) sync__typing_stop(c);
+        if (c->typing && now_ms >= c->typing_until) sync__typing_stop(c, SYNC_WHY_EXPIRED);
 }

@@ -115,12 +115,42 @@ typedef struct sync_chat_rec {
 typedef tdm_err (*sync_chat_emit)(void *arg, const sync_chat_rec *rec);
 typedef tdm_err (*sync_ot_emit)(void *arg, uint64_t version, const uint8_t *op, size_t n);
 
+/* What a room_event() call reports. */
+typedef enum sync_room_event_kind {
+    SYNC_ROOM_CHAT = 1,      /* a new chat record is durable: ev->chat (id assigned) */
+    SYNC_ROOM_PRESENCE,      /* an awareness entry was added or its state changed */
+    SYNC_ROOM_PRESENCE_LEFT, /* an awareness entry was removed (ev->why) */
+    SYNC_ROOM_TYPING         /* a user started (ev->on) or stopped typing (ev->why) */
+} sync_room_event_kind;
+
+/* Why an entry went away or typing stopped. */
+typedef enum sync_room_event_why {
+    SYNC_WHY_CLIENT = 0, /* the client said so (null awareness state, TYPING off) */
+    SYNC_WHY_LEFT,       /* its connection left the room (unsubscribed or closed) */
+    SYNC_WHY_EXPIRED     /* timed out (awareness AW_TIMEOUT_MS, typing SYNC_TYPING_MS) */
+} sync_room_event_why;
+
+/* One room event. Pointers are valid only during the room_event() call. */
+typedef struct sync_room_event {
+    sync_room_event_kind kind;
+    sync_room_event_why why;   /* PRESENCE_LEFT, TYPING with on == false */
+    const sync_chat_rec *chat; /* CHAT: the record as stored (id, time, client/msg id) */
+    uint64_t client;           /* PRESENCE*: the awareness client id */
+    const uint8_t *state;      /* PRESENCE: the entry's state bytes (opaque; may be NULL) */
+    size_t state_len;
+    const char *user;    /* PRESENCE*: user of the connection that introduced the entry ("" when
+                            unknown); TYPING: the typist. NUL-terminated */
+    const char *display; /* display name that goes with user ("" when unknown) */
+    bool on;             /* TYPING: started (true) or stopped */
+} sync_room_event;
+
 /* The host interface. Every callback runs on the event-loop thread inside a
  * sync_* call; `ctx` is passed back unchanged; names are NUL-terminated UTF-8
  * of 1..SYNCM_MAX_NAME bytes. NULL callbacks: authorize NULL grants write to
  * everyone (user "anon"); rate_limit NULL never limits; chat_history /
  * ot_history NULL have nothing stored; persist_* NULL are durable at once;
- * room_closed NULL is not called. load_room and fresh_client_id are required. */
+ * room_closed / room_event NULL are not called. load_room and fresh_client_id
+ * are required. */
 typedef struct sync_host {
     void *ctx;
     /* authorize - may `session` (token from its HELLO, possibly empty) open

@@ -138,7 +138,8 @@ typedef struct sync_pending {
     uint64_t seq; /* UPDATE/BARRIER: seq; OT: op_id; CHAT: msg_id */
     uint64_t version;
     uint64_t time_ms;
-    uint8_t *chat; /* CHAT: user, display, text concatenated (owned) */
+    uint64_t client_id; /* CHAT: the sender's HELLO client id (room_event) */
+    uint8_t *chat;      /* CHAT: user, display, text concatenated (owned) */
     uint16_t user_len, display_len;
     uint32_t text_len;
 } sync_pending;
@@ -257,7 +258,8 @@ tdm_err sync__ot_snapshot(sync_chan *c);
 tdm_err sync__on_chat_send(sync_session *ss, sync_chan *c, const syncm *m);
 tdm_err sync__on_chat_history(sync_session *ss, sync_chan *c, uint64_t after, uint64_t limit);
 tdm_err sync__on_typing(sync_session *ss, sync_chan *c, const syncm *m, uint64_t now_ms);
-void sync__typing_stop(sync_chan *c);
+/* stop c's typing indicator (broadcast; room_event with why) */
+void sync__typing_stop(sync_chan *c, sync_room_event_why why);
 
 /* release of a durable pending record (server.c calls, per kind) */
 void sync__release(sync_server *srv, sync_pending *p);

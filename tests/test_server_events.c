@@ -1,0 +1,836 @@
+/* test_server_events.c - the per-room Server-Sent Events stream
+ * GET /api/rooms/{id}/events of the real `tandem serve` binary (TANDEM_BIN),
+ * started with an HS256 secret so tokens decide access. Editors are real
+ * sync_clients over WebSocket (support/ws_client); watchers are raw TCP
+ * sockets reading the event stream. Checked: chat (content, ids), presence
+ * join / update / leave on disconnect, typing start / stop / expiry,
+ * Last-Event-ID and ?after= replay of exactly the missed chat then live,
+ * 401 / 403 / 400 / 404 answers, many watchers, watchers that vanish are
+ * cleaned up, and a watched room is still freed when its editors leave.
+ * Everything waits by polling with deadlines. */
+#define _XOPEN_SOURCE 700
+
+#include "server_proc.h"
+#include "ws_client.h"
+#include "client.h"
+#include "awareness.h"
+#include "auth.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TANDEM_BIN
+#error "TANDEM_BIN must name the built tandem binary"
+#endif
+
+#define SECRET "events-test-secret-0123456789abcdef0123456789"
+
+extern char **environ;
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void nap_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- the server: HS256 secret, short room idle time ------------------------------ */
+
+static srvp S;
+
+static bool spawn(srvp *s)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    char *const argv[] = {TANDEM_BIN, "serve",  "--host", "127.0.0.1", "--port",
+                          port,       "--data", s->data,  NULL};
+    setenv("TANDEM_JWT_SECRET", SECRET, 1);
+    setenv("TANDEM_ROOM_IDLE_MS", "500", 1);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawn(&s->pid, TANDEM_BIN, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    unsetenv("TANDEM_JWT_SECRET");
+    unsetenv("TANDEM_ROOM_IDLE_MS");
+    return rc == 0;
+}
+
+static bool ready(srvp *s)
+{
+    char want[48];
+    snprintf(want, sizeof want, "\"pid\":%ld", (long)s->pid);
+    uint64_t end = srvp_mono_ms() + 15000;
+    while (srvp_mono_ms() < end) {
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return false;
+        }
+        srvp_http r = srvp_get(s->port, "/healthz");
+        bool ours = r.status == 200 && r.body && strstr(r.body, want);
+        srvp_http_free(&r);
+        if (ours) return true;
+        nap_ms(20); /* poll interval */
+    }
+    return false;
+}
+
+static void setup(void)
+{
+    memset(&S, 0, sizeof S);
+    snprintf(S.dir, sizeof S.dir, "/tmp/tandem-events-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(S.dir));
+    snprintf(S.data, sizeof S.data, "%s/data", S.dir);
+    snprintf(S.log, sizeof S.log, "%s/server.log", S.dir);
+    for (int attempt = 0; attempt < 20; attempt++) {
+        S.port =
+            20000 +
+            (int)((wall_ms() * 7919u + (uint64_t)getpid() * 31u + (uint64_t)attempt * 104729u) %
+                  40000u);
+        ck_assert(spawn(&S));
+        if (ready(&S)) return;
+        if (S.pid) { /* another process answers on this port */
+            kill(S.pid, SIGKILL);
+            waitpid(S.pid, NULL, 0);
+            S.pid = 0;
+        }
+    }
+    ck_abort_msg("could not start the server");
+}
+
+static void teardown(void)
+{
+    ck_assert_int_eq(srvp_stop(&S), 0);
+}
+
+static char *mint(const char *user, const char *display, const char *rooms)
+{
+    srv_auth_config ac = {0};
+    ac.alg = SRV_AUTH_HS256;
+    ac.secret = (const uint8_t *)SECRET;
+    ac.secret_len = strlen(SECRET);
+    srv_auth *a;
+    ck_assert_int_eq(srv_auth_new(&ac, &a), TDM_OK);
+    char *tok = malloc(SRV_AUTH_TOKEN_MAX + 1);
+    ck_assert_ptr_nonnull(tok);
+    const char *r[] = {rooms};
+    ck_assert_int_eq(
+        srv_auth_mint(a, user, display, r, 1, 600, wall_ms(), tok, SRV_AUTH_TOKEN_MAX + 1, NULL),
+        TDM_OK);
+    srv_auth_free(a);
+    return tok;
+}
+
+/* ---- a raw SSE watcher ------------------------------------------------------------- */
+
+typedef struct watcher {
+    int fd;
+    int status;
+    bool headers_done, eof;
+    char headers[2048];
+    char buf[262144];
+    size_t len;
+} watcher;
+
+typedef struct event {
+    char id[48];
+    char event[32];
+    char data[20000];
+} event;
+
+static void w_open(watcher *w, const char *path, const char *extra)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = srvp_connect(S.port);
+    ck_assert_int_ge(w->fd, 0);
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n%s\r\n",
+                     path, extra ? extra : "");
+    ck_assert_int_lt(n, (int)sizeof req);
+    ck_assert_int_eq(write(w->fd, req, (size_t)n), n);
+}
+
+/* Watch `room` (URL-encoded) with token `tok` (may be NULL); `extra` headers. */
+static void w_watch(watcher *w, const char *room, const char *tok, const char *query,
+                    const char *extra)
+{
+    char path[1536];
+    snprintf(path, sizeof path, "/api/rooms/%s/events?%s%s%s", room, tok ? "token=" : "",
+             tok ? tok : "", query ? query : "");
+    w_open(w, path, extra);
+}
+
+static bool w_fill(watcher *w, int wait_ms)
+{
+    struct pollfd pf = {w->fd, POLLIN, 0};
+    if (poll(&pf, 1, wait_ms) <= 0) return true;
+    ck_assert_uint_lt(w->len, sizeof w->buf - 1);
+    ssize_t n = read(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len);
+    if (n <= 0) {
+        w->eof = true;
+        return false;
+    }
+    w->len += (size_t)n;
+    w->buf[w->len] = '\0';
+    if (!w->headers_done) {
+        char *e = strstr(w->buf, "\r\n\r\n");
+        if (e) {
+            size_t hl = (size_t)(e - w->buf);
+            ck_assert_uint_lt(hl, sizeof w->headers);
+            memcpy(w->headers, w->buf, hl);
+            w->headers[hl] = '\0';
+            if (sscanf(w->buf, "HTTP/1.%*d %d", &w->status) != 1) w->status = -1;
+            w->headers_done = true;
+            memmove(w->buf, e + 4, w->len - hl - 4 + 1);
+            w->len -= hl + 4;
+        }
+    }
+    return true;
+}
+
+/* One complete event block (blocks without `event:` are skipped). */
+static bool w_take(watcher *w, event *ev)
+{
+    for (;;) {
+        if (!w->headers_done || w->status != 200) return false;
+        char *end = strstr(w->buf, "\n\n");
+        if (!end) return false;
+        *end = '\0';
+        memset(ev, 0, sizeof *ev);
+        for (char *line = w->buf; line && *line;) {
+            char *nl = strchr(line, '\n');
+            if (nl) *nl = '\0';
+            if (strncmp(line, "id: ", 4) == 0)
+                snprintf(ev->id, sizeof ev->id, "%s", line + 4);
+            else if (strncmp(line, "event: ", 7) == 0)
+                snprintf(ev->event, sizeof ev->event, "%s", line + 7);
+            else if (strncmp(line, "data: ", 6) == 0)
+                snprintf(ev->data, sizeof ev->data, "%s", line + 6);
+            line = nl ? nl + 1 : NULL;
+        }
+        size_t used = (size_t)(end + 2 - w->buf);
+        memmove(w->buf, end + 2, w->len - used + 1);
+        w->len -= used;
+        if (ev->event[0]) return true;
+    }
+}
+
+static void w_close(watcher *w)
+{
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+}
+
+/* ---- editors: sync_clients over WebSocket ----------------------------------------- */
+
+typedef struct peer {
+    wsc_conn *ws;
+    sync_client *cl;
+    crdt_doc *doc;
+    uint32_t ch;
+    uint64_t chat_acks, errors;
+    bool subscribed;
+    aw_state *aw; /* the editor's awareness (one client id, clocks increase) */
+} peer;
+
+static wsc_ctx *X;
+
+static void on_chat_ack(void *ctx, uint32_t channel, uint64_t msg_id, uint64_t chat_id)
+{
+    (void)channel, (void)msg_id, (void)chat_id;
+    ((peer *)ctx)->chat_acks++;
+}
+
+static void on_error(void *ctx, const syncm *m)
+{
+    (void)m;
+    ((peer *)ctx)->errors++;
+}
+
+static void on_synced(void *ctx, uint32_t channel)
+{
+    (void)channel;
+    ((peer *)ctx)->subscribed = true;
+}
+
+static void pump(peer *p)
+{
+    if (!p->cl || !p->ws) return;
+    wsc_state st = wsc_state_of(p->ws);
+    if (st == WSC_CLOSED || st == WSC_FAILED) return;
+    const uint8_t *f;
+    size_t n;
+    while (sync_client_next_out(p->cl, &f, &n)) {
+        ck_assert(wsc_send(p->ws, f, n));
+        sync_client_consume(p->cl);
+    }
+    uint8_t *m;
+    while (wsc_recv(p->ws, &m, &n)) {
+        sync_client_recv(p->cl, m, n, wall_ms());
+        free(m);
+    }
+}
+
+static bool synced(void *arg)
+{
+    peer *p = arg;
+    pump(p);
+    return p->subscribed;
+}
+
+/* Connect as `user` (token rw on every room) and subscribe to `room`. */
+static void peer_open(peer *p, const char *room, const char *user, const char *display,
+                      uint64_t client_id)
+{
+    memset(p, 0, sizeof *p);
+    ck_assert_int_eq(crdt_doc_new(client_id, &p->doc), TDM_OK);
+    char *tok = mint(user, display, "*:rw");
+    sync_client_opts o = {0};
+    o.client_id = client_id;
+    o.token = (const uint8_t *)tok;
+    o.token_len = strlen(tok);
+    sync_client_events ev = {0};
+    ev.ctx = p;
+    ev.on_chat_ack = on_chat_ack;
+    ev.on_error = on_error;
+    ev.on_synced = on_synced;
+    ck_assert_int_eq(sync_client_new(&o, &ev, &p->cl), TDM_OK);
+    free(tok);
+    ck_assert_int_eq(sync_client_subscribe_crdt(p->cl, room, p->doc, false, &p->ch), TDM_OK);
+    p->ws = wsc_connect(X, "127.0.0.1", S.port, "/ws", "tandem.v1");
+    ck_assert_ptr_nonnull(p->ws);
+    ck_assert_int_eq(sync_client_connect(p->cl, wall_ms()), TDM_OK);
+    ck_assert_msg(wsc_wait(X, synced, p, 10000), "the editor did not sync");
+}
+
+static void peer_free(peer *p)
+{
+    sync_client_free(p->cl);
+    crdt_doc_free(p->doc);
+    aw_free(p->aw);
+    memset(p, 0, sizeof *p);
+}
+
+static bool chat_acked(void *arg)
+{
+    peer *p = arg;
+    pump(p);
+    return p->chat_acks > 0;
+}
+
+/* Send one chat message and wait for its ack. */
+static void say(peer *p, const char *text)
+{
+    p->chat_acks = 0;
+    ck_assert_int_eq(sync_client_chat_send(p->cl, p->ch, text, strlen(text), NULL), TDM_OK);
+    ck_assert_msg(wsc_wait(X, chat_acked, p, 10000), "chat '%s' not acked", text);
+}
+
+/* Set the editor's awareness state to `json` as awareness client `client`
+ * (the same client on every call of one peer). */
+static void presence(peer *p, uint64_t client, const char *json)
+{
+    if (!p->aw) ck_assert_int_eq(aw_new(client, &p->aw), TDM_OK);
+    ck_assert_uint_eq(aw_client(p->aw), client);
+    ck_assert_int_eq(aw_set_local(p->aw, (const uint8_t *)json, strlen(json), wall_ms()), TDM_OK);
+    tbuf b;
+    tbuf_init(&b, 0);
+    ck_assert_int_eq(aw_encode_local(p->aw, &b), TDM_OK);
+    ck_assert_int_eq(sync_client_awareness(p->cl, p->ch, b.data, b.len), TDM_OK);
+    tbuf_fini(&b);
+    pump(p);
+}
+
+/* The next event of w within timeout_ms, servicing the editors meanwhile. */
+static void next_event(watcher *w, event *ev, peer *ps, size_t np, int timeout_ms)
+{
+    uint64_t end = srvp_mono_ms() + (uint64_t)timeout_ms;
+    while (!w_take(w, ev)) {
+        ck_assert_msg(srvp_mono_ms() < end, "no event in %d ms (have %zu bytes: %.300s)",
+                      timeout_ms, w->len, w->buf);
+        for (size_t i = 0; i < np; i++) pump(&ps[i]);
+        wsc_service(X, 5);
+        ck_assert_msg(w_fill(w, 20), "the stream ended early");
+    }
+}
+
+/* The next event must be `name`; returns its data parsed (caller frees). */
+static json_t *expect(watcher *w, event *ev, const char *name, peer *ps, size_t np)
+{
+    next_event(w, ev, ps, np, 10000);
+    ck_assert_msg(strcmp(ev->event, name) == 0, "got %s (%s), want %s", ev->event, ev->data, name);
+    json_t *v = json_loads(ev->data, 0, NULL);
+    ck_assert_msg(v != NULL, "not JSON: %s", ev->data);
+    return v;
+}
+
+static const char *js(json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    ck_assert_msg(v != NULL, "no string %s", k);
+    return v;
+}
+
+static long long ji(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    ck_assert_msg(json_is_integer(v), "no integer %s", k);
+    return json_integer_value(v);
+}
+
+/* A watcher that got `connected`; returns its data's "after". */
+static long long w_connected(watcher *w, peer *ps, size_t np)
+{
+    event ev;
+    json_t *v = expect(w, &ev, "connected", ps, np);
+    ck_assert_int_eq(w->status, 200);
+    ck_assert_ptr_nonnull(srvp_ci_strstr(w->headers, "content-type: text/event-stream"));
+    long long after = ji(v, "after");
+    json_decref(v);
+    return after;
+}
+
+static void fixture_x(void)
+{
+    setup();
+    X = wsc_new();
+    ck_assert_ptr_nonnull(X);
+}
+
+static void teardown_x(void)
+{
+    wsc_free(X);
+    X = NULL;
+    teardown();
+}
+
+/* ---- tests --------------------------------------------------------------------------- */
+
+START_TEST(test_chat_presence_typing)
+{
+    peer a;
+    peer_open(&a, "doc", "alice", "Alice", 11);
+    char *rtok = mint("watcher", "Watcher", "doc:r"); /* read access suffices */
+    watcher w;
+    w_watch(&w, "doc", rtok, NULL, NULL);
+    ck_assert_int_eq(w_connected(&w, &a, 1), 0);
+
+    /* presence: join with a JSON state */
+    presence(&a, 501, "{\"cursor\":3}");
+    event ev;
+    json_t *v = expect(&w, &ev, "presence", &a, 1);
+    ck_assert_str_eq(js(v, "client"), "501");
+    ck_assert_str_eq(js(v, "user"), "alice");
+    ck_assert_str_eq(js(v, "name"), "Alice");
+    ck_assert(json_is_false(json_object_get(v, "left")));
+    ck_assert_int_eq(ji(json_object_get(v, "state"), "cursor"), 3);
+    ck_assert_str_eq(ev.id, "0.2"); /* synthetic: last chat 0, second event */
+    json_decref(v);
+
+    /* chat: id, content, sender ids */
+    say(&a, "hello \"watchers\"\nline two");
+    v = expect(&w, &ev, "chat", &a, 1);
+    ck_assert_str_eq(ev.id, "1");
+    ck_assert_int_eq(ji(v, "id"), 1);
+    ck_assert_str_eq(js(v, "text"), "hello \"watchers\"\nline two");
+    ck_assert_str_eq(js(v, "user"), "alice");
+    ck_assert_str_eq(js(v, "name"), "Alice");
+    ck_assert_str_eq(js(v, "client_id"), "11");
+    ck_assert_str_eq(js(v, "msg_id"), "1");
+    ck_assert_int_gt(ji(v, "ts"), 1600000000000LL);
+    json_decref(v);
+
+    /* typing: start (renewals are not events), stop by the client */
+    ck_assert_int_eq(sync_client_typing(a.cl, a.ch, true), TDM_OK);
+    v = expect(&w, &ev, "typing", &a, 1);
+    ck_assert(json_is_true(json_object_get(v, "typing")));
+    ck_assert_str_eq(js(v, "user"), "alice");
+    ck_assert_str_eq(ev.id, "1.3"); /* after chat 1 */
+    json_decref(v);
+    ck_assert_int_eq(sync_client_typing(a.cl, a.ch, true), TDM_OK);
+    ck_assert_int_eq(sync_client_typing(a.cl, a.ch, false), TDM_OK);
+    v = expect(&w, &ev, "typing", &a, 1);
+    ck_assert(json_is_false(json_object_get(v, "typing")));
+    ck_assert_str_eq(js(v, "reason"), "client");
+    json_decref(v);
+
+    /* an update of the state, then typing again and a dropped connection:
+     * the entry leaves and the indicator stops with reason "left" */
+    presence(&a, 501, "plain text state");
+    v = expect(&w, &ev, "presence", &a, 1);
+    ck_assert_str_eq(js(v, "state"), "plain text state");
+    json_decref(v);
+    ck_assert_int_eq(sync_client_typing(a.cl, a.ch, true), TDM_OK);
+    json_decref(expect(&w, &ev, "typing", &a, 1));
+    wsc_drop(a.ws);
+    bool left = false, stopped = false;
+    while (!left || !stopped) {
+        next_event(&w, &ev, NULL, 0, 10000);
+        v = json_loads(ev.data, 0, NULL);
+        ck_assert_ptr_nonnull(v);
+        if (strcmp(ev.event, "presence") == 0) {
+            ck_assert(json_is_true(json_object_get(v, "left")));
+            ck_assert_str_eq(js(v, "client"), "501");
+            ck_assert_str_eq(js(v, "user"), "alice");
+            ck_assert_str_eq(js(v, "reason"), "left");
+            left = true;
+        } else {
+            ck_assert_str_eq(ev.event, "typing");
+            ck_assert(json_is_false(json_object_get(v, "typing")));
+            ck_assert_str_eq(js(v, "reason"), "left");
+            stopped = true;
+        }
+        json_decref(v);
+    }
+    w_close(&w);
+    free(rtok);
+    peer_free(&a);
+}
+END_TEST
+
+START_TEST(test_typing_expires)
+{
+    peer a;
+    peer_open(&a, "doc", "alice", "Alice", 12);
+    char *tok = mint("watcher", "Watcher", "*:r");
+    watcher w;
+    w_watch(&w, "doc", tok, NULL, NULL);
+    w_connected(&w, &a, 1);
+    ck_assert_int_eq(sync_client_typing(a.cl, a.ch, true), TDM_OK);
+    event ev;
+    json_t *v = expect(&w, &ev, "typing", &a, 1);
+    ck_assert(json_is_true(json_object_get(v, "typing")));
+    json_decref(v);
+    /* no renewal: SYNC_TYPING_MS (3 s) later the server stops it */
+    v = expect(&w, &ev, "typing", &a, 1);
+    ck_assert(json_is_false(json_object_get(v, "typing")));
+    ck_assert_str_eq(js(v, "reason"), "expired");
+    json_decref(v);
+    w_close(&w);
+    free(tok);
+    peer_free(&a);
+}
+END_TEST
+
+/* Read chat events until `want` ids were seen; ids must be consecutive from `first`. */
+static void expect_chats(watcher *w, peer *ps, size_t np, long long first, long long last,
+                         const char *prefix)
+{
+    event ev;
+    for (long long id = first; id <= last; id++) {
+        json_t *v = expect(w, &ev, "chat", ps, np);
+        ck_assert_int_eq(ji(v, "id"), id);
+        char want[64];
+        snprintf(want, sizeof want, "%s%lld", prefix, id);
+        ck_assert_str_eq(js(v, "text"), want);
+        char ids[24];
+        snprintf(ids, sizeof ids, "%lld", id);
+        ck_assert_str_eq(ev.id, ids);
+        json_decref(v);
+    }
+}
+
+static void say_n(peer *p, long long from, long long to)
+{
+    for (long long i = from; i <= to; i++) {
+        char t[64];
+        snprintf(t, sizeof t, "m%lld", i);
+        say(p, t);
+    }
+}
+
+START_TEST(test_reconnect_replays_missed_chat)
+{
+    peer a;
+    peer_open(&a, "team/notes", "alice", "Alice", 13);
+    char *tok = mint("watcher", "Watcher", "team/*:r");
+    watcher w;
+    w_watch(&w, "team%2Fnotes", tok, NULL, NULL);
+    w_connected(&w, &a, 1);
+    say_n(&a, 1, 3);
+    expect_chats(&w, &a, 1, 1, 3, "m");
+    /* a non-chat event after chat 3 carries "3.S": a reconnect with it
+     * resumes after chat 3 as well */
+    presence(&a, 601, "{}");
+    event ev;
+    json_decref(expect(&w, &ev, "presence", &a, 1));
+    ck_assert_int_eq(strncmp(ev.id, "3.", 2), 0);
+    char last_id[64];
+    snprintf(last_id, sizeof last_id, "%s", ev.id);
+    w_close(&w);
+
+    say_n(&a, 4, 7); /* missed while away */
+    char hdr[128];
+    snprintf(hdr, sizeof hdr, "Last-Event-ID: %s\r\n", last_id);
+    w_watch(&w, "team%2Fnotes", tok, NULL, hdr);
+    ck_assert_int_eq(w_connected(&w, &a, 1), 3);
+    expect_chats(&w, &a, 1, 4, 7, "m"); /* exactly the missed ones, from storage */
+    say_n(&a, 8, 8);                    /* then live */
+    expect_chats(&w, &a, 1, 8, 8, "m");
+    /* nothing repeated: the next event is a fresh one */
+    presence(&a, 601, "{\"x\":1}");
+    json_decref(expect(&w, &ev, "presence", &a, 1));
+    ck_assert_str_eq(ev.id, "8.2");
+    w_close(&w);
+
+    /* ?after= (no header) and a full replay from 0 */
+    w_watch(&w, "team%2Fnotes", tok, "&after=6", NULL);
+    ck_assert_int_eq(w_connected(&w, &a, 1), 6);
+    expect_chats(&w, &a, 1, 7, 8, "m");
+    w_close(&w);
+    w_watch(&w, "team%2Fnotes", tok, "&after=0", NULL);
+    w_connected(&w, &a, 1);
+    expect_chats(&w, &a, 1, 1, 8, "m");
+    w_close(&w);
+    /* without either: live from now (no replay) */
+    w_watch(&w, "team%2Fnotes", tok, NULL, NULL);
+    ck_assert_int_eq(w_connected(&w, &a, 1), 8);
+    say_n(&a, 9, 9);
+    expect_chats(&w, &a, 1, 9, 9, "m");
+    w_close(&w);
+    free(tok);
+    peer_free(&a);
+}
+END_TEST
+
+START_TEST(test_replay_larger_than_queue)
+{
+    /* 40 messages of ~4 KiB: more than one 64 KiB queue; the replay is read
+     * from storage page by page as the socket drains */
+    peer a[4];
+    char user[16];
+    for (int i = 0; i < 4; i++) {
+        snprintf(user, sizeof user, "u%d", i);
+        peer_open(&a[i], "big", user, user, 20 + (uint64_t)i);
+    }
+    static char text[4200];
+    for (int n = 1; n <= 40; n++) {
+        int k = snprintf(text, sizeof text, "m%d ", n);
+        memset(text + k, 'a' + n % 26, 4000);
+        text[k + 4000] = '\0';
+        say(&a[n % 4], text); /* 10 per user: the chat burst */
+    }
+    char *tok = mint("watcher", "Watcher", "big:r");
+    watcher w;
+    w_watch(&w, "big", tok, "&after=0", NULL);
+    w_connected(&w, a, 4);
+    event ev;
+    for (long long id = 1; id <= 40; id++) {
+        json_t *v = expect(&w, &ev, "chat", a, 4);
+        ck_assert_int_eq(ji(v, "id"), id);
+        char want[16];
+        snprintf(want, sizeof want, "m%lld ", id);
+        ck_assert_int_eq(strncmp(js(v, "text"), want, strlen(want)), 0);
+        ck_assert_uint_eq(strlen(js(v, "text")), strlen(want) + 4000);
+        json_decref(v);
+    }
+    w_close(&w);
+    free(tok);
+    for (int i = 0; i < 4; i++) peer_free(&a[i]);
+}
+END_TEST
+
+static int status_of(const char *path)
+{
+    srvp_http r = srvp_get(S.port, path);
+    int st = r.status;
+    if (st != 200)
+        ck_assert_msg(r.body && strstr(r.body, "\"error\""), "GET %s: %d without an error body",
+                      path, st);
+    srvp_http_free(&r);
+    return st;
+}
+
+START_TEST(test_access_and_names)
+{
+    peer a;
+    peer_open(&a, "secret", "alice", "Alice", 14);
+    char *other = mint("eve", "Eve", "public:rw");
+    char *ro = mint("bob", "Bob", "secret:r");
+    char path[2048];
+    ck_assert_int_eq(status_of("/api/rooms/secret/events"), 401); /* no token */
+    ck_assert_int_eq(status_of("/api/rooms/secret/events?token=abc.def.ghi"), 401);
+    snprintf(path, sizeof path, "/api/rooms/secret/events?token=%s", other);
+    ck_assert_int_eq(status_of(path), 403);
+    /* bad names: invalid UTF-8, too long */
+    snprintf(path, sizeof path, "/api/rooms/%%FF%%FE/events?token=%s", ro);
+    ck_assert_int_eq(status_of(path), 400);
+    char longname[300];
+    memset(longname, 'n', 256);
+    longname[256] = '\0';
+    snprintf(path, sizeof path, "/api/rooms/%s/events?token=%s", longname, ro);
+    ck_assert_int_eq(status_of(path), 400);
+    /* an unknown room */
+    char *all = mint("bob", "Bob", "*:r");
+    snprintf(path, sizeof path, "/api/rooms/nobody-here/events?token=%s", all);
+    ck_assert_int_eq(status_of(path), 404);
+    /* the same token in an Authorization header works */
+    watcher w;
+    char hdr[1024];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", ro);
+    w_open(&w, "/api/rooms/secret/events", hdr);
+    w_connected(&w, &a, 1);
+    say(&a, "for readers");
+    event ev;
+    json_t *v = expect(&w, &ev, "chat", &a, 1);
+    ck_assert_str_eq(js(v, "text"), "for readers");
+    json_decref(v);
+    w_close(&w);
+    free(other);
+    free(ro);
+    free(all);
+    peer_free(&a);
+}
+END_TEST
+
+#define MANY 40
+
+START_TEST(test_many_watchers)
+{
+    peer a;
+    peer_open(&a, "crowd", "alice", "Alice", 15);
+    char *tok = mint("w", "W", "crowd:r");
+    static watcher w[MANY];
+    for (int i = 0; i < MANY; i++) w_watch(&w[i], "crowd", tok, NULL, NULL);
+    for (int i = 0; i < MANY; i++) w_connected(&w[i], &a, 1);
+    say(&a, "to everyone");
+    event ev;
+    for (int i = 0; i < MANY; i++) {
+        json_t *v = expect(&w[i], &ev, "chat", &a, 1);
+        ck_assert_str_eq(js(v, "text"), "to everyone");
+        ck_assert_str_eq(ev.id, "1");
+        json_decref(v);
+    }
+    for (int i = 0; i < MANY; i++) w_close(&w[i]);
+    free(tok);
+    peer_free(&a);
+}
+END_TEST
+
+/* GET /healthz's "sse_streams". */
+static long long sse_streams(void)
+{
+    srvp_http r = srvp_get(S.port, "/healthz");
+    ck_assert_int_eq(r.status, 200);
+    json_t *v = json_loads(r.body, 0, NULL);
+    ck_assert_ptr_nonnull(v);
+    long long n = ji(v, "sse_streams");
+    json_decref(v);
+    srvp_http_free(&r);
+    return n;
+}
+
+static bool room_loaded(const char *room, const char *tok)
+{
+    char path[1536];
+    snprintf(path, sizeof path, "/api/rooms/%s?token=%s", room, tok);
+    srvp_http r = srvp_get(S.port, path);
+    ck_assert_int_eq(r.status, 200);
+    json_t *v = json_loads(r.body, 0, NULL);
+    ck_assert_ptr_nonnull(v);
+    bool loaded = json_is_true(json_object_get(v, "loaded"));
+    json_decref(v);
+    srvp_http_free(&r);
+    return loaded;
+}
+
+START_TEST(test_watchers_vanish_room_freed)
+{
+    peer a;
+    peer_open(&a, "busy", "alice", "Alice", 16);
+    say(&a, "stored"); /* the room exists in storage */
+    char *tok = mint("w", "W", "*:r");
+    static watcher w[200];
+    for (int i = 0; i < 200; i++) w_watch(&w[i], "busy", tok, NULL, NULL);
+    for (int i = 0; i < 200; i++) w_connected(&w[i], &a, 1);
+    ck_assert_int_eq(sse_streams(), 200);
+    for (int i = 0; i < 200; i++) {
+        if (i % 4 == 0) { /* some reset */
+            struct linger lg = {1, 0};
+            setsockopt(w[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        w_close(&w[i]);
+    }
+    uint64_t end = srvp_mono_ms() + 10000;
+    while (sse_streams() != 0 && srvp_mono_ms() < end) nap_ms(20);
+    ck_assert_int_eq(sse_streams(), 0);
+    /* the room still works for a new watcher */
+    watcher v;
+    w_watch(&v, "busy", tok, NULL, NULL);
+    w_connected(&v, &a, 1);
+    say(&a, "after the crowd");
+    event ev;
+    json_t *d = expect(&v, &ev, "chat", &a, 1);
+    ck_assert_str_eq(js(d, "text"), "after the crowd");
+    json_decref(d);
+    /* the editor leaves: the watched room is still freed (room idle 500 ms) */
+    ck_assert(room_loaded("busy", tok));
+    wsc_close(a.ws);
+    end = srvp_mono_ms() + 45000; /* room idle time + a tick (30 s without TANDEM_ROOM_IDLE_MS) */
+    while (room_loaded("busy", tok) && srvp_mono_ms() < end) {
+        wsc_service(X, 5);
+        nap_ms(20);
+    }
+    ck_assert_msg(!room_loaded("busy", tok), "a watcher kept the room in memory");
+    /* an editor comes back: the watcher sees its chat again */
+    peer b;
+    peer_open(&b, "busy", "bob", "Bob", 17);
+    say(&b, "back");
+    d = expect(&v, &ev, "chat", &b, 1);
+    ck_assert_str_eq(js(d, "text"), "back");
+    ck_assert_str_eq(ev.id, "3");
+    json_decref(d);
+    w_close(&v);
+    free(tok);
+    peer_free(&a);
+    peer_free(&b);
+}
+END_TEST
+
+static Suite *events_suite(void)
+{
+    Suite *s = suite_create("server_events");
+    TCase *tc = tcase_create("events");
+    tcase_add_checked_fixture(tc, fixture_x, teardown_x);
+    tcase_set_timeout(tc, 90);
+    tcase_add_test(tc, test_chat_presence_typing);
+    tcase_add_test(tc, test_typing_expires);
+    tcase_add_test(tc, test_reconnect_replays_missed_chat);
+    tcase_add_test(tc, test_replay_larger_than_queue);
+    tcase_add_test(tc, test_access_and_names);
+    tcase_add_test(tc, test_many_watchers);
+    tcase_add_test(tc, test_watchers_vanish_room_freed);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    SRunner *sr = srunner_create(events_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
