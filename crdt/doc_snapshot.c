@@ -52,9 +52,16 @@ tdm_err crdt_doc_snapshot(crdt_doc *d, tbuf *out)
     size_t start = out->len;
     uint32_t *last_end = calloc(2 * (size_t)d->nclients, sizeof(uint32_t));
     if (!last_end) return TDM_ENOMEM;
-    /* only clients holding operations are written: rm maps index -> table slot */
+    /* only clients holding operations, or named as the target of a delete,
+     * are written: rm maps index -> table slot (a delete may target a client
+     * of which nothing was received; fuzz_snapshot found such a snapshot
+     * loading and its re-snapshot not) */
     uint32_t *rm = last_end + d->nclients, nused = 0;
-    for (uint32_t c = 0; c < d->nclients; c++) rm[c] = d->clients[c].next ? nused++ : NONE32;
+    for (uint32_t c = 0; c < d->nclients; c++) rm[c] = d->clients[c].next ? 0 : NONE32;
+    for (uint32_t c = 0; c < d->nclients; c++)
+        for (uint32_t i = 0; i < d->clients[c].ndels; i++) rm[d->clients[c].dels[i].tc] = 0;
+    for (uint32_t c = 0; c < d->nclients; c++)
+        if (rm[c] != NONE32) rm[c] = nused++;
     uint32_t prev = NONE32, prev_client = NONE32;
 #define TRY(x)                                                                                     \
     do {                                                                                           \

@@ -209,6 +209,27 @@ typedef struct sync_host {
                            sync_rate_kind kind, uint64_t now_ms);
     /* room_closed - the room was freed from memory (idle or evicted). */
     void (*room_closed)(void *ctx, const char *name);
+    /* room_event - optional: something watchers of room `name` may want to
+     * see happened (NULL: nothing is reported and nothing extra is done).
+     * Called from inside the sync_* call that caused it:
+     *   CHAT            when a chat record is released as durable with its
+     *                   assigned id (sync_server_durable, or at once without
+     *                   persist_chat), after the sender's CHAT_ACK and the
+     *                   CHAT_MSG broadcast were queued; never for a duplicate
+     *                   or a failed write. Ids increase per room.
+     *   PRESENCE        an awareness entry was added or its state bytes
+     *                   changed (renewals that only bump the clock are not
+     *                   reported).
+     *   PRESENCE_LEFT   an entry was removed: by its client (why CLIENT), when
+     *                   the connection that introduced it left the room or
+     *                   closed (LEFT), or when it expired (EXPIRED).
+     *   TYPING          a user started typing (on; renewals are not
+     *                   reported), stopped (CLIENT), left (LEFT) or the
+     *                   indicator expired after SYNC_TYPING_MS (EXPIRED).
+     * Events come only while the room is loaded (some session subscribed to
+     * it, or it is idle before being freed). The callback must not call any
+     * sync_* function. */
+    void (*room_event)(void *ctx, const char *name, const sync_room_event *ev);
 } sync_host;
 
 /* Server limits; 0 means the default in brackets. */

@@ -2908,6 +2908,31 @@ START_TEST(test_snapshot_crafted)
     BAD(5, COL(0x01, 0x40, 0x00, 0x00, 0x03), "abc", COL(0x01, 0x03, 0x02, 0x00, 0x02),
         TDM_EMALFORMED); /* next 5: a hole at 9:4 */
 #undef BAD
+    /* fuzz_snapshot: a delete whose target client (5, second in the table)
+     * holds no operations loaded, but the re-snapshot left client 5 out of
+     * its table and wrote an unmapped index, so it did not load. Now the
+     * snapshot of the loaded document loads and is a fixed point. */
+    {
+        static const uint64_t ids2[] = {9, 5}, nx2[] = {4, 0};
+        const uint8_t it2[] = {0x01, 0x40, 0x00, 0x00, 0x03};
+        const uint8_t de2[] = {0x01, 0x03, 0x02, 0x01, 0x00, 0x00};
+        snapspec t2 = {2, ids2, nx2, 2, 2, 0, {it2, (const uint8_t *)"abc", de2}, {5, 3, 6}};
+        snap_build(&t2, &s);
+        d = from_snapshot(&s, 4);
+        ck_text(d, "abc");
+        tbuf s2, s3;
+        tbuf_init(&s2, 0);
+        tbuf_init(&s3, 0);
+        ck_ok(crdt_doc_snapshot(d, &s2));
+        crdt_doc *d2 = from_snapshot(&s2, 4);
+        ck_text(d2, "abc");
+        ck_ok(crdt_doc_snapshot(d2, &s3));
+        ck_assert(s2.len == s3.len && memcmp(s2.data, s3.data, s2.len) == 0);
+        crdt_doc_free(d2);
+        crdt_doc_free(d);
+        tbuf_fini(&s2);
+        tbuf_fini(&s3);
+    }
 
     /* tables: duplicate clients, length mismatch, codec 2 */
     static const uint64_t dup[] = {9, 9}, nx[] = {3, 0};
