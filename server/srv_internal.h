@@ -66,6 +66,7 @@ typedef struct srv_conn {
     size_t pre_bytes;    /* payload bytes received before that */
     uint32_t pre_msgs;   /* messages received before that */
     bool close_now;      /* close without sending what is queued */
+    bool want_w;         /* a WRITEABLE callback was asked for and has not come yet */
     struct srv_conn *prev, *next;
 } srv_conn;
 
@@ -124,7 +125,11 @@ void srv_host_drain(srv *s);
 /* srv_ws_callback - the "tandem.v1" protocol callback. srv_ws.c */
 int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
-/* srv_ws_kick - ask for WRITEABLE on every session with output or closing. */
+/* srv_ws_output - sync_host.session_output: ask for WRITEABLE on the
+ * session's connection (once until it comes). */
+void srv_ws_output(void *ctx, sync_session *ss);
+/* srv_ws_kick - ask for WRITEABLE on every session with output or closing
+ * (a safety net run by the timer; srv_ws_output covers every queued frame). */
 void srv_ws_kick(srv *s);
 /* srv_ws_close_all - flag every session to close with `code` after its queue. */
 void srv_ws_close_all(srv *s, unsigned code);

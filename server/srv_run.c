@@ -141,6 +141,7 @@ static tdm_err open_parts(srv *s)
     if ((e = srv_inbox_init(&s->inbox, o.max_pending + 1024))) return e;
     sync_host h;
     srv_host_make(s, &h);
+    h.session_output = srv_ws_output; /* fan-out asks for WRITEABLE per session */
     return sync_server_new(&h, &o, &s->sync);
 }
 

@@ -1,6 +1,8 @@
 /* srv_ws.c - WebSocket sessions of subprotocol SRV_SUBPROTOCOL: each inbound
  * message is reassembled under cfg.max_frame (past it: close 1009) and fed
- * to sync_session_recv; outbound frames leave the session's queue one per
+ * to sync_session_recv (a message that arrives in one piece straight from
+ * lws's buffer; a reassembly buffer exists only while a message is in
+ * pieces); outbound frames leave the session's queue one per
  * WRITEABLE callback (LWS_PRE headroom in a shared scratch buffer; lws keeps
  * whatever the socket does not take). A session sync marks for closing is
  * closed with the code for its reason once its queue is sent. Until a HELLO
@@ -92,10 +94,25 @@ static bool conn_wants_write(const srv_conn *c)
     return c->ss && (sync_session_out_bytes(c->ss) > 0 || sync_session_closing(c->ss, NULL));
 }
 
+/* Ask lws for one WRITEABLE callback on c (once until it comes). */
+static void want_writable(srv_conn *c)
+{
+    if (c->want_w) return;
+    c->want_w = true;
+    lws_callback_on_writable(c->wsi);
+}
+
+void srv_ws_output(void *ctx, sync_session *ss)
+{
+    (void)ctx;
+    srv_conn *c = sync_session_data(ss);
+    if (c) want_writable(c);
+}
+
 void srv_ws_kick(srv *s)
 {
     for (srv_conn *c = s->conns; c; c = c->next)
-        if (conn_wants_write(c)) lws_callback_on_writable(c->wsi);
+        if (!c->want_w && conn_wants_write(c)) want_writable(c);
 }
 
 void srv_ws_close_all(srv *s, unsigned code)
@@ -142,7 +159,8 @@ static int on_receive(srv *s, srv_conn *c, struct lws *wsi, const void *in, size
     if (!c->ss || c->close_code) return 0; /* closing: ignore what still arrives */
     if (lws_is_first_fragment(wsi)) c->rx_len = 0;
     size_t remaining = lws_remaining_packet_payload(wsi);
-    if (!rx_append(s, c, in, len, remaining)) {
+    bool whole = c->rx_len == 0 && lws_is_final_fragment(wsi) && !remaining;
+    if (whole ? len > s->cfg.max_frame : !rx_append(s, c, in, len, remaining)) {
         s->n.too_big++;
         return close_with(wsi, SRV_CLOSE_TOO_BIG);
     }
@@ -154,22 +172,24 @@ static int on_receive(srv *s, srv_conn *c, struct lws *wsi, const void *in, size
         }
     }
     if (!lws_is_final_fragment(wsi) || remaining) return 0;
+    /* a message that arrived in one piece is used where lws holds it: an
+     * idle connection keeps no buffer of its own */
+    const uint8_t *msg = whole ? in : c->rx;
+    size_t n = whole ? len : c->rx_len;
     s->n.frames_in++;
-    s->n.bytes_in += c->rx_len;
+    s->n.bytes_in += n;
     if (!c->helloed && s->cfg.pre_hello_msgs && ++c->pre_msgs > s->cfg.pre_hello_msgs) {
         s->n.pre_hello_closed++;
         return close_with(wsi, SRV_CLOSE_PRE_HELLO);
     }
-    tdm_err e = sync_session_recv(c->ss, c->rx, c->rx_len, srv_now_ms());
+    tdm_err e = sync_session_recv(c->ss, msg, n, srv_now_ms());
     if (e) s->n.protocol_errors++;
-    if (!c->helloed && !e) c->helloed = is_hello(c->rx, c->rx_len);
+    if (!c->helloed && !e) c->helloed = is_hello(msg, n);
     c->rx_len = 0;
-    if (c->rx_cap > 65536) { /* do not keep a big buffer per idle connection */
-        free(c->rx);
-        c->rx = NULL;
-        c->rx_cap = 0;
-    }
-    srv_ws_kick(s);
+    free(c->rx); /* reassembly buffers live only while a message is in pieces */
+    c->rx = NULL;
+    c->rx_cap = 0;
+    /* every session that got frames asked for WRITEABLE (srv_ws_output) */
     return 0;
 }
 
@@ -187,6 +207,7 @@ static bool wbuf_reserve(srv *s, size_t n)
 
 static int on_writeable(srv *s, srv_conn *c, struct lws *wsi)
 {
+    c->want_w = false;
     if (c->close_now || !c->ss) return close_with(wsi, c->close_code ? c->close_code : 1000u);
     const uint8_t *p;
     size_t n;
@@ -198,7 +219,7 @@ static int on_writeable(srv *s, srv_conn *c, struct lws *wsi)
         sync_session_consume(c->ss);
         s->n.frames_out++;
         s->n.bytes_out += n;
-        if (conn_wants_write(c)) lws_callback_on_writable(wsi);
+        if (conn_wants_write(c)) want_writable(c);
         return 0;
     }
     sync_close_reason why;
@@ -238,6 +259,7 @@ int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_writeable(s, c, wsi);
     case LWS_CALLBACK_CLOSED:
         if (c->ss) {
+            sync_session_set_data(c->ss, NULL); /* no srv_ws_output for it from here */
             sync_session_close(c->ss, srv_now_ms());
             c->ss = NULL;
         }
@@ -245,8 +267,7 @@ int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         c->rx = NULL;
         conn_unlink(s, c);
         s->n.ws_closed++;
-        srv_ws_kick(s); /* leaving a room broadcasts awareness and typing */
-        return 0;
+        return 0; /* frames the leave broadcast went through srv_ws_output */
     default:
         return 0;
     }

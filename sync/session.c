@@ -12,6 +12,12 @@
 
 /* ------------------------------------------------------------ the queue */
 
+/* tell the host that ss has something to send */
+static void notify_output(sync_session *ss)
+{
+    if (ss->srv->host.session_output) ss->srv->host.session_output(ss->srv->host.ctx, ss);
+}
+
 /* drop queued ephemeral frames (never the head: the host may be sending it)
  * until `need` more bytes fit; true when they do */
 static bool drop_ephemeral(sync_session *ss, size_t need)
@@ -66,6 +72,7 @@ static void push(sync_session *ss, sync_fq *q, sync_blob *b, unsigned flags)
     n->flags = flags;
     ss->out_bytes += b->n;
     sync__fq_push(q, n);
+    if (q == &ss->out) notify_output(ss);
 }
 
 void sync__send_blob(sync_session *ss, sync_blob *b, unsigned flags)
@@ -118,6 +125,7 @@ void sync__close(sync_session *ss, sync_close_reason why, const char *text)
     }
     ss->closing = true;
     ss->why = why;
+    notify_output(ss);
 }
 
 /* ------------------------------------------------------------ channels */
@@ -166,6 +174,7 @@ void sync__chan_flush_hold(sync_chan *c)
         }
         sync__fq_push(&ss->out, n); /* bytes were counted when it was held */
         ss->srv->st.frames_out++;
+        notify_output(ss);
     }
 }
 

@@ -209,6 +209,14 @@ typedef struct sync_host {
                            sync_rate_kind kind, uint64_t now_ms);
     /* room_closed - the room was freed from memory (idle or evicted). */
     void (*room_closed)(void *ctx, const char *name);
+    /* session_output - optional: a frame was queued on `session` (or it was
+     * marked closing), so the host should drain it (sync_session_next_out)
+     * soon, e.g. by asking its transport for a writable callback. Called
+     * from inside the sync_* call that queued it, once per frame queued (so
+     * cheap flags belong in the host); it may call sync_session_data and
+     * nothing else of sync_*. With it a host never has to scan every session
+     * for output. NULL: not called. */
+    void (*session_output)(void *ctx, sync_session *session);
     /* room_event - optional: something watchers of room `name` may want to
      * see happened (NULL: nothing is reported and nothing extra is done).
      * Called from inside the sync_* call that caused it:
