@@ -44,6 +44,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ev.h>
 #include <getopt.h>
 #include <libwebsockets.h>
 #include <netdb.h>
@@ -114,7 +115,7 @@ typedef struct bl_opts {
     int port;
     uint32_t conns, rooms, wpr;
     double rate, seconds, warmup, drain, connect_timeout;
-    bool idle, json, no_tokens;
+    bool idle, json, no_tokens, use_poll;
     long server_pid;
     uint32_t batch;
     const char *prefix;
@@ -124,6 +125,7 @@ typedef struct bl_opts {
 struct bl {
     bl_opts o;
     struct lws_context *ctx;
+    struct ev_loop *loop; /* libev (epoll) loop lws runs on; NULL: lws's own poll() loop */
     lws_sorted_usec_list_t sul;
     bl_conn *conns;
     bl_writer *writers;
@@ -638,7 +640,10 @@ static void run_until(bl *b, uint64_t until_ns, bool (*done)(bl *b))
 {
     while (!bl_stop && now_ns() < until_ns) {
         if (done && done(b)) return;
-        if (lws_service(b->ctx, 0) < 0) return;
+        if (b->loop)
+            ev_run(b->loop, EVRUN_ONCE);
+        else if (lws_service(b->ctx, 0) < 0)
+            return;
     }
 }
 
@@ -722,6 +727,7 @@ static void usage(FILE *f)
             "  --prefix P            room name prefix [load-<pid>-<time>]\n"
             "  --server-pid PID      server process [from GET /healthz]\n"
             "  --max-p99-ms X --max-cpu-pct X --max-rss-mb X   floors (exit 1 if missed)\n"
+            "  --poll                run lws on poll() instead of libev (epoll)\n"
             "  --json                one JSON object on stdout\n",
             BL_MAX_CONNS, BL_MAX_ROOMS);
 }
@@ -763,6 +769,7 @@ static bool parse_opts(int argc, char **argv, bl_opts *o)
         O_CPU,
         O_RSS,
         O_JSON,
+        O_POLL,
         O_HELP
     };
     static const struct option lo[] = {{"host", 1, 0, O_HOST},
@@ -785,6 +792,7 @@ static bool parse_opts(int argc, char **argv, bl_opts *o)
                                        {"max-rss-mb", 1, 0, O_RSS},
                                        {"json", 0, 0, O_JSON},
                                        {"help", 0, 0, O_HELP},
+                                       {"poll", 0, 0, O_POLL},
                                        {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -806,6 +814,9 @@ static bool parse_opts(int argc, char **argv, bl_opts *o)
             break;
         case O_JSON:
             o->json = true;
+            break;
+        case O_POLL:
+            o->use_poll = true;
             break;
         case O_HELP:
             usage(stdout);
@@ -1059,7 +1070,25 @@ int main(int argc, char **argv)
     info.user = b;
     info.timeout_secs = 30;
     lws_set_log_level(LLL_ERR, NULL);
-    b->ctx = lws_create_context(&info);
+    /* poll() over thousands of sockets per wakeup costs more than the rest
+     * of the generator: run lws on a libev loop (epoll) when the evlib
+     * plugin is installed (Debian: libwebsockets-evlib-ev), else on poll(). */
+    void *foreign[1] = {NULL};
+    if (!o->use_poll) {
+        b->loop = ev_loop_new(EVBACKEND_EPOLL);
+        foreign[0] = b->loop;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+        info.foreign_loops = foreign;
+        if (b->loop) b->ctx = lws_create_context(&info);
+        if (!b->ctx) {
+            if (b->loop) ev_loop_destroy(b->loop);
+            b->loop = NULL;
+            info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+            info.foreign_loops = NULL;
+            fprintf(stderr, "bench-load: no libev event loop for lws; using poll()\n");
+        }
+    }
+    if (!b->ctx) b->ctx = lws_create_context(&info);
     if (!b->ctx) {
         fprintf(stderr, "bench-load: lws_create_context failed\n");
         goto out;
@@ -1144,6 +1173,7 @@ oom:
     fprintf(stderr, "bench-load: out of memory\n");
 out:
     if (b->ctx) lws_context_destroy(b->ctx);
+    if (b->loop) ev_loop_destroy(b->loop);
     if (b->conns) {
         for (uint32_t i = 0; i < o->conns; i++) {
             sync_client_free(b->conns[i].sc);
