@@ -39,18 +39,18 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#define SRV_SSE_INTERVAL_MIN 250u   /* the tick period: nothing finer is possible */
 #include <jansson.h>
 
 #include "utf8.h"
 
+#define SRV_SSE_INTERVAL_MIN 250u   /* the tick period: nothing finer is possible */
 #define SRV_SSE_INTERVAL_CAP 60000u /* longest ?interval_ms= */
 #define SRV_SSE_LIFETIME_MIN 1000u  /* shortest ?lifetime_ms= */
 #define SRV_SSE_RETRY_MS     2000u  /* `retry:` sent to EventSource clients */
 #define SRV_SSE_ID_MAX       (((uint64_t)1 << 53) - 1)
 #define SRV_RATE_WINDOW_MS   1000u
-
 #define SRV_REPLAY_PAGE      64u /* stored chat records read per replay step */
+
 typedef struct srv_sse {
     srv *s;
     struct lws *wsi;
@@ -152,7 +152,6 @@ static bool queue_raw(srv_sse *e, const char *id, const char *event, const char 
     return true;
 }
 
-static void sample_rates(srv *s, uint64_t now)
 /* Queue one event with the next id: numeric (stats) or "C.S" (rooms); false
  * when it does not fit (it is dropped, the id is not used). */
 static bool queue_event(srv_sse *e, const char *event, const char *data)
@@ -178,6 +177,7 @@ static bool queue_chat(srv_sse *e, uint64_t id, const char *data)
     return true;
 }
 
+static void sample_rates(srv *s, uint64_t now)
 {
     srv_rates *r = &s->rates;
     uint64_t upd = s->n.updates_persisted, msg = s->n.frames_in + s->n.frames_out,
@@ -231,25 +231,6 @@ static int send_sse_headers(struct lws *wsi)
     return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
 }
 
-int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, srv_resp *err)
-{
-    char room[SYNCM_MAX_NAME + 1] = "";
-    int rp = 0;
-    if (strcmp(path, "/api/stream/stats") != 0 && (rp = room_events_path(path, room)) == 0)
-        return 0;
-    if (rp < 0)
-        return srv_resp_error(err, 400, "bad_request", "a room name is 1 to 255 bytes of UTF-8")
-                   ? -1
-                   : 1;
-    uint64_t stored_last = 0;
-    if (rp > 0) {
-        int c = room_check(s, wsi, room, &stored_last, err);
-        if (c) return c;
-    }
-    if (s->stopping || s->nsse >= SRV_SSE_MAX) {
-        s->n.sse_refused++;
-        return srv_resp_error(err, 503, "unavailable", "too many event streams; retry later") ? -1
-                                                                                              : 1;
 /* ---- per-room streams ---------------------------------------------------------- */
 
 typedef struct replay_ctx {
@@ -333,6 +314,25 @@ static int room_check(srv *s, struct lws *wsi, const char *room, uint64_t *last_
 
 /* ---- routing ------------------------------------------------------------------------ */
 
+int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, srv_resp *err)
+{
+    char room[SYNCM_MAX_NAME + 1] = "";
+    int rp = 0;
+    if (strcmp(path, "/api/stream/stats") != 0 && (rp = room_events_path(path, room)) == 0)
+        return 0;
+    if (rp < 0)
+        return srv_resp_error(err, 400, "bad_request", "a room name is 1 to 255 bytes of UTF-8")
+                   ? -1
+                   : 1;
+    uint64_t stored_last = 0;
+    if (rp > 0) {
+        int c = room_check(s, wsi, room, &stored_last, err);
+        if (c) return c;
+    }
+    if (s->stopping || s->nsse >= SRV_SSE_MAX) {
+        s->n.sse_refused++;
+        return srv_resp_error(err, 503, "unavailable", "too many event streams; retry later") ? -1
+                                                                                              : 1;
     }
     srv_sse *e = malloc(sizeof *e);
     if (!e) return srv_resp_error(err, 500, "internal", "out of memory") ? -1 : 1;
@@ -370,6 +370,7 @@ static int room_check(srv *s, struct lws *wsi, const char *room, uint64_t *last_
     if (s->sse) s->sse->prev = e;
     s->sse = e;
     s->nsse++;
+    if (rp > 0) s->nroom_sse++;
     s->n.sse_opened++;
     int n = snprintf((char *)e->buf + LWS_PRE, SRV_SSE_OUT_MAX, "retry: %u\n\n", SRV_SSE_RETRY_MS);
     e->len = (size_t)n;
@@ -388,17 +389,9 @@ static int room_check(srv *s, struct lws *wsi, const char *room, uint64_t *last_
                  e->interval_ms, (unsigned long long)life, (unsigned long long)now);
         queue_event(e, "connected", data);
     }
-    if (rp > 0) s->nroom_sse++;
     return 2;
 }
 
-int srv_sse_writeable(srv *s, struct lws *wsi, srv_http_req *q)
-{
-    (void)s;
-    srv_sse *e = q->sse;
-    if (!e || e->dead) return e ? -1 : 0;
-    if (e->len) {
-        int w = lws_write(wsi, e->buf + LWS_PRE, e->len, LWS_WRITE_HTTP);
 bool srv_sse_room_watched(const srv *s, const char *name)
 {
     if (!s->nroom_sse) return false;
@@ -425,12 +418,19 @@ void srv_sse_room_push(srv *s, const char *name, const char *event, const char *
     }
 }
 
+int srv_sse_writeable(srv *s, struct lws *wsi, srv_http_req *q)
+{
+    (void)s;
+    srv_sse *e = q->sse;
+    if (!e || e->dead) return e ? -1 : 0;
+    if (!e->len && e->replaying) replay(e);
+    if (e->len) {
+        int w = lws_write(wsi, e->buf + LWS_PRE, e->len, LWS_WRITE_HTTP);
         if (w < 0) return -1;
         e->len = 0; /* lws keeps what the socket did not take */
         if (e->ending || e->replaying) {
             lws_callback_on_writable(wsi); /* close / read more on the next round */
             return 0;
-    if (!e->len && e->replaying) replay(e);
         }
     }
     return e->ending ? -1 : 0;
@@ -447,6 +447,7 @@ void srv_sse_closed(srv *s, srv_http_req *q)
         s->sse = e->next;
     if (e->next) e->next->prev = e->prev;
     s->nsse--;
+    if (e->room[0]) s->nroom_sse--;
     s->n.sse_closed++;
     free(e);
 }
@@ -454,7 +455,6 @@ void srv_sse_closed(srv *s, srv_http_req *q)
 /* Has the peer closed (or broken) the connection? Data waiting is not a close. */
 static bool peer_gone(struct lws *wsi)
 {
-    if (e->room[0]) s->nroom_sse--;
     int fd = lws_get_socket_fd(wsi);
     if (fd < 0) return true;
     char c;
@@ -512,5 +512,5 @@ void srv_sse_free_all(srv *s)
         free(e);
     }
     s->nsse = 0;
-}
     s->nroom_sse = 0;
+}
