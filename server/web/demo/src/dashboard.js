@@ -31,6 +31,7 @@ export function startDashboard({ intervalMs = 1000 } = {}) {
     let s;
     try { s = JSON.parse(ev.data); } catch { return; }
     dash.events++;
+    if (!state.dataset.live) { state.textContent = 'live'; state.dataset.live = '1'; }
     dash.last = s;
     dash.recent.push(s);
     if (dash.recent.length > 120) dash.recent.shift();
@@ -45,7 +46,8 @@ export function startDashboard({ intervalMs = 1000 } = {}) {
     charts.updates.push(t, s.updates_per_s);
     document.querySelector('.dashboard').dataset.events = String(dash.events);
   });
-  es.onerror = () => { state.textContent = 'reconnecting…'; delete state.dataset.live; };
+  es.onerror = () => { state.textContent = navigator.onLine === false ? 'offline' : 'reconnecting…'; delete state.dataset.live; };
+  window.addEventListener('offline', () => { state.textContent = 'offline'; delete state.dataset.live; });
   window.addEventListener('resize', () => { charts.connections.draw(); charts.updates.draw(); });
   return dash;
 }

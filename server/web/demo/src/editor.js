@@ -1,6 +1,6 @@
 // editor.js - the CodeMirror 6 editor: line numbers, history, markdown
 // highlighting, a dark theme, plus the remote-cursor field from binding.js.
-import { EditorState } from '@codemirror/state';
+import { EditorState, Compartment } from '@codemirror/state';
 import {
   EditorView, keymap, lineNumbers, highlightActiveLine, highlightActiveLineGutter,
   drawSelection, dropCursor, rectangularSelection, highlightSpecialChars, placeholder,
@@ -34,6 +34,10 @@ const theme = EditorView.theme({
   '.cm-placeholder': { color: '#4b5563' },
 }, { dark: true });
 
+/** Holds the read-only switch (a subscription with read access only). */
+export const readOnly = new Compartment();
+export const readOnlyExtension = (ro) => [EditorState.readOnly.of(ro), EditorView.editable.of(!ro)];
+
 /**
  * A new editor in parent. extra: more extensions (the binding's listener).
  * @returns {EditorView}
@@ -63,6 +67,7 @@ export function createEditor(parent, doc, extra = []) {
         placeholder('Start typing — everyone in this room sees it live.'),
         theme,
         remoteCursors,
+        readOnly.of(readOnlyExtension(false)),
         ...extra,
       ],
     }),

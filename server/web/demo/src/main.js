@@ -4,7 +4,7 @@
 // a live server dashboard (SSE). The room comes from the URL: /?room=NAME.
 import './style.css';
 import { TandemClient } from '@tandem/client';
-import { createEditor } from './editor.js';
+import { createEditor, readOnly, readOnlyExtension } from './editor.js';
 import { EditorView } from '@codemirror/view';
 import { remote, opFromChanges, setRemoteCursors, remoteCursorPositions } from './binding.js';
 import { loadIdentity, saveIdentity, avatar, colorFor } from './identity.js';
@@ -139,8 +139,7 @@ doc.on('change', (e) => {
 doc.on('synced', () => { resyncEditor(); renderConn(); renderStats(); sendCursor(view); });
 doc.on('ack', () => { renderConn(); renderStats(); });
 doc.on('subscribed', (s) => {
-  const ro = s.access === 'read';
-  view.contentDOM.setAttribute('contenteditable', ro ? 'false' : 'true');
+  view.dispatch({ effects: readOnly.reconfigure(readOnlyExtension(s.access === 'read')) });
   $('doc-stats').dataset.access = s.access;
 });
 
@@ -148,7 +147,8 @@ function renderStats() {
   const n = view.state.doc.length;
   const v = doc.version == null ? '–' : doc.version;
   const state = doc.hasPending ? 'saving…' : doc.synced ? 'saved' : 'not synced';
-  $('doc-stats').textContent = `${view.state.doc.lines} lines · ${n} chars · v${v} · ${state}`;
+  const ro = doc.access === 1 ? ' · read only' : '';
+  $('doc-stats').textContent = `${view.state.doc.lines} lines · ${n} chars · v${v} · ${state}${ro}`;
 }
 
 /* ------------------------------------------------------------ presence */
