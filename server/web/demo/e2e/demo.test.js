@@ -48,7 +48,7 @@ async function closeAll(pages) {
 }
 
 test('three pages typing concurrently, at the same spot too, converge to the server text', async () => {
-  const room = 'converge';
+  const room = 'team/converge 1'; // a slash and a space: ?room= and /api/rooms/{id} both encode it
   const pages = await Promise.all([0, 1, 2].map(() => openPage(browser, server, room)));
   await Promise.all(pages.map(synced));
   await caretAt(pages[0], 0);
@@ -155,9 +155,16 @@ test('chat: sent in one page, shown in the other, kept after a reload; typing in
     return rows.length >= 2 ? rows : null;
   }), 'chat history after the reload');
   assert.deepEqual(history, [`${bName}: hello A, this is B`, `${aName}: hi B 👋`]);
-  const api = await server.json(`/api/rooms/${room}/messages`);
+  const api = await server.json(`/api/rooms/${encodeURIComponent(room)}/messages`);
   assert.deepEqual(api.messages.map((m) => m.text), ['hello A, this is B', 'hi B 👋']);
   await shot(b, 'chat-after-reload');
+
+  // a draft that is never sent: the indicator clears by itself (3 s after the last key)
+  await a.fill('#chat-input', '');
+  await a.click('#chat-input');
+  await a.keyboard.type('a draft', { delay: 5 });
+  await until(() => b.textContent('#chat-typing').then((t) => t.includes(`${aName} is typing`)), 'A typing in B');
+  await until(() => b.textContent('#chat-typing').then((t) => t === ''), 'the typing line cleared without a send', 10000);
   await closeAll([a, b]);
 });
 
