@@ -110,9 +110,9 @@ struct srv {
     srv_counters n;
     struct srv_sse *sse; /* every open SSE stream (srv_sse.c) */
     size_t nsse;
+    size_t nroom_sse; /* of which per-room event streams */
     srv_rates rates;
 };
-    size_t nroom_sse; /* of which per-room event streams */
 
 /* srv_now_ms - Unix time in milliseconds. */
 uint64_t srv_now_ms(void);
