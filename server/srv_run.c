@@ -16,7 +16,7 @@
 
 #define SRV_TICK_MS      250u  /* sync_server_tick period */
 #define SRV_SHUTDOWN_MS  3000u /* time connections get to take their last frames */
-#define SRV_WS_RX_CHUNK  16384u
+#define SRV_WS_RX_CHUNK  2048u
 #define SRV_STOP_TICK_MS 50u
 
 /* Set by SIGTERM / SIGINT; the service loop (woken by EINTR or the next

@@ -326,11 +326,6 @@ tdm_err sync_session_new(sync_server *srv, uint64_t now_ms, sync_session **out)
     if (srv->nsessions >= srv->o.max_sessions) return TDM_ETOOBIG;
     sync_session *ss = calloc(1, sizeof *ss);
     if (!ss) return TDM_ENOMEM;
-    ss->chans = calloc(srv->o.max_channels, sizeof *ss->chans);
-    if (!ss->chans) {
-        free(ss);
-        return TDM_ENOMEM;
-    }
     ss->srv = srv;
     ss->id = ++srv->next_session_id;
     ss->created_ms = ss->last_recv_ms = now_ms;
@@ -372,6 +367,7 @@ void sync__session_free(sync_session *ss, bool leave, uint64_t now_ms)
     if (ss->next) ss->next->prev = ss->prev;
     srv->nsessions--;
     free(ss->chans);
+    free(ss->token);
     free(ss);
 }
 

@@ -23,7 +23,8 @@ static tdm_err authorize(sync_session *ss, const char *name, sync_auth *a)
         memcpy(a->user, "anon", 5);
         return TDM_OK;
     }
-    tdm_err e = srv->host.authorize(srv->host.ctx, ss, ss->token, ss->token_len, name, a);
+    const uint8_t *tok = ss->token ? ss->token : (const uint8_t *)"";
+    tdm_err e = srv->host.authorize(srv->host.ctx, ss, tok, ss->token_len, name, a);
     a->user[SYNCM_MAX_USER] = a->display[SYNCM_MAX_USER] = '\0';
     if (e) a->access = SYNC_ACCESS_NONE;
     return e;
@@ -39,7 +40,17 @@ static tdm_err on_hello(sync_session *ss, const syncm *m)
         return TDM_EVERSION;
     }
     bool refresh = ss->state == SYNC_S_READY;
-    memcpy(ss->token, m->token.p ? m->token.p : (const uint8_t *)"", m->token.n);
+    uint8_t *tok = NULL; /* an exact copy: most sessions hold a short token or none */
+    if (m->token.n) {
+        tok = malloc(m->token.n);
+        if (!tok) {
+            sync__send_error(ss, 0, SYNC_ERR_INTERNAL, 0, 1000, "out of memory", NULL);
+            return TDM_ENOMEM;
+        }
+        memcpy(tok, m->token.p, m->token.n);
+    }
+    free(ss->token);
+    ss->token = tok;
     ss->token_len = m->token.n;
     if (!refresh) ss->client_id = m->client_id;
     ss->state = SYNC_S_READY;
@@ -110,6 +121,17 @@ static tdm_err on_subscribe(sync_session *ss, const syncm *m)
     if (ss->nchans >= srv->o.max_channels) {
         sync__send_error(ss, ch, SYNC_ERR_TOO_BIG, 0, 0, "too many subscriptions", NULL);
         return TDM_ETOOBIG;
+    }
+    if (ss->nchans == ss->chans_cap) { /* grows by doubling up to max_channels */
+        size_t cap = ss->chans_cap ? 2 * ss->chans_cap : 4;
+        if (cap > srv->o.max_channels) cap = srv->o.max_channels;
+        sync_chan **p = realloc(ss->chans, cap * sizeof *p);
+        if (!p) {
+            sync__send_error(ss, ch, SYNC_ERR_INTERNAL, 0, 1000, "out of memory", NULL);
+            return TDM_ENOMEM;
+        }
+        ss->chans = p;
+        ss->chans_cap = cap;
     }
     uint64_t need = m->mode == SYNC_MODE_OT ? SYNC_CAP_OT : SYNC_CAP_CRDT;
     if (!(srv->o.caps & need)) {

@@ -153,14 +153,14 @@ struct sync_session {
     sync_sstate state;
     sync_close_reason why;
     bool closing;
-    uint8_t token[SYNCM_MAX_TOKEN];
+    uint8_t *token; /* malloc'd copy of the HELLO token (NULL: none) */
     size_t token_len;
     uint64_t client_id;
     uint64_t created_ms, last_recv_ms;
     sync_fq out;
     size_t out_bytes;
-    sync_chan **chans;
-    size_t nchans;
+    sync_chan **chans; /* grows up to o.max_channels */
+    size_t nchans, chans_cap;
     size_t pump_next; /* round robin over streaming channels */
     void *data;
 };
