@@ -70,8 +70,10 @@ typedef struct srv_config {
 
 /* srv_config_init - fill *cfg with the defaults above, then apply the
  * environment: TANDEM_CONNECT_RATE ("N" or "N/BURST": connect_per_s and
- * connect_burst; "0" turns the limit off) and TANDEM_CONNECT_LOOPBACK
- * ("1": connect_limit_loopback). Malformed values are ignored. */
+ * connect_burst; "0" turns the limit off), TANDEM_CONNECT_LOOPBACK
+ * ("1": connect_limit_loopback), TANDEM_ROOM_IDLE_MS (room_idle_ms,
+ * 1..86400000) and TANDEM_HELLO_TIMEOUT_MS (hello_timeout_ms,
+ * 100..3600000). Malformed or out-of-range values are ignored. */
 void srv_config_init(srv_config *cfg);
 
 /* srv_run - open the store, listen and serve until SIGTERM/SIGINT, then stop

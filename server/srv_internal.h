@@ -112,6 +112,9 @@ struct srv {
     size_t nsse;
     size_t nroom_sse; /* of which per-room event streams */
     srv_rates rates;
+    size_t trim_rooms; /* rooms in memory at the last tick (srv_run.c trim) */
+    uint64_t trim_ms;  /* last malloc_trim */
+    bool trim_pending; /* rooms were freed since then */
 };
 
 /* srv_now_ms - Unix time in milliseconds. */

@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 #define SRV_SHUTDOWN_MS  3000u /* time connections get to take their last frames */
 #define SRV_WS_RX_CHUNK  2048u
 #define SRV_STOP_TICK_MS 50u
+#define SRV_TRIM_MS      1000u /* malloc_trim at most this often */
 
 /* Set by SIGTERM / SIGINT; the service loop (woken by EINTR or the next
  * tick) checks it. */
@@ -34,6 +38,17 @@ uint64_t srv_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Set *out from environment variable `name` when it holds a decimal number
+ * of milliseconds in [lo, hi]; anything else is ignored. */
+static void env_ms(const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    const char *v = getenv(name);
+    if (!v || *v < '0' || *v > '9') return;
+    char *end = NULL;
+    unsigned long long ms = strtoull(v, &end, 10);
+    if (*end == '\0' && ms >= lo && ms <= hi) *out = (uint64_t)ms;
 }
 
 void srv_config_init(srv_config *cfg)
@@ -82,6 +97,8 @@ void srv_config_init(srv_config *cfg)
     }
     v = getenv("TANDEM_CONNECT_LOOPBACK");
     if (v && strcmp(v, "1") == 0) cfg->connect_limit_loopback = true;
+    env_ms("TANDEM_ROOM_IDLE_MS", 1, 86400000, &cfg->room_idle_ms);
+    env_ms("TANDEM_HELLO_TIMEOUT_MS", 100, 3600000, &cfg->hello_timeout_ms);
 }
 
 static uint64_t random_seed(void)
@@ -95,11 +112,29 @@ static uint64_t random_seed(void)
     return v ^ srv_now_ms() ^ ((uint64_t)getpid() << 32);
 }
 
+/* After rooms were freed, give the allocator's free pages back to the
+ * system (glibc keeps them otherwise: a burst of rooms or large documents
+ * left the server's RSS at its peak), at most once per SRV_TRIM_MS. */
+static void trim_after_rooms_freed(srv *s, uint64_t now)
+{
+    sync_server_stats st;
+    sync_server_get_stats(s->sync, &st);
+    if (st.rooms < s->trim_rooms) s->trim_pending = true;
+    s->trim_rooms = st.rooms;
+    if (!s->trim_pending || now - s->trim_ms < SRV_TRIM_MS) return;
+    s->trim_pending = false;
+    s->trim_ms = now;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void on_tick(lws_sorted_usec_list_t *sul)
 {
     srv *s = lws_container_of(sul, srv, tick_sul);
     uint64_t now = srv_now_ms();
     sync_server_tick(s->sync, now);
+    trim_after_rooms_freed(s, now);
     srv_access_tick(s, now);
     srv_sse_tick(s, now);
     srv_ws_kick(s);

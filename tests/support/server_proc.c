@@ -256,6 +256,12 @@ int srvp_stop(srvp *s)
         s->pid = 0;
         rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     }
+    const char *keep = getenv("SRVP_KEEP_LOG"); /* a directory to copy the server's log to */
+    if (s->dir[0] && keep && *keep) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s/tandem-serve-%d.log'", s->log, keep, s->port);
+        if (system(cmd) != 0) rc = rc ? rc : -2;
+    }
     if (s->dir[0]) {
         char cmd[256];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
@@ -265,18 +271,24 @@ int srvp_stop(srvp *s)
     return rc;
 }
 
-long srvp_rss_kb(pid_t pid)
+long srvp_status_kb(pid_t pid, const char *field)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
     FILE *f = fopen(path, "r");
     if (!f) return 0;
+    size_t n = strlen(field);
     long kb = 0;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            kb = strtol(line + n + 1, NULL, 10);
             break;
         }
     fclose(f);
     return kb;
+}
+
+long srvp_rss_kb(pid_t pid)
+{
+    return srvp_status_kb(pid, "VmRSS");
 }

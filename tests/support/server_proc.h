@@ -46,8 +46,14 @@ bool srvp_start_opts(srvp *s, const char *bin, const srvp_opts *o);
 /* srvp_rss_kb - VmRSS of process `pid` in KiB (from /proc/PID/status); 0
  * when it cannot be read. */
 long srvp_rss_kb(pid_t pid);
+/* srvp_status_kb - field `field` ("VmRSS", "RssAnon", "RssFile", ...) of
+ * /proc/PID/status in KiB; 0 when it cannot be read. RssAnon is the heap and
+ * stacks without file mappings (LMDB's map counts in RssFile). */
+long srvp_status_kb(pid_t pid, const char *field);
 /* srvp_stop - SIGTERM, wait (SIGKILL after 15 s) and remove the directory;
- * returns the exit status (128 + signal when killed), -1 when not running. */
+ * returns the exit status (128 + signal when killed), -1 when not running.
+ * With SRVP_KEEP_LOG=DIR in the environment the server's log (stdout and
+ * stderr, e.g. sanitizer reports) is first copied to DIR/tandem-serve-PORT.log. */
 int srvp_stop(srvp *s);
 /* srvp_connect - a TCP connection to 127.0.0.1:port, or -1. */
 int srvp_connect(int port);
