@@ -6,10 +6,11 @@
 #   make run    -- set up, build (Release) and the demo page, start the server in development mode on
 #                  http://127.0.0.1:8080 with data in ./data (Ctrl-C stops it cleanly)
 #   make fuzz   -- build the libFuzzer harnesses (clang) and run each FUZZ_SECONDS (30) s
+#   make test-fuzz -- the same for FUZZ_CI_SECONDS (10) s each (part of make test)
 JOBS ?= $(shell nproc)
 TRACES ?= $(abspath tests/traces)
 
-.PHONY: all setup build build-asan test test-normal test-asan bench run format clean fuzz
+.PHONY: all setup build build-asan test test-normal test-asan test-fuzz bench run format clean fuzz
 
 all: build
 
@@ -31,7 +32,7 @@ test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS)
 
-test: test-normal test-asan test-e2e
+test: test-normal test-asan test-fuzz test-e2e
 
 bench: build
 	./build/bench/tandem-bench-trace $(TRACES)/sequential_traces/automerge-paper.json.gz
@@ -52,6 +53,10 @@ test-e2e: build demo
 FUZZ_SECONDS ?= 30
 fuzz: setup
 	./fuzz/run.sh $(FUZZ_SECONDS)
+
+FUZZ_CI_SECONDS ?= 10
+test-fuzz: setup
+	./fuzz/run.sh $(FUZZ_CI_SECONDS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
