@@ -79,4 +79,6 @@ test('positions: code points and UTF-16 offsets around emoji', () => {
   // an insert after the emoji in code points lands after both of its UTF-16 units
   assert.deepEqual(changesFromOp([2, 'X', 2], s, 'cp'), [{ from: 3, insert: 'X' }]);
   assert.deepEqual(opFromChanges(ChangeSet.of([{ from: 3, to: 4 }], s.length), s, 'cp'), [2, -1, 1]);
+  // UTF-16 needs only the change set (the page passes no text)
+  assert.deepEqual(opFromChanges(ChangeSet.of([{ from: 1, insert: 'x' }, { from: 3, to: 5 }], 6), null, 'utf16'), [1, 'x', 2, -2, 1]);
 });

@@ -13,9 +13,14 @@ import { advanceCp, cpLength } from './positions.js';
 
 export const remote = Annotation.define();
 
-/** The OT operation (in `unit`) equivalent to a CodeMirror ChangeSet applied to oldText. */
+/**
+ * The OT operation (in `unit`) equivalent to a CodeMirror ChangeSet applied
+ * to oldText. In UTF-16 the text is not read (pass null: no O(document)
+ * string per keystroke); code points need it.
+ */
 export function opFromChanges(changes, oldText, unit = 'cp') {
   const op = [];
+  const oldLen = changes.length; // the length of the document the changes apply to
   const len = (from, to) => (unit === 'cp' ? cpLength(oldText, from, to) : to - from);
   const push = (c) => {
     const last = op[op.length - 1];
@@ -32,7 +37,7 @@ export function opFromChanges(changes, oldText, unit = 'cp') {
     if (toA > fromA) push(-len(fromA, toA));
     pos = toA;
   });
-  if (pos < oldText.length) push(len(pos, oldText.length));
+  if (pos < oldLen) push(len(pos, oldLen));
   return op;
 }
 

@@ -102,7 +102,7 @@ const binding = EditorView.updateListener.of((u) => {
   for (const tr of u.transactions) {
     if (!tr.docChanged || tr.annotation(remote)) continue;
     try {
-      doc.applyLocal(opFromChanges(tr.changes, tr.startState.doc.toString(), 'utf16'));
+      doc.applyLocal(opFromChanges(tr.changes, null, 'utf16'));
     } catch (e) {
       // cannot happen for CodeMirror's own edits; if it does, the document's text wins
       console.error('tandem: local edit refused', e);
