@@ -1,5 +1,6 @@
-// chart.js - a tiny line chart on a canvas: a fixed time window, the newest
-// sample at the right edge, the y axis from 0 to the window's maximum.
+// chart.js - a tiny line chart on a canvas: a time window (the data's span,
+// at least a minute, at most windowMs), the newest sample at the right edge,
+// the y axis from 0 to the window's maximum.
 
 export class LineChart {
   /**
@@ -53,7 +54,9 @@ export class LineChart {
     g.fillText(`max ${this.format(max)}`, pad.l, 10);
     if (pts.length === 0) return;
     const now = pts[pts.length - 1][0];
-    const x = (t) => pad.l + (w - pad.l - pad.r) * (1 - (now - t) / this.windowMs);
+    // the x axis spans the data (at least a minute) until the window is full
+    const span = Math.min(this.windowMs, Math.max(60000, now - pts[0][0]));
+    const x = (t) => pad.l + (w - pad.l - pad.r) * (1 - (now - t) / span);
     const y = (v) => h - pad.b - ((h - pad.t - pad.b) * v) / top;
     g.beginPath();
     pts.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
