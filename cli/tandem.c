@@ -5,7 +5,8 @@
 
 #include <string.h>
 
-extern const cli_cmd cli_cmd_token; /* cmd_token.c */
+extern const cli_cmd cli_cmd_token;      /* cmd_token.c */
+extern const cli_cmd cli_cmd_vapid_keys; /* cmd_vapid.c */
 
 #ifndef TANDEM_VERSION
 #define TANDEM_VERSION "0.0.0"
@@ -14,6 +15,7 @@ extern const cli_cmd cli_cmd_token; /* cmd_token.c */
 static const cli_cmd *const cmds[] = {
     &cli_cmd_ls,      &cli_cmd_inspect, &cli_cmd_cat,     &cli_cmd_export, &cli_cmd_import,
     &cli_cmd_compact, &cli_cmd_verify,  &cli_cmd_history, &cli_cmd_token,  &cli_cmd_serve,
+    &cli_cmd_vapid_keys,
 };
 
 /* Commands that later issues add: listed, and refused with exit 1. The list

@@ -5,6 +5,10 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config libcbor-dev check libjansson-dev zlib1g-dev clang libclang-rt-14-dev liblmdb-dev lmdb-utils libjwt-dev libssl-dev libwebsockets-dev)
 # the demo page's end-to-end tests (server/web/demo/e2e) drive Debian's Chromium through playwright-core
 PKGS+=(chromium)
+# Web Push (issue 7): libcurl sends the notifications; tests/push runs on node (npm ci)
+PKGS+=(libcurl4-openssl-dev)
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

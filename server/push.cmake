@@ -7,3 +7,11 @@ find_package(OpenSSL 3 REQUIRED)
 add_library(tandem_push STATIC ${CMAKE_CURRENT_LIST_DIR}/push_crypto.c)
 target_include_directories(tandem_push PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(tandem_push PUBLIC tandem_crdt OpenSSL::Crypto)
+
+# The server side (srv_push*.c, in tandem_server): endpoints, the worker
+# thread and libcurl delivery.
+find_package(CURL REQUIRED)
+target_sources(tandem_server PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/srv_push.c
+  ${CMAKE_CURRENT_LIST_DIR}/srv_push_worker.c)
+target_link_libraries(tandem_server PUBLIC tandem_push CURL::libcurl)

@@ -112,26 +112,31 @@ tdm_err srv_access_ws(void *ctx, const sync_session *session, const uint8_t *tok
             out->access = SYNC_ACCESS_WRITE;
             copy_str(out->user, "anon");
             copy_str(out->display, "anon");
+        } else {
+            out->why = "no token";
         }
         return TDM_OK;
     }
     srv_auth_claims c;
     if (srv_auth_verify(s->auth, token, token_len, srv_now_ms(), &c) != TDM_OK) {
         s->n.auth_refused++;
+        out->why = srv_auth_reason_str(c.reason); /* "token expired", ... */
         return TDM_OK;
     }
     out->access = (unsigned)srv_auth_access(&c, name, strlen(name));
+    if (out->access == SYNC_ACCESS_NONE) out->why = "no access to this document";
     copy_str(out->user, c.user);
     copy_str(out->display, c.name);
     return TDM_OK;
 }
 
-unsigned srv_access_http(srv *s, struct lws *wsi, const char *room)
+unsigned srv_access_http_claims(srv *s, struct lws *wsi, srv_auth_claims *c, bool *anon)
 {
     char hdr[SRV_AUTH_TOKEN_MAX + 64];
     char tok[SRV_AUTH_TOKEN_MAX + 1];
     const char *t = NULL;
     size_t tn = 0;
+    *anon = false;
     int hl = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (hl > 0) {
         if (hl >= (int)sizeof hdr ||
@@ -142,13 +147,27 @@ unsigned srv_access_http(srv *s, struct lws *wsi, const char *room)
         const char *v = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
         if (v) t = v, tn = strlen(v);
     }
-    if (!t || tn == 0) return s->cfg.dev ? 0 : 401;
-    srv_auth_claims c;
-    if (srv_auth_verify(s->auth, (const uint8_t *)t, tn, srv_now_ms(), &c) != TDM_OK) {
+    if (!t || tn == 0) {
+        if (!s->cfg.dev) return 401;
+        memset(c, 0, sizeof *c);
+        copy_str(c->user, "anon");
+        copy_str(c->name, "anon");
+        *anon = true;
+        return 0;
+    }
+    if (srv_auth_verify(s->auth, (const uint8_t *)t, tn, srv_now_ms(), c) != TDM_OK) {
         s->n.auth_refused++;
         return 401;
     }
-    if (!room) return 0; /* the room list: any valid token */
+    return 0;
+}
+
+unsigned srv_access_http(srv *s, struct lws *wsi, const char *room)
+{
+    srv_auth_claims c;
+    bool anon;
+    unsigned st = srv_access_http_claims(s, wsi, &c, &anon);
+    if (st || anon || !room) return st; /* the room list: any valid token */
     return srv_auth_access(&c, room, strlen(room)) >= SRV_AUTH_READ ? 0 : 403;
 }
 

@@ -5,12 +5,14 @@
  *   GET /api/rooms/{id}/messages?after=&limit=    chat history
  *   GET /api/rooms/{id}/text                      the document text
  *   GET /api/dev/token?user=&name=                a token (only with --dev; else 404)
+ *   GET /api/push/public-key, /api/push/subscriptions   Web Push (srv_push.c)
  * Errors are {"error": CODE, "message": TEXT} with 400 (bad parameter),
  * 401 (no access), 404 (unknown room or path), 500 (storage). {id} is the
  * percent-decoded rest of the path (it may contain '/'; the suffixes
  * /messages and /text are matched at the end). Service thread only; store
  * reads are short read transactions. */
 #include "srv_internal.h"
+#include "srv_push.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -302,6 +304,8 @@ bool srv_api_route(srv *s, struct lws *wsi, const char *path, srv_resp *r)
         e = route_room(s, wsi, path + 11, r);
     } else if (s->cfg.dev && strcmp(path, "/api/dev/token") == 0) {
         e = srv_access_dev_token(s, wsi, r);
+    } else if (strncmp(path, "/api/push/", 10) == 0) {
+        e = srv_push_get(s, wsi, path, r); /* Web Push (srv_push.c) */
     } else if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0) {
         e = srv_resp_error(r, 404, "not_found", "no such endpoint");
     } else {

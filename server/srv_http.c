@@ -10,6 +10,7 @@
  * Generated bodies are sent in pieces of SRV_HTTP_PIECE bytes, one lws_write
  * per HTTP_WRITEABLE callback. Service thread only. */
 #include "srv_internal.h"
+#include "srv_push.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,67 @@ static int serve_static(srv *s, struct lws *wsi, srv_http_req *q, const char *pa
     return 0;
 }
 
+/* POST: the body arrives in HTTP_BODY callbacks, kept up to
+ * SRV_PUSH_BODY_MAX bytes (413 past it, from the Content-Length at once or
+ * once the body is complete); HTTP_BODY_COMPLETION answers. */
+static void post_reset(srv_http_req *q)
+{
+    free(q->in);
+    q->in = NULL;
+    q->in_len = 0;
+    q->in_over = false;
+    q->in_path[0] = '\0';
+}
+
+static int on_post(srv *s, struct lws *wsi, srv_http_req *q, const char *path)
+{
+    (void)s;
+    post_reset(q);
+    if (!path || !srv_push_is_post(path))
+        return respond_error(wsi, q, 405, "method_not_allowed", "POST is not supported here");
+    char cl[32];
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+        strtoull(cl, NULL, 10) > SRV_PUSH_BODY_MAX)
+        return respond_error(wsi, q, 413, "too_large", "the request body is over 16 KiB");
+    snprintf(q->in_path, sizeof q->in_path, "%s", path);
+    return 0; /* wait for the body */
+}
+
+static int on_body(srv_http_req *q, const void *in, size_t len)
+{
+    if (!q->in_path[0] || q->in_over) return 0;
+    if (q->in_len + len > SRV_PUSH_BODY_MAX) {
+        free(q->in);
+        q->in = NULL;
+        q->in_over = true; /* the rest is read and dropped */
+        return 0;
+    }
+    uint8_t *b = realloc(q->in, q->in_len + len + 1);
+    if (!b) return -1;
+    memcpy(b + q->in_len, in, len);
+    q->in = b;
+    q->in_len += len;
+    return 0;
+}
+
+static int on_body_done(srv *s, struct lws *wsi, srv_http_req *q)
+{
+    if (!q->in_path[0]) return 0;
+    if (q->in_over) {
+        post_reset(q);
+        return respond_error(wsi, q, 413, "too_large", "the request body is over 16 KiB");
+    }
+    srv_resp r = {0};
+    tdm_err e = srv_push_post(s, wsi, q->in_path, q->in ? q->in : (const uint8_t *)"", q->in_len,
+                              &r);
+    post_reset(q);
+    if (e) {
+        free(r.body);
+        return respond_error(wsi, q, e == TDM_ETOOBIG ? 413 : 500, "internal", tdm_strerror(e));
+    }
+    return respond(wsi, q, &r);
+}
+
 static int on_http(srv *s, struct lws *wsi, srv_http_req *q, const char *path)
 {
     s->n.http_requests++;
@@ -157,6 +219,7 @@ static int on_http(srv *s, struct lws *wsi, srv_http_req *q, const char *path)
     char *uri;
     int ulen;
     int method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+    if (method == LWSHUMETH_POST) return on_post(s, wsi, q, path);
     if (method != LWSHUMETH_GET)
         return respond_error(wsi, q, 405, "method_not_allowed", "only GET is supported");
     if (!path || strlen(path) > SRV_PATH_MAX)
@@ -188,6 +251,7 @@ int srv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (s && s->sync) srv_host_drain(s);
+        if (s) srv_push_drain(s);
         return 0;
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         return s && s->stopping ? -1 : 0;
@@ -213,6 +277,10 @@ int srv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         return -1;
     case LWS_CALLBACK_HTTP:
         return on_http(s, wsi, q, (const char *)in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return q ? on_body(q, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return q ? on_body_done(s, wsi, q) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (q && q->sse) return srv_sse_writeable(s, wsi, q);
         return send_piece(wsi, q);
@@ -221,7 +289,7 @@ int srv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
         if (s && q) srv_sse_closed(s, q);
-        if (q) req_reset(q);
+        if (q) req_reset(q), post_reset(q);
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);

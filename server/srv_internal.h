@@ -108,6 +108,7 @@ struct srv {
     bool stopping;       /* shutdown begun: no new connections */
     char web_real[4096]; /* realpath of cfg.web_root ("" when missing) */
     srv_counters n;
+    struct srv_push *push; /* Web Push (srv_push.h) */
     struct srv_sse *sse; /* every open SSE stream (srv_sse.c) */
     size_t nsse;
     size_t nroom_sse; /* of which per-room event streams */
@@ -146,6 +147,10 @@ typedef struct srv_http_req {
     size_t len, off;
     bool sending;
     uint64_t retry_s;    /* the next response carries Retry-After (429) */
+    uint8_t *in;         /* POST body being received (capped at SRV_PUSH_BODY_MAX), or NULL */
+    size_t in_len;
+    bool in_over;             /* the body passed the cap: answered 413 when complete */
+    char in_path[64];         /* the POST path waiting for its body */
     struct srv_sse *sse; /* set while the request is an SSE stream */
 } srv_http_req;
 
@@ -214,6 +219,11 @@ tdm_err srv_access_ws(void *ctx, const sync_session *session, const uint8_t *tok
 /* srv_access_http - may this request read `room` (NULL: list rooms)?
  * 0, or the HTTP status to answer (401 no/bad token, 403 no access). */
 unsigned srv_access_http(srv *s, struct lws *wsi, const char *room);
+struct srv_auth_claims;
+/* srv_access_http_claims - the verified claims of this request's token: 0
+ * with *c filled, or 401. In dev mode a request without a token is user
+ * "anon" with *anon set (every room readable, as srv_access_http). */
+unsigned srv_access_http_claims(srv *s, struct lws *wsi, struct srv_auth_claims *c, bool *anon);
 /* srv_access_rate - sync_host.rate_limit: per-user token buckets. */
 uint64_t srv_access_rate(void *ctx, const sync_session *session, const char *user,
                          sync_rate_kind kind, uint64_t now_ms);

@@ -3,13 +3,14 @@
  * No token is needed (like /healthz). Service thread only. */
 #define _XOPEN_SOURCE 700 /* sysconf */
 #include "srv_internal.h"
+#include "srv_push.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define SRV_METRICS_MAX 8192u
+#define SRV_METRICS_MAX 16384u
 
 uint64_t srv_rss_bytes(void)
 {
@@ -83,6 +84,26 @@ tdm_err srv_metrics(srv *s, srv_resp *r)
             n->sse_reaped);
     COUNTER(&b, "sse_expired_total", "SSE streams ended at their maximum lifetime.",
             n->sse_expired);
+    srv_push_counters pc; /* Web Push (srv_push.h, docs/PUSH.md) */
+    srv_push_counters_get(s, &pc);
+    COUNTER(&b, "push_subscribed_total", "Push subscriptions stored.", pc.subscribed);
+    COUNTER(&b, "push_unsubscribed_total", "Push subscriptions removed by users.",
+            pc.unsubscribed);
+    COUNTER(&b, "push_events_total", "Durable chat messages handed to the push worker.",
+            pc.events);
+    COUNTER(&b, "push_events_lost_total", "Chat messages not notified (push queue full).",
+            pc.events_lost);
+    COUNTER(&b, "push_skipped_total", "Followers skipped (connected to the room, or the sender).",
+            pc.skipped);
+    COUNTER(&b, "push_sent_total", "Notifications accepted by push services.", pc.sent);
+    COUNTER(&b, "push_retried_total", "Notification retries scheduled (429, 5xx, network).",
+            pc.retried);
+    COUNTER(&b, "push_failed_total", "Notifications given up.", pc.failed);
+    COUNTER(&b, "push_removed_total", "Subscriptions deleted after 404/410.", pc.removed);
+    COUNTER(&b, "push_capped_total", "Notifications held back by the per-user cap.", pc.capped);
+    COUNTER(&b, "push_coalesced_total", "Notifications merged into a queued one.", pc.coalesced);
+    COUNTER(&b, "push_dropped_total", "Notifications dropped (delivery queue full).", pc.dropped);
+    GAUGE(&b, "push_queued", "Notifications waiting to be sent.", pc.queued);
     put(&b, "process_resident_memory_bytes", "gauge", "Resident set size in bytes.",
         (double)srv_rss_bytes());
     tdm_err e =

@@ -13,6 +13,7 @@
  * JSON, else as a string when they are UTF-8, else as "state_base64".
  * Service thread only. */
 #include "srv_internal.h"
+#include "srv_push.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -124,6 +125,7 @@ static char *typing_json(const sync_room_event *ev)
 void srv_room_event(void *ctx, const char *name, const sync_room_event *ev)
 {
     srv *s = ctx;
+    if (ev->kind == SYNC_ROOM_CHAT) srv_push_chat(s, name, ev->chat); /* Web Push (srv_push.h) */
     if (!s->nroom_sse || !srv_sse_room_watched(s, name)) return;
     char *data = NULL;
     const char *event = NULL;

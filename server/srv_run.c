@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ratelimit.h"
+#include "srv_push.h"
 
 #define SRV_TICK_MS      250u  /* sync_server_tick period */
 #define SRV_SHUTDOWN_MS  3000u /* time connections get to take their last frames */
@@ -174,8 +175,10 @@ static tdm_err open_parts(srv *s)
     o.idle_timeout_ms = c->idle_timeout_ms;
     o.hash_seed = random_seed();
     if ((e = srv_inbox_init(&s->inbox, o.max_pending + 1024))) return e;
+    if ((e = srv_push_open(s))) return e;
     sync_host h;
     srv_host_make(s, &h);
+    h.authorize = srv_push_authorize; /* srv_access_ws + who is connected where */
     h.session_output = srv_ws_output; /* fan-out asks for WRITEABLE per session */
     return sync_server_new(&h, &o, &s->sync);
 }
@@ -209,6 +212,7 @@ static tdm_err start_lws(srv *s, lws_retry_bo_t *retry)
     pthread_mutex_lock(&s->inbox.mu);
     s->inbox.ctx = s->ctx;
     pthread_mutex_unlock(&s->inbox.mu);
+    srv_push_set_context(s, s->ctx);
     return TDM_OK;
 }
 
@@ -245,6 +249,7 @@ static void shut_down(srv *s)
 
 static void free_parts(srv *s)
 {
+    srv_push_close(s); /* joins the push worker before the context goes */
     if (s->ctx) lws_context_destroy(s->ctx); /* CLOSED for what is left */
     s->ctx = NULL;
     srv_sse_free_all(s); /* streams lws never reported closed */

@@ -31,6 +31,7 @@
  * WRITEABLE callback sends all of it with one lws_write. Service thread only. */
 #define _XOPEN_SOURCE 700
 #include "srv_internal.h"
+#include "srv_push.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -200,14 +201,20 @@ static void queue_stats(srv_sse *e, uint64_t now)
     srv *s = e->s;
     sync_server_stats st;
     sync_server_get_stats(s->sync, &st);
-    char data[512];
+    srv_push_counters pc; /* Web Push delivery (srv_push.h) */
+    srv_push_counters_get(s, &pc);
+    char data[768];
     snprintf(data, sizeof data,
              "{\"connections\":%zu,\"rooms\":%llu,\"sessions\":%llu,\"sse_streams\":%zu,"
              "\"updates_per_s\":%.1f,\"messages_per_s\":%.1f,\"bytes_per_s\":%.1f,"
-             "\"memory\":%llu,\"time_ms\":%llu}",
+             "\"memory\":%llu,\"time_ms\":%llu,\"push\":{\"sent\":%llu,\"failed\":%llu,"
+             "\"retried\":%llu,\"removed\":%llu,\"capped\":%llu,\"queued\":%llu}}",
              s->nconns, (unsigned long long)st.rooms, (unsigned long long)st.sessions, s->nsse,
              s->rates.updates_per_s, s->rates.messages_per_s, s->rates.bytes_per_s,
-             (unsigned long long)srv_rss_bytes(), (unsigned long long)now);
+             (unsigned long long)srv_rss_bytes(), (unsigned long long)now,
+             (unsigned long long)pc.sent, (unsigned long long)pc.failed,
+             (unsigned long long)pc.retried, (unsigned long long)pc.removed,
+             (unsigned long long)pc.capped, (unsigned long long)pc.queued);
     queue_event(e, "stats-update", data);
 }
 

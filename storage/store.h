@@ -365,6 +365,8 @@ typedef struct store_push_sub {
     const store_bytes *rooms; /* followed rooms (each 1..STORE_NAME_MAX bytes) */
     size_t nrooms;            /* 0..STORE_PUSH_ROOMS_MAX */
     int64_t created_ms;       /* 0 on put: the store's clock */
+    const uint8_t *display;   /* the user's display name (Web Push mentions), or NULL */
+    size_t display_len;       /* 0 (none) or 1..STORE_PUSH_USER_MAX */
 } store_push_sub;
 
 /* store_push_put - add or replace (same user and endpoint) a subscription.

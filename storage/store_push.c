@@ -3,6 +3,10 @@
  * Key: user length u8 | user | FNV-1a-64(endpoint) u64 (big-endian).
  * Record (payload of a framed 'P' value), CBOR:
  *   [1, endpoint: text, p256dh: bytes, auth: bytes, rooms: [bytes ...], created_ms: int]
+ * or, when the subscription carries a display name (issue 7, Web Push
+ * mentions), version 2 with one more field:
+ *   [2, endpoint, p256dh, auth, rooms, created_ms, display: bytes]
+ * Both are read; version 1 is still written when there is no display name.
  */
 #include "store_internal.h"
 #include "cbor_rd.h"
@@ -10,9 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PUSH_FIELDS 6
+#define PUSH_FIELDS    6
+#define PUSH_FIELDS_V2 7
 #define PUSH_REC_MAX                                                                               \
-    (64 + STORE_PUSH_ENDPOINT_MAX + 2 * STORE_PUSH_KEY_MAX +                                       \
+    (64 + STORE_PUSH_ENDPOINT_MAX + 2 * STORE_PUSH_KEY_MAX + STORE_PUSH_USER_MAX + 3 +             \
      STORE_PUSH_ROOMS_MAX * (STORE_NAME_MAX + 3))
 
 static size_t push_key(uint8_t *k, const uint8_t *user, size_t ulen, const uint8_t *ep, size_t n)
@@ -31,8 +36,8 @@ static tdm_err push_decode(const uint8_t *p, size_t n, store_push_sub *s, store_
     size_t cnt, nr;
     uint64_t ver;
     memset(s, 0, sizeof *s);
-    if (cbr_array(&r, &cnt) || cnt != PUSH_FIELDS) return TDM_ECORRUPT;
-    if (cbr_uint(&r, &ver) || ver != 1) return TDM_ECORRUPT;
+    if (cbr_array(&r, &cnt) || (cnt != PUSH_FIELDS && cnt != PUSH_FIELDS_V2)) return TDM_ECORRUPT;
+    if (cbr_uint(&r, &ver) || ver != (cnt == PUSH_FIELDS ? 1u : 2u)) return TDM_ECORRUPT;
     if (cbr_text(&r, &s->endpoint, &s->endpoint_len)) return TDM_ECORRUPT;
     if (cbr_bytes(&r, &s->p256dh, &s->p256dh_len)) return TDM_ECORRUPT;
     if (cbr_bytes(&r, &s->auth, &s->auth_len)) return TDM_ECORRUPT;
@@ -41,7 +46,11 @@ static tdm_err push_decode(const uint8_t *p, size_t n, store_push_sub *s, store_
         if (cbr_bytes(&r, &rooms[i].p, &rooms[i].n)) return TDM_ECORRUPT;
         if (!store__name_ok(rooms[i].p, rooms[i].n)) return TDM_ECORRUPT;
     }
-    if (cbr_int(&r, &s->created_ms) || cbr_finish(&r)) return TDM_ECORRUPT;
+    if (cbr_int(&r, &s->created_ms)) return TDM_ECORRUPT;
+    if (ver == 2 && (cbr_bytes(&r, &s->display, &s->display_len) || s->display_len < 1 ||
+                     s->display_len > STORE_PUSH_USER_MAX))
+        return TDM_ECORRUPT;
+    if (cbr_finish(&r)) return TDM_ECORRUPT;
     if (s->endpoint_len < 1 || s->endpoint_len > STORE_PUSH_ENDPOINT_MAX || s->p256dh_len < 1 ||
         s->p256dh_len > STORE_PUSH_KEY_MAX || s->auth_len < 1 || s->auth_len > STORE_PUSH_KEY_MAX)
         return TDM_ECORRUPT;
@@ -52,8 +61,9 @@ static tdm_err push_decode(const uint8_t *p, size_t n, store_push_sub *s, store_
 
 static tdm_err push_encode(tbuf *b, const store_push_sub *s, int64_t created)
 {
-    tdm_err e = tbuf_cbor_array(b, PUSH_FIELDS);
-    if (!e) e = tbuf_cbor_uint(b, 1);
+    bool v2 = s->display_len > 0;
+    tdm_err e = tbuf_cbor_array(b, v2 ? PUSH_FIELDS_V2 : PUSH_FIELDS);
+    if (!e) e = tbuf_cbor_uint(b, v2 ? 2 : 1);
     if (!e) e = tbuf_cbor_text(b, s->endpoint, s->endpoint_len);
     if (!e) e = tbuf_cbor_bytes(b, s->p256dh, s->p256dh_len);
     if (!e) e = tbuf_cbor_bytes(b, s->auth, s->auth_len);
@@ -61,6 +71,7 @@ static tdm_err push_encode(tbuf *b, const store_push_sub *s, int64_t created)
     for (size_t i = 0; i < s->nrooms && !e; i++)
         e = tbuf_cbor_bytes(b, s->rooms[i].p, s->rooms[i].n);
     if (!e) e = tbuf_cbor_int(b, created);
+    if (!e && v2) e = tbuf_cbor_bytes(b, s->display, s->display_len);
     return e;
 }
 
@@ -135,10 +146,11 @@ tdm_err store_push_put(store *st, const void *user, size_t user_len, const store
 {
     if (!st || !user_ok(user, user_len) || !sub || !sub->endpoint || !sub->p256dh || !sub->auth ||
         sub->endpoint_len < 1 || sub->p256dh_len < 1 || sub->auth_len < 1 ||
-        (sub->nrooms && !sub->rooms))
+        (sub->nrooms && !sub->rooms) || (sub->display_len && !sub->display))
         return TDM_EINVAL;
     if (sub->endpoint_len > STORE_PUSH_ENDPOINT_MAX || sub->p256dh_len > STORE_PUSH_KEY_MAX ||
-        sub->auth_len > STORE_PUSH_KEY_MAX || sub->nrooms > STORE_PUSH_ROOMS_MAX)
+        sub->auth_len > STORE_PUSH_KEY_MAX || sub->nrooms > STORE_PUSH_ROOMS_MAX ||
+        sub->display_len > STORE_PUSH_USER_MAX)
         return TDM_ETOOBIG;
     for (size_t i = 0; i < sub->nrooms; i++) {
         if (sub->rooms[i].n > STORE_NAME_MAX) return TDM_ETOOBIG;
