@@ -93,6 +93,7 @@ struct srv_resp;
 struct srv {
     srv_config cfg;
     struct lws_context *ctx;
+    void *evloop[1]; /* the libev loop lws runs on ([0] NULL: lws's own poll loop) */
     store *st;
     sync_server *sync;
     srv_inbox inbox;

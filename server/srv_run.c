@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "ratelimit.h"
 #include "srv_push.h"
 
@@ -189,6 +191,38 @@ static const struct lws_protocols srv_protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* The lws context on a libev loop (epoll) when the evlib plugin loads, else
+ * on lws's own poll() loop (also with TANDEM_EVLIB=poll). poll() walks every
+ * socket on every wakeup: with thousands of mostly idle connections that was
+ * a quarter of the server's CPU under load (bench/tandem-bench-load). */
+static struct lws_context *create_context(srv *s, struct lws_context_creation_info *info)
+{
+    const char *v = getenv("TANDEM_EVLIB");
+    if (!v || strcmp(v, "poll") != 0) {
+        s->evloop[0] = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+        if (s->evloop[0]) {
+            info->options |= LWS_SERVER_OPTION_LIBEV;
+            info->foreign_loops = s->evloop;
+            struct lws_context *ctx = lws_create_context(info);
+            if (ctx) return ctx;
+            info->options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+            info->foreign_loops = NULL;
+            ev_loop_destroy(s->evloop[0]);
+            s->evloop[0] = NULL;
+        }
+    }
+    return lws_create_context(info);
+}
+
+/* One turn of the event loop: returns after what is ready now has been
+ * handled, a timer fired or a signal came. */
+static int srv_service(srv *s)
+{
+    if (!s->evloop[0]) return lws_service(s->ctx, 0);
+    ev_run(s->evloop[0], EVRUN_ONCE);
+    return 0;
+}
+
 static tdm_err start_lws(srv *s, lws_retry_bo_t *retry)
 {
     struct lws_context_creation_info info;
@@ -203,7 +237,7 @@ static tdm_err start_lws(srv *s, lws_retry_bo_t *retry)
     info.retry_and_idle_policy = retry;
     info.timeout_secs = 20;
     lws_set_log_level(LLL_ERR, NULL);
-    s->ctx = lws_create_context(&info);
+    s->ctx = create_context(s, &info);
     if (!s->ctx) {
         fprintf(stderr, "tandem serve: cannot listen on %s:%u\n", s->cfg.host,
                 (unsigned)s->cfg.port);
@@ -240,7 +274,7 @@ static void shut_down(srv *s)
                      (lws_usec_t)SRV_STOP_TICK_MS * LWS_US_PER_MS);
     uint64_t deadline = srv_now_ms() + SRV_SHUTDOWN_MS;
     while ((s->nconns || s->nsse) && srv_now_ms() < deadline) {
-        lws_service(s->ctx, 0);
+        srv_service(s);
         srv_host_drain(s);
         srv_ws_close_all(s, SRV_CLOSE_GOING_AWAY);
     }
@@ -252,6 +286,8 @@ static void free_parts(srv *s)
     srv_push_close(s); /* joins the push worker before the context goes */
     if (s->ctx) lws_context_destroy(s->ctx); /* CLOSED for what is left */
     s->ctx = NULL;
+    if (s->evloop[0]) ev_loop_destroy(s->evloop[0]);
+    s->evloop[0] = NULL;
     srv_sse_free_all(s); /* streams lws never reported closed */
     if (s->inbox.ring) {
         pthread_mutex_lock(&s->inbox.mu);
@@ -293,7 +329,7 @@ tdm_err srv_run(const srv_config *cfg)
                     cfg->dev ? ", DEVELOPMENT MODE: no authentication" : "");
         lws_sul_schedule(s->ctx, 0, &s->tick_sul, on_tick, (lws_usec_t)SRV_TICK_MS * LWS_US_PER_MS);
         while (!srv_stop_flag)
-            if (lws_service(s->ctx, 0) < 0) break;
+            if (srv_service(s) < 0) break;
         if (!cfg->quiet) fprintf(stderr, "tandem serve: shutting down\n");
         shut_down(s);
     }
