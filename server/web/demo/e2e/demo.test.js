@@ -4,7 +4,7 @@
 // Screenshots go to e2e-artifacts/ (or TANDEM_E2E_ARTIFACTS).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, launchBrowser, openPage, shot, editorText, caretAt, until, sleep } from './harness.js';
+import { Server, launchBrowser, openPage, openIn, shot, editorText, caretAt, until, VIEWPORT } from './harness.js';
 
 let server;
 let browser;
@@ -253,4 +253,41 @@ test('server stopped: both keep typing, one reloads, everything is merged after 
   assert.equal(text, 'B during the outage\nline one\nA during the outage\nA after reload');
   await shot(a, 'outage-merged');
   await closeAll([a, b]);
+});
+
+test('tabs of one browser during an outage: unsent edits are neither doubled nor lost', async () => {
+  const room = 'tabs';
+  const context = await browser.newContext({ viewport: VIEWPORT });
+  const a = await openIn(context, server, room);
+  const peer = await openPage(browser, server, room); // someone else, elsewhere
+  await Promise.all([synced(a), synced(peer)]);
+  await caretAt(a, 0);
+  await a.keyboard.type('start\n');
+  await converged([a, peer], room);
+  await until(() => a.evaluate(() => !!navigator.serviceWorker.controller), 'the service worker controlling A');
+
+  await server.stop();
+  await until(() => a.evaluate(() => window.tandemDemo.client.status !== 'online'), 'A disconnected');
+  await caretAt(a, -1);
+  await a.keyboard.type('A1 ');
+  // a second tab opens while A still holds unsent edits: it must not take them over
+  const b = await openIn(context, server, room);
+  assert.notEqual(await a.evaluate(() => window.tandemDemo.tab), await b.evaluate(() => window.tandemDemo.tab));
+  assert.equal(await editorText(b), '', 'a new tab does not restore another open tab\'s edits');
+  await caretAt(b, 0);
+  await b.keyboard.type('B1 ');
+  // A is closed before it could send; the next tab adopts its edits
+  await a.close();
+  const c = await openIn(context, server, room);
+  assert.equal(await editorText(c), 'start\nA1 ', 'the closed tab\'s unsent edits are adopted');
+  await shot(c, 'tabs-adopted');
+
+  await server.start();
+  const text = await converged([b, c, peer], room, 40000);
+  const count = (needle) => text.split(needle).length - 1;
+  assert.equal(count('A1 '), 1, text);
+  assert.equal(count('B1 '), 1, text);
+  assert.equal(count('start'), 1, text);
+  await context.close();
+  await peer.context().close();
 });

@@ -107,9 +107,16 @@ export async function launchBrowser() {
   });
 }
 
+export const VIEWPORT = { width: 1360, height: 860 };
+
 /** A fresh browser context (its own storage: one person) with one page open on room. */
-export async function openPage(browser, server, room, { viewport = { width: 1360, height: 860 } } = {}) {
+export async function openPage(browser, server, room, { viewport = VIEWPORT } = {}) {
   const context = await browser.newContext({ viewport });
+  return openIn(context, server, room);
+}
+
+/** Another tab of an existing browser context (shared localStorage) open on room. */
+export async function openIn(context, server, room) {
   const page = await context.newPage();
   page.on('pageerror', (e) => { page.errors = [...(page.errors || []), String(e)]; });
   page.on('response', (r) => { if (process.env.TANDEM_E2E_VERBOSE && r.status() >= 400) console.log(`[page http] ${r.status()} ${r.url()}`); });

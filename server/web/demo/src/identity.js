@@ -1,7 +1,7 @@
 // identity.js - who this tab is: a user id, a friendly display name and a
-// colour. Each tab gets its own identity (a tab id in sessionStorage, which
-// survives reloads of that tab) remembered in localStorage under that tab
-// id, so a reload keeps the name and a second tab is a second person.
+// colour. Each tab gets its own identity, remembered in localStorage under
+// the tab's id (tabs.js: kept in sessionStorage, so a reload keeps the name
+// and a second tab is a second person).
 const ADJ = ['Amber', 'Brisk', 'Calm', 'Dapper', 'Eager', 'Fuzzy', 'Gentle', 'Happy', 'Jolly', 'Keen',
   'Lucky', 'Mellow', 'Nimble', 'Plucky', 'Quiet', 'Rapid', 'Sunny', 'Tidy', 'Vivid', 'Witty', 'Zesty'];
 const ANIMAL = ['Otter', 'Falcon', 'Panda', 'Lynx', 'Heron', 'Koala', 'Badger', 'Marten', 'Ibex', 'Gecko',
@@ -24,13 +24,8 @@ function safeSet(store, key, value) {
   try { store.setItem(key, value); } catch { /* private mode: identity lasts for this page only */ }
 }
 
-/** The tab's identity {user, name, color}, created on first use. */
-export function loadIdentity() {
-  let tab = safeGet(sessionStorage, 'tandem.demo.tab');
-  if (!tab) {
-    tab = randomHex(6);
-    safeSet(sessionStorage, 'tandem.demo.tab', tab);
-  }
+/** The identity {user, name, color} of tab `tab` (tabs.js), created on first use. */
+export function loadIdentity(tab) {
   const key = `tandem.demo.identity.${tab}`;
   try {
     const saved = JSON.parse(safeGet(localStorage, key) || 'null');

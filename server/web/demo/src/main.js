@@ -9,6 +9,7 @@ import { EditorView } from '@codemirror/view';
 import { remote, opFromChanges, setRemoteCursors, remoteCursorPositions } from './binding.js';
 import { loadIdentity, saveIdentity, avatar, colorFor } from './identity.js';
 import { makeTokenSource } from './auth.js';
+import { claimTab, tabStorage, pruneIdentities } from './tabs.js';
 import { renderPeople } from './people.js';
 import { ChatView } from './chat.js';
 import { startDashboard } from './dashboard.js';
@@ -35,7 +36,9 @@ document.title = `${room} — tandem`;
 $('room-name').textContent = room;
 $('doc-title').textContent = room;
 
-const identity = loadIdentity();
+const tab = await claimTab();
+const identity = loadIdentity(tab);
+pruneIdentities();
 const getToken = makeTokenSource(identity);
 
 function renderMe() {
@@ -46,7 +49,7 @@ renderMe();
 /* ------------------------------------------------------------ connection */
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const client = new TandemClient({ url: wsUrl, getToken });
+const client = new TandemClient({ url: wsUrl, getToken, storage: await tabStorage(tab) });
 const doc = client.openDocument(room);
 
 const conn = $('conn');
@@ -278,7 +281,7 @@ if (import.meta.env.PROD && 'serviceWorker' in navigator && !new URLSearchParams
 
 // For the end-to-end tests and for poking around in the console.
 window.tandemDemo = {
-  client, doc, view, identity, room, dash,
+  client, doc, view, identity, room, dash, tab,
   remoteCursors: () => remoteCursorPositions(view.state),
   ready: true,
 };
