@@ -206,10 +206,12 @@ static bool parse_num(const char *v, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* 0: parsed (or absent); -1: bad value. */
+/* 0: parsed (or absent); -1: bad value. lws_get_urlarg_by_name gives up at
+ * the first argument longer than its buffer, so the buffer must hold a
+ * ?token= that may come first. */
 static int query_num(struct lws *wsi, const char *name, uint64_t max, uint64_t *out)
 {
-    char buf[64];
+    char buf[8192];
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) <= 0) return 0;
     const char *v = lws_get_urlarg_by_name(wsi, name, buf, sizeof buf);
     if (!v) return 0;
