@@ -112,15 +112,19 @@ tdm_err srv_access_ws(void *ctx, const sync_session *session, const uint8_t *tok
             out->access = SYNC_ACCESS_WRITE;
             copy_str(out->user, "anon");
             copy_str(out->display, "anon");
+        } else {
+            out->why = "no token";
         }
         return TDM_OK;
     }
     srv_auth_claims c;
     if (srv_auth_verify(s->auth, token, token_len, srv_now_ms(), &c) != TDM_OK) {
         s->n.auth_refused++;
+        out->why = srv_auth_reason_str(c.reason); /* "token expired", ... */
         return TDM_OK;
     }
     out->access = (unsigned)srv_auth_access(&c, name, strlen(name));
+    if (out->access == SYNC_ACCESS_NONE) out->why = "no access to this document";
     copy_str(out->user, c.user);
     copy_str(out->display, c.name);
     return TDM_OK;

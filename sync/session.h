@@ -68,6 +68,7 @@ typedef struct sync_auth {
     unsigned access;                  /* SYNC_ACCESS_NONE / READ / WRITE */
     char user[SYNCM_MAX_USER + 1];    /* user id, NUL-terminated (rate limits, chat, typing) */
     char display[SYNCM_MAX_USER + 1]; /* display name, NUL-terminated */
+    const char *why; /* access NONE: a static reason for the ERROR text (NULL: "not allowed") */
 } sync_auth;
 
 /* Outcome of load_room(). */

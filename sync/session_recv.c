@@ -74,7 +74,8 @@ tdm_err sync_session_reauthorize(sync_session *ss, uint64_t now_ms)
         if (a.access == SYNC_ACCESS_NONE) {
             uint32_t id = c->id;
             sync__session_leave(ss, i, now_ms);
-            sync__send_error(ss, id, SYNC_ERR_NOT_ALLOWED, 0, 0, "access revoked", NULL);
+            sync__send_error(ss, id, SYNC_ERR_NOT_ALLOWED, 0, 0, a.why ? a.why : "access revoked",
+                             NULL);
             continue;
         }
         c->auth = a;
@@ -149,7 +150,7 @@ static tdm_err on_subscribe(sync_session *ss, const syncm *m)
     sync_auth a;
     authorize(ss, name, &a);
     if (a.access != SYNC_ACCESS_READ && a.access != SYNC_ACCESS_WRITE) {
-        sync__send_error(ss, ch, SYNC_ERR_NOT_ALLOWED, 0, 0, "not allowed", NULL);
+        sync__send_error(ss, ch, SYNC_ERR_NOT_ALLOWED, 0, 0, a.why ? a.why : "not allowed", NULL);
         return TDM_EINVAL;
     }
     if (srv->host.rate_limit) {

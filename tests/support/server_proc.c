@@ -148,7 +148,7 @@ static bool spawn_server(srvp *s, const char *bin, const srvp_opts *o)
     size_t na = 0;
     const char *std[] = {bin, "serve", "--host", "127.0.0.1", "--port", port, "--data", s->data};
     for (size_t i = 0; i < sizeof std / sizeof std[0]; i++) argv[na++] = std[i];
-    if (!o->secret) argv[na++] = "--dev";
+    if (!o->secret && !o->prod) argv[na++] = "--dev";
     for (size_t i = 0; o->args && o->args[i]; i++) {
         if (i >= SRVP_MAX_ARGS) return false;
         argv[na++] = o->args[i];

@@ -31,6 +31,7 @@ typedef struct srvp_http {
 /* How to start the server (srvp_start_opts). Zeroed = srvp_start. */
 typedef struct srvp_opts {
     const char *secret;      /* non-NULL: no --dev; TANDEM_JWT_SECRET=secret for the child */
+    bool prod;               /* no --dev even without a secret (args name the verifier) */
     const char *const *args; /* extra arguments after the standard ones, NULL-terminated */
     const char *const *env;  /* extra "NAME=VALUE" for the child (override), NULL-terminated */
 } srvp_opts;

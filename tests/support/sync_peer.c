@@ -38,6 +38,17 @@ static void on_error(void *ctx, const syncm *m)
     p->last_err_retry_ms = m->retry_ms;
     p->last_err_ref = m->ref;
     if (m->code <= SYNC_ERR_CLOSING) p->err_count[m->code]++;
+    size_t n = m->text.n < SYNCM_MAX_ERROR_TEXT ? m->text.n : SYNCM_MAX_ERROR_TEXT;
+    if (n) memcpy(p->last_err_text, m->text.p, n);
+    p->last_err_text[n] = '\0';
+}
+
+static void on_subscribed(void *ctx, uint32_t channel, const syncm *m)
+{
+    (void)channel;
+    np_peer *p = ctx;
+    p->subscribed++;
+    p->access = m->access;
 }
 
 static void on_remote(void *ctx, uint32_t channel, const ot_op *op)
@@ -115,6 +126,7 @@ void np_open(np_peer *p, wsc_ctx *x, int port, const char *room, uint64_t client
     ev.ctx = p;
     ev.on_ack = on_ack;
     ev.on_error = on_error;
+    ev.on_subscribed = on_subscribed;
     ev.on_remote = on_remote;
     ev.on_awareness = on_awareness;
     ev.on_chat = on_chat;

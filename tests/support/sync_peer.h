@@ -36,6 +36,9 @@ typedef struct np_peer {
     /* what the callbacks saw */
     uint64_t acks, errors, remote, chat_acks;
     uint64_t last_err_code, last_err_retry_ms, last_err_ref;
+    char last_err_text[SYNCM_MAX_ERROR_TEXT + 1];
+    int subscribed;  /* SUBSCRIBED frames seen */
+    uint64_t access; /* SYNC_ACCESS_* of the last SUBSCRIBED */
     uint64_t err_count[SYNC_ERR_CLOSING + 1];
     uint64_t chat_ids[NP_MAX_CHAT];
     size_t nchat; /* records seen (live and history) */
