@@ -234,7 +234,9 @@ export class TandemClient extends Emitter {
         this._setStatus('online');
         this._startPing();
         this._scheduleRefresh();
-        for (const d of this._docs.values()) d._onOnline();
+        // after a token refresh (a second HELLO) only the documents not
+        // subscribed (e.g. refused with the old token) subscribe again
+        for (const d of this._docs.values()) if (!d._subscribed && !d._subscribing) d._onOnline();
         return;
       case MSG.PING:
         this._send({ type: MSG.PONG, nonce: m.nonce });

@@ -30,6 +30,7 @@ const AW_TIMEOUT_MS = 30000;
 const TYPING_RENEW_MS = 2000;
 const SEEN_CHAT_CAP = 10000;
 const HISTORY_PAGE = 256;
+const SUBSCRIBE_FAILURES = new Set([ERR.NOT_ALLOWED, ERR.UNKNOWN_DOCUMENT, ERR.LOAD_FAILED, ERR.SERVER_BUSY, ERR.RATE_LIMITED, ERR.TOO_BIG, ERR.INTERNAL]);
 
 export class TandemDocument extends Emitter {
   /**
@@ -182,8 +183,9 @@ export class TandemDocument extends Emitter {
 
   _subscribeFrame() {
     const after = this._o.chatReplay ? this._lastChatId : null;
+    if (!this.client._send({ type: MSG.SUBSCRIBE, channel: this.channel, name: this.room, mode: MODE_OT, version: this.version, after })) return;
+    this._subscribing = true;
     if (after !== null) this._historyQueue.push({ kind: 'replay' });
-    this.client._send({ type: MSG.SUBSCRIBE, channel: this.channel, name: this.room, mode: MODE_OT, version: this.version, after });
   }
 
   _onOnline() {
@@ -195,6 +197,8 @@ export class TandemDocument extends Emitter {
 
   _onOffline() {
     this._subscribed = false;
+    this._subscribing = false;
+    this._authRetried = false;
     this.synced = false;
     this._inflightSent = false;
     this._snap = null;
@@ -238,6 +242,7 @@ export class TandemDocument extends Emitter {
     switch (m.type) {
       case MSG.SUBSCRIBED:
         this._subscribed = true;
+        this._subscribing = false;
         this.access = m.access;
         this._target = m.version;
         this._serverChatId = m.chatId;
@@ -408,6 +413,31 @@ export class TandemDocument extends Emitter {
     const err = { ...m, name: ERR_NAMES[m.code] ?? 'UNKNOWN' };
     const isOp = m.ref && m.ref % 2 === 1;
     const isChat = m.ref && m.ref % 2 === 0;
+    if (!m.ref && !this._subscribed && this._subscribing && SUBSCRIBE_FAILURES.has(m.code)) {
+      // the SUBSCRIBE was refused
+      this._subscribing = false;
+      this._historyQueue = this._historyQueue.filter((h) => h.kind !== 'replay');
+      if (m.code === ERR.NOT_ALLOWED) {
+        // a stale token (e.g. the server restarted with a new key): refresh once per connection
+        if (this.client._getToken && !this._authRetried) {
+          this._authRetried = true;
+          this.client.refreshToken().catch(() => {});
+        }
+      } else if (m.code !== ERR.UNKNOWN_DOCUMENT && m.code !== ERR.TOO_BIG) {
+        clearTimeout(this._resubTimer);
+        this._resubTimer = setTimeout(() => {
+          if (!this._closed && !this._subscribed && !this._subscribing && this.client.status === 'online') this._subscribeFrame();
+        }, Math.max(m.retryMs || 0, 1000));
+      }
+      this.emit('error', { ...m, name: ERR_NAMES[m.code] ?? 'UNKNOWN' });
+      return;
+    }
+    if (!m.ref && m.code === ERR.NOT_ALLOWED && this._subscribed) {
+      // access revoked: the server left the channel
+      this._subscribed = false;
+      this.synced = false;
+      this.access = 0;
+    }
     switch (m.code) {
       case ERR.RATE_LIMITED:
       case ERR.SERVER_BUSY:
@@ -428,7 +458,10 @@ export class TandemDocument extends Emitter {
         if (isOp && m.ref === this._inflightId) this._inflightSent = false;
         break;
       case ERR.NOT_ALLOWED:
-        if (this._subscribed && isOp) this.access = 1;
+        if (this._subscribed && isOp) {
+          // a write on a read-only subscription: the op can never be applied
+          this.access = 1;
+        }
         break;
       case ERR.BAD_OPERATION:
         if (isOp && m.ref === this._inflightId) {

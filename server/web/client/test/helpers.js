@@ -121,8 +121,10 @@ export class Server {
 
   /** A TandemClient on `ws` with a fresh dev token for `user`. */
   async client(user, opts = {}) {
-    const token = await this.token(user);
-    const c = new TandemClient({ url: this.ws, token, WebSocket, storage: opts.storage ?? new MemoryStorage(), minDelay: 100, maxDelay: 1000, ...opts });
+    // a fresh token before every connection attempt: a restarted --dev
+    // server signs with a new key, so old tokens stop working
+    const getToken = () => this.token(user);
+    const c = new TandemClient({ url: this.ws, getToken, WebSocket, storage: opts.storage ?? new MemoryStorage(), minDelay: 100, maxDelay: 1000, ...opts });
     return c;
   }
 }

@@ -411,3 +411,11 @@ test('API units: UTF-16 positions, emoji never split, read-back of change events
   assert.deepEqual(last.changes, [{ from: 3, to: 3, insert: 'X' }]);
   c.close();
 });
+
+test('backoff delays: 1 s doubling to 30 s, drawn in [d/2, d]', () => {
+  const mk = (x) => new TandemClient({ url: 'ws://x', WebSocket: class {}, autoConnect: false, random: () => x });
+  const lo = mk(0);
+  const hi = mk(0.999999);
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 20].map((n) => lo.backoffDelay(n)), [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 20].map((n) => hi.backoffDelay(n)), [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+});
