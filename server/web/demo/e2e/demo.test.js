@@ -108,6 +108,14 @@ test('a remote cursor is drawn at the other person\'s caret, emoji before it', a
   await converged([a, b], room);
   await until(() => b.evaluate((u) => window.tandemDemo.remoteCursors().find((x) => x.user === u)?.pos, aUser)
     .then((p) => p === want + 3), 'A\'s cursor moved by B\'s insert', 10000);
+  // undo is per person: A types after B; B's Ctrl+Z takes back B's insert, not A's newer one
+  await caretAt(a, -1);
+  await a.keyboard.type('!');
+  await converged([a, b], room);
+  await b.focus('.cm-content');
+  await b.keyboard.press('Control+z');
+  await until(() => editorText(b).then((t) => t === '😀😀 one\ntwo three\n!'), 'only B\'s insert undone in B');
+  await converged([a, b], room);
   // a selection is drawn as a highlighted range
   await a.evaluate(() => { const { view } = window.tandemDemo; view.dispatch({ selection: { anchor: 3, head: 10 } }); });
   await until(() => b.evaluate((u) => !!document.querySelector(`.cm-remote-selection[data-user="${u}"]`), aUser), 'A\'s selection drawn in B');

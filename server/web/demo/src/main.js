@@ -6,6 +6,7 @@ import './style.css';
 import { TandemClient } from '@tandem/client';
 import { createEditor, readOnly, readOnlyExtension } from './editor.js';
 import { EditorView } from '@codemirror/view';
+import { Transaction } from '@codemirror/state';
 import { remote, opFromChanges, setRemoteCursors, remoteCursorPositions } from './binding.js';
 import { loadIdentity, saveIdentity, avatar, colorFor } from './identity.js';
 import { makeTokenSource } from './auth.js';
@@ -121,13 +122,14 @@ const view = createEditor($('editor'), doc.text, [binding]);
 function resyncEditor() {
   const cur = view.state.doc.toString();
   if (cur === doc.text) return;
-  view.dispatch({ changes: { from: 0, to: cur.length, insert: doc.text }, annotations: remote.of(true) });
+  view.dispatch({ changes: { from: 0, to: cur.length, insert: doc.text }, annotations: [remote.of(true), Transaction.addToHistory.of(false)] });
 }
 
 const editingUntil = new Map(); // client id -> ms until which they count as editing
 doc.on('change', (e) => {
   if (e.remote) {
-    view.dispatch({ changes: e.changes, annotations: remote.of(true) });
+    // not in the undo history: Ctrl+Z undoes only this person's edits (mapped through the others')
+    view.dispatch({ changes: e.changes, annotations: [remote.of(true), Transaction.addToHistory.of(false)] });
     if (view.state.doc.length !== e.text.length) resyncEditor();
     if (e.src) {
       editingUntil.set(String(e.src), Date.now() + 3000);
@@ -179,6 +181,7 @@ function renderCursors() {
 function renderPeopleNow() {
   const typing = new Set(doc.typing.map((t) => t.user));
   const now = Date.now();
+  for (const [k, until] of editingUntil) if (until <= now) editingUntil.delete(k);
   const people = [{ key: 'me', user: identity.user, name: identity.name, color: identity.color, me: true, typing: false }];
   const seen = new Set();
   for (const p of peerList()) {
