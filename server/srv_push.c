@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "utf8.h"
@@ -402,6 +403,15 @@ static const char *endpoint_problem(const struct srv_push *p, const char *e, siz
                                    : "endpoint must be an https URL";
     char origin[PUSH_AUD_MAX + 1];
     if (push_origin(e, n, origin, sizeof origin)) return "endpoint has no valid host";
+    if (https) {
+        /* Push services have DNS names: an IP literal or localhost would
+         * only aim the server's requests at hosts of the operator's network. */
+        const char *h = origin + 8;
+        size_t hn = strcspn(h, ":");
+        bool ip = h[0] == '[' || strspn(h, "0123456789.") == hn;
+        if (ip || (hn == 9 && strncasecmp(h, "localhost", 9) == 0) || memchr(h, '.', hn) == NULL)
+            return "endpoint host must be a DNS name with a dot (no IP address or localhost)";
+    }
     return NULL;
 }
 

@@ -547,6 +547,12 @@ START_TEST(test_bad_subscriptions)
     refused(&w, bob, body, 400, "https");
     SUB("http://10.0.0.1/x", pk, au, "[\"r\"]"); /* http only for 127.0.0.1 */
     refused(&w, bob, body, 400, "https");
+    SUB("https://10.0.0.1/x", pk, au, "[\"r\"]"); /* no IP literals */
+    refused(&w, bob, body, 400, "DNS name");
+    SUB("https://[::1]:443/x", pk, au, "[\"r\"]");
+    refused(&w, bob, body, 400, "DNS name");
+    SUB("https://localhost/x", pk, au, "[\"r\"]");
+    refused(&w, bob, body, 400, "DNS name");
     char longep[2100];
     memset(longep, 'a', sizeof longep);
     memcpy(longep, "https://h/", 10);
