@@ -257,11 +257,13 @@ static bool proc_cpu_ticks(long pid, uint64_t *ticks)
     return true;
 }
 
-/* VmRSS and VmHWM in kB (0 when unknown). */
-static void proc_mem(long pid, uint64_t *rss_kb, uint64_t *hwm_kb)
+/* VmRSS and VmHWM in kB (0 when unknown); *file_kb (may be NULL): RssFile,
+ * file-backed pages such as LMDB's map, which the kernel may reclaim. */
+static void proc_mem(long pid, uint64_t *rss_kb, uint64_t *hwm_kb, uint64_t *file_kb)
 {
     char path[64], line[256];
     *rss_kb = *hwm_kb = 0;
+    if (file_kb) *file_kb = 0;
     snprintf(path, sizeof path, "/proc/%ld/status", pid);
     FILE *f = fopen(path, "r");
     if (!f) return;
@@ -269,6 +271,7 @@ static void proc_mem(long pid, uint64_t *rss_kb, uint64_t *hwm_kb)
         unsigned long v;
         if (sscanf(line, "VmRSS: %lu", &v) == 1) *rss_kb = v;
         if (sscanf(line, "VmHWM: %lu", &v) == 1) *hwm_kb = v;
+        if (file_kb && sscanf(line, "RssFile: %lu", &v) == 1) *file_kb = v;
     }
     fclose(f);
 }
@@ -913,7 +916,7 @@ static void raise_nofile(void)
 
 typedef struct bl_result {
     double connect_s, window_s, cpu_pct, updates_per_s, frames_in_per_s;
-    uint64_t rss0, rss1, rss2, hwm, lost, expected, sent_total;
+    uint64_t rss0, rss1, rss2, hwm, file2, lost, expected, sent_total;
     double p50, p99, p999, max;
     double load1;
 } bl_result;
@@ -940,7 +943,8 @@ static void report(bl *b, const bl_result *r, bool ok_floors)
                "\"delivered\":%llu,\"lost\":%llu,\"duplicates\":%llu,\"foreign\":%llu,"
                "\"samples\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
                "\"server_cpu_pct\":%.1f,\"server_rss_base_kb\":%llu,\"server_rss_kb\":%llu,"
-               "\"server_rss_end_kb\":%llu,\"server_hwm_kb\":%llu,\"rss_per_conn_bytes\":%.0f,"
+               "\"server_rss_end_kb\":%llu,\"server_file_end_kb\":%llu,\"server_hwm_kb\":%llu,"
+               "\"rss_per_conn_bytes\":%.0f,"
                "\"wire_in_per_conn\":%.0f,\"wire_out_per_conn\":%.0f,\"errors\":%llu,"
                "\"unacked\":%llu,\"late_ticks\":%llu,\"decode_errors\":%llu,"
                "\"server_closes\":%llu,\"load1\":%.2f,\"ok\":%s}\n",
@@ -951,8 +955,9 @@ static void report(bl *b, const bl_result *r, bool ok_floors)
                (unsigned long long)b->delivered, (unsigned long long)r->lost,
                (unsigned long long)b->dups, (unsigned long long)b->foreign, b->nsamples, r->p50,
                r->p99, r->p999, r->max, r->cpu_pct, (unsigned long long)r->rss0,
-               (unsigned long long)r->rss1, (unsigned long long)r->rss2, (unsigned long long)r->hwm,
-               rss_per_conn, (double)b->bytes_in / conns, (double)b->bytes_out / conns,
+               (unsigned long long)r->rss1, (unsigned long long)r->rss2,
+               (unsigned long long)r->file2, (unsigned long long)r->hwm, rss_per_conn,
+               (double)b->bytes_in / conns, (double)b->bytes_out / conns,
                (unsigned long long)errors, (unsigned long long)unacked, (unsigned long long)late,
                (unsigned long long)b->decode_errors, (unsigned long long)closed_codes, r->load1,
                ok_floors ? "true" : "false");
@@ -978,9 +983,10 @@ static void report(bl *b, const bl_result *r, bool ok_floors)
         printf("  writers: unacked %llu, late ticks %llu; errors %llu\n",
                (unsigned long long)unacked, (unsigned long long)late, (unsigned long long)errors);
     }
-    printf("  server RSS: %.1f MB before, %.1f MB connected, %.1f MB at the end, peak %.1f MB; "
-           "%.0f bytes per connection\n",
-           r->rss0 / 1024.0, r->rss1 / 1024.0, r->rss2 / 1024.0, r->hwm / 1024.0, rss_per_conn);
+    printf("  server RSS: %.1f MB before, %.1f MB connected, %.1f MB at the end (%.1f MB of it "
+           "file-backed: LMDB's map, binaries), peak %.1f MB; %.0f bytes per connection\n",
+           r->rss0 / 1024.0, r->rss1 / 1024.0, r->rss2 / 1024.0, r->file2 / 1024.0, r->hwm / 1024.0,
+           rss_per_conn);
     printf("  wire payload per connection: %.0f bytes in, %.0f bytes out\n",
            (double)b->bytes_in / conns, (double)b->bytes_out / conns);
     for (size_t i = 0; i < 8 && b->close_codes_seen[i]; i++)
@@ -1096,7 +1102,7 @@ int main(int argc, char **argv)
 
     bl_result r = {0};
     uint64_t hwm_dummy;
-    proc_mem(pid, &r.rss0, &hwm_dummy);
+    proc_mem(pid, &r.rss0, &hwm_dummy, NULL);
 
     /* connect, HELLO, SUBSCRIBE, first sync */
     uint64_t t0 = now_ns();
@@ -1109,7 +1115,7 @@ int main(int argc, char **argv)
     }
     /* let the server settle before reading its RSS */
     run_until(b, now_ns() + 1000000000u, NULL);
-    proc_mem(pid, &r.rss1, &hwm_dummy);
+    proc_mem(pid, &r.rss1, &hwm_dummy, NULL);
 
     uint64_t ticks1 = 0, ticks2 = 0;
     uint64_t tw0, tw1;
@@ -1142,7 +1148,7 @@ int main(int argc, char **argv)
     r.cpu_pct = r.window_s > 0
                     ? (double)(ticks2 - ticks1) / (double)sysconf(_SC_CLK_TCK) / r.window_s * 100.0
                     : 0;
-    proc_mem(pid, &r.rss2, &r.hwm);
+    proc_mem(pid, &r.rss2, &r.hwm, &r.file2);
     if (!o->idle) {
         r.updates_per_s = (double)(b->win_sent1 - b->win_sent0) / r.window_s;
         r.frames_in_per_s = (double)(b->win_frames_in1 - b->win_frames_in0) / r.window_s;
