@@ -6,7 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
 import { Server, waitFor, sleep } from './helpers.js';
-import { MSG } from '../src/index.js';
+import WebSocket from 'ws';
+import { MSG, TandemClient, MemoryStorage } from '../src/index.js';
 
 let srv;
 before(async () => {
@@ -198,4 +199,37 @@ test('SSE /api/stream/stats through EventSource: connected, then stats-update wi
   const s = events[1].data;
   for (const k of ['connections', 'rooms', 'sessions', 'sse_streams', 'updates_per_s', 'messages_per_s', 'bytes_per_s', 'memory', 'time_ms']) assert.ok(k in s, `${k} in stats-update`);
   assert.ok(s.sse_streams >= 1);
+});
+
+test('token refresh: a new HELLO on the open connection re-authorizes; a bad token revokes access', async () => {
+  const t1 = await srv.token('before', 'Before');
+  const a = new TandemClient({ url: srv.ws, token: t1, WebSocket, storage: new MemoryStorage() });
+  const b = await srv.client('watcher');
+  const da = a.openDocument('refresh');
+  const db = b.openDocument('refresh');
+  await waitFor(() => da.synced && db.synced, 'synced');
+  const session = a.sessionId;
+  await da.sendChat('one');
+  await a.refreshToken(await srv.token('after', 'After'));
+  await sleep(100);
+  await da.sendChat('two');
+  await waitFor(() => db.messages.length === 2, 'watcher got both');
+  assert.deepEqual(db.messages.map((m) => [m.user, m.display, m.text]), [
+    ['before', 'Before', 'one'],
+    ['after', 'After', 'two'],
+  ]);
+  assert.equal(a.sessionId, session, 'same connection');
+  // a token the server cannot verify: the subscription is closed with NOT_ALLOWED
+  const errors = [];
+  da.on('error', (e) => errors.push(e.name));
+  await a.refreshToken('not.a.token');
+  await waitFor(() => errors.includes('NOT_ALLOWED'), 'access revoked');
+  assert.equal(da.synced, false);
+  // edits stay local (queued) instead of reaching the room
+  da.insert(0, 'x');
+  await sleep(300);
+  assert.equal(await srv.text('refresh'), '');
+  assert.equal(da.hasPending, true);
+  a.close();
+  b.close();
 });

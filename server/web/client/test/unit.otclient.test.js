@@ -419,3 +419,39 @@ test('backoff delays: 1 s doubling to 30 s, drawn in [d/2, d]', () => {
   assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 20].map((n) => lo.backoffDelay(n)), [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
   assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 20].map((n) => hi.backoffDelay(n)), [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
 });
+
+test('browser online/offline events: offline closes and stops retrying, online reconnects at once', () => {
+  const g = globalThis;
+  const saved = { nav: Object.getOwnPropertyDescriptor(g, 'navigator'), add: g.addEventListener, remove: g.removeEventListener };
+  const target = new EventTarget();
+  Object.defineProperty(g, 'navigator', { value: { onLine: true }, configurable: true, writable: true });
+  g.addEventListener = target.addEventListener.bind(target);
+  g.removeEventListener = target.removeEventListener.bind(target);
+  try {
+    const sim = new SimServer();
+    const WS = fakeWebSocket(sim);
+    const c = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage: new MemoryStorage(), clientId: 77, autoConnect: false });
+    const seen = [];
+    c.on('status', (s) => seen.push(s));
+    c.connect();
+    sim.pendingOpens.shift().open();
+    sim.handle(c._ws, c._ws.in.shift());
+    c._ws.onmessage({ data: encodeRaw(c._ws.out.shift()) });
+    assert.equal(c.status, 'online');
+    const ws = c._ws;
+    target.dispatchEvent(new Event('offline'));
+    assert.equal(c.status, 'offline');
+    assert.equal(ws.readyState, 3, 'socket closed');
+    assert.equal(c._timer, null, 'no reconnect scheduled while offline');
+    target.dispatchEvent(new Event('online'));
+    assert.equal(c.status, 'connecting');
+    assert.equal(sim.pendingOpens.length, 1, 'a new socket at once');
+    assert.deepEqual(seen, ['connecting', 'online', 'offline', 'connecting']);
+    c.destroy();
+  } finally {
+    if (saved.nav) Object.defineProperty(g, 'navigator', saved.nav);
+    else delete g.navigator;
+    g.addEventListener = saved.add;
+    g.removeEventListener = saved.remove;
+  }
+});
