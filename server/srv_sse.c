@@ -355,7 +355,9 @@ int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, sr
         /* rooms: ids of non-chat events count from 1 on every stream */
         e->next_id = 1;
         if (!resume) resume = query_arg(wsi, "after=", &last);
-        e->chat_last = resume ? last : stored_last;
+        /* an id past the last stored one (the store was replaced) would make
+         * every new chat look already sent: start after the last stored one */
+        e->chat_last = resume && last < stored_last ? last : stored_last;
         e->replaying = resume;
     } else {
         e->next_id = resume ? last + 1 : 1;

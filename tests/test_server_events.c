@@ -450,6 +450,11 @@ START_TEST(test_reconnect_replays_missed_chat)
     w_connected(&w, &a, 1);
     expect_chats(&w, &a, 1, 1, 8, "m");
     w_close(&w);
+    /* an id past the last stored one (a replaced store) starts after the
+     * last stored chat, so new chat is not taken for already sent */
+    w_watch(&w, "team%2Fnotes", tok, NULL, "Last-Event-ID: 500.3\r\n");
+    ck_assert_int_eq(w_connected(&w, &a, 1), 8);
+    w_close(&w);
     /* without either: live from now (no replay) */
     w_watch(&w, "team%2Fnotes", tok, NULL, NULL);
     ck_assert_int_eq(w_connected(&w, &a, 1), 8);
