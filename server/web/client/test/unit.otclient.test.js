@@ -139,6 +139,21 @@ function fakeWebSocket(sim) {
   };
 }
 
+// Open pending sockets and deliver every queued frame both ways until nothing moves.
+function pump(sim, cs) {
+  let moved = true;
+  while (moved) {
+    moved = false;
+    while (sim.pendingOpens.length) (sim.pendingOpens.shift().open(), (moved = true));
+    for (const c of cs) {
+      const w = c._ws;
+      if (!w || w.readyState !== 1) continue;
+      while (w.in.length) (sim.handle(w, w.in.shift()), (moved = true));
+      while (w.out.length) (w.onmessage({ data: encodeRaw(w.out.shift()) }), (moved = true));
+    }
+  }
+}
+
 function randomEdit(r, doc) {
   const t = doc.text;
   // positions on code-point boundaries, in UTF-16 units
@@ -248,19 +263,7 @@ test('no drops: every local edit survives (the server text holds each client\'s 
   const cs = [0, 1, 2].map((i) => new TandemClient({ url: 'ws://sim', WebSocket: WS, storage: new MemoryStorage(), clientId: 7 + i, autoConnect: false }));
   const docs = cs.map((c) => c.openDocument('m'));
   cs.forEach((c) => c.connect());
-  const pump = () => {
-    let moved = true;
-    while (moved) {
-      moved = false;
-      while (sim.pendingOpens.length) (sim.pendingOpens.shift().open(), (moved = true));
-      for (const c of cs) {
-        const w = c._ws;
-        while (w.in.length) (sim.handle(w, w.in.shift()), (moved = true));
-        while (w.out.length) (w.onmessage({ data: encodeRaw(w.out.shift()) }), (moved = true));
-      }
-    }
-  };
-  pump();
+  pump(sim, cs);
   // concurrent edits with three states each: synchronized -> awaiting -> with buffer
   for (let i = 0; i < 3; i++) {
     docs[i].insert(0, `<${i}>`);
@@ -271,7 +274,7 @@ test('no drops: every local edit survives (the server text holds each client\'s 
   // deliver the ops one at a time in a shuffled order
   const order = [0, 1, 2].sort(() => r() - 0.5);
   for (const i of order) sim.handle(cs[i]._ws, cs[i]._ws.in.shift());
-  pump();
+  pump(sim, cs);
   for (const d of docs) {
     assert.equal(d.text, sim.text);
     assert.equal(d.state, 'synchronized');
@@ -297,25 +300,12 @@ test('offline edits persist: a new client on the same storage restores and merge
   const sim = new SimServer();
   const WS = fakeWebSocket(sim);
   const storage = new MemoryStorage();
-  const pump = (cs) => {
-    let moved = true;
-    while (moved) {
-      moved = false;
-      while (sim.pendingOpens.length) (sim.pendingOpens.shift().open(), (moved = true));
-      for (const c of cs) {
-        const w = c._ws;
-        if (!w || w.readyState !== 1) continue;
-        while (w.in.length) (sim.handle(w, w.in.shift()), (moved = true));
-        while (w.out.length) (w.onmessage({ data: encodeRaw(w.out.shift()) }), (moved = true));
-      }
-    }
-  };
   const a = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, clientId: 11, autoConnect: false });
   const da = a.openDocument('p');
   a.connect();
-  pump([a]);
+  pump(sim, [a]);
   da.insert(0, 'base text');
-  pump([a]);
+  pump(sim, [a]);
   assert.equal(sim.text, 'base text');
   // the page goes offline, edits, and is "reloaded" (the client object is dropped)
   a._ws.drop();
@@ -330,7 +320,7 @@ test('offline edits persist: a new client on the same storage restores and merge
   assert.equal(db.restored, true);
   assert.equal(db.text, '>base 😀 text', 'restored text shows the unsent edits');
   b.connect();
-  pump([b]);
+  pump(sim, [b]);
   assert.equal(sim.text, '>base 😀 text!');
   assert.equal(db.text, sim.text);
   assert.equal(db.state, 'synchronized');
@@ -345,12 +335,8 @@ test('an in-flight op whose ack was lost is recognized in the catch-up after a r
   const a = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, clientId: 21, autoConnect: false });
   const da = a.openDocument('q');
   a.connect();
-  sim.pendingOpens.shift().open();
+  pump(sim, [a]);
   const w = a._ws;
-  while (w.in.length || w.out.length) {
-    while (w.in.length) sim.handle(w, w.in.shift());
-    while (w.out.length) w.onmessage({ data: encodeRaw(w.out.shift()) });
-  }
   assert.equal(da.synced, true);
   da.insert(0, 'once');
   sim.handle(w, w.in.shift()); // applied on the server...
@@ -362,12 +348,7 @@ test('an in-flight op whose ack was lost is recognized in the catch-up after a r
   const db = b.openDocument('q');
   assert.equal(db.text, 'once');
   b.connect();
-  sim.pendingOpens.shift().open();
-  for (let i = 0; i < 10; i++) {
-    const x = b._ws;
-    while (x.in.length) sim.handle(x, x.in.shift());
-    while (x.out.length) x.onmessage({ data: encodeRaw(x.out.shift()) });
-  }
+  pump(sim, [b]);
   assert.equal(sim.text, 'once', 'not applied twice');
   assert.equal(db.text, 'once');
   assert.equal(db.state, 'synchronized');
@@ -391,14 +372,7 @@ test('API units: UTF-16 positions, emoji never split, read-back of change events
   assert.deepEqual(events[1].changes, [{ from: 1, to: 3, insert: '' }]);
   // remote op in code points arrives as UTF-16 changes
   c.connect();
-  sim.pendingOpens.shift().open();
-  const w = c._ws;
-  const flush = () => {
-    while (w.in.length || w.out.length) {
-      while (w.in.length) sim.handle(w, w.in.shift());
-      while (w.out.length) w.onmessage({ data: encodeRaw(w.out.shift()) });
-    }
-  };
+  const flush = () => pump(sim, [c]);
   flush();
   assert.equal(sim.text, 'ab');
   d.insert(1, '👍');
