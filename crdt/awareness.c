@@ -27,6 +27,7 @@ tdm_err aw_new_opts(const aw_opts *opts, aw_state **out)
     aw->max_state = opts->max_state_bytes ? opts->max_state_bytes : AW_MAX_STATE_BYTES;
     aw->max_entries = opts->max_update_entries ? opts->max_update_entries : AW_MAX_UPDATE_ENTRIES;
     aw->max_total = opts->max_total_bytes ? opts->max_total_bytes : AW_MAX_TOTAL_BYTES;
+    aw->timeout = opts->timeout_ms ? opts->timeout_ms : AW_TIMEOUT_MS;
     aw->seed = opts->hash_seed ? opts->hash_seed : aw__mix64(opts->client ^ 0x9e3779b97f4a7c15u);
     *out = aw;
     return TDM_OK;
@@ -118,7 +119,7 @@ tdm_err aw_tick(aw_state *aw, uint64_t now, bool *renew)
     aw__compact(aw);
     size_t n_exp = 0;
     for (size_t i = 0; i < aw->n_ents; i++)
-        if (aw->ents[i].live && aw__age(now, aw->ents[i].updated) >= AW_TIMEOUT_MS) n_exp++;
+        if (aw->ents[i].live && aw__age(now, aw->ents[i].updated) >= aw->timeout) n_exp++;
     if (aw__grow((void **)&aw->ev, &aw->cap_ev, n_exp, sizeof *aw->ev, SIZE_MAX / 8))
         return TDM_ENOMEM;
 
@@ -130,7 +131,7 @@ tdm_err aw_tick(aw_state *aw, uint64_t now, bool *renew)
     size_t k = 0;
     for (size_t i = 0; i < aw->n_ents; i++) {
         aw_ent *x = &aw->ents[i];
-        if (!x->live || aw__age(now, x->updated) < AW_TIMEOUT_MS) continue;
+        if (!x->live || aw__age(now, x->updated) < aw->timeout) continue;
         aw->rem_bytes -= x->len;
         aw->n_live--;
         free(x->state);

@@ -23,7 +23,7 @@
  *   - A client not tracked at all accepts an entry whatever its clock (0
  *     included); a null entry about an unknown client creates a tombstone only.
  *   - Remote entries not renewed (no accepted entry with a higher clock) for
- *     AW_TIMEOUT_MS are removed by aw_tick. The local entry never expires;
+ *     AW_TIMEOUT_MS (aw_opts.timeout_ms) are removed by aw_tick. The local entry never expires;
  *     aw_tick asks the caller to re-broadcast it every AW_RENEW_MS.
  *   - An entry about OUR client that would win over our own (higher clock, or
  *     the equal-clock null) never changes our state: our clock jumps to its
@@ -93,6 +93,8 @@ typedef struct aw_opts {
     uint64_t hash_seed;        /* keys the client-id hash table; a server holding ids chosen
                                   by untrusted peers should pass random bits. 0 = derived
                                   from `client` (predictable). */
+    uint64_t timeout_ms;       /* remote entries expire after this without renewal;
+                                  0 = AW_TIMEOUT_MS */
 } aw_opts;
 
 /* Why a change event fired. */
@@ -162,7 +164,8 @@ tdm_err aw_set_local(aw_state *aw, const uint8_t *p, size_t n, uint64_t now);
  * Errors: TDM_EINVAL (NULL aw, called from an observer). */
 tdm_err aw_clear_local(aw_state *aw, uint64_t now);
 /* aw_tick - housekeeping; call every few seconds (Yjs: every 3 s).
- * Removes remote entries with now - updated_ms >= AW_TIMEOUT_MS (event
+ * Removes remote entries with now - updated_ms >= the timeout (aw_opts
+ * timeout_ms, default AW_TIMEOUT_MS) (event
  * removed, origin AW_ORIGIN_TIMEOUT; their clocks are kept as tombstones),
  * drops tombstones older than AW_TOMBSTONE_MS, gives back memory left over
  * from a spike (see aw_mem_bytes), and when the local state is present and

@@ -73,6 +73,7 @@ struct aw_state {
     uint64_t gen;
     uint64_t seed;
     size_t max_clients, max_state, max_entries, max_total;
+    uint64_t timeout; /* remote entries expire after this (ms) */
     aw_observer obs;
     void *obs_ud;
     bool busy; /* an observer is running */

@@ -54,6 +54,7 @@ typedef struct srv_config {
     uint64_t room_idle_ms;      /* an unused room is freed after this [30000] */
     uint64_t idle_timeout_ms;   /* a silent session is closed after this [120000] */
     uint64_t hello_timeout_ms;  /* HELLO must come within this [10000] */
+    uint64_t aw_timeout_ms;     /* presence not renewed this long is removed [30000] */
     unsigned ping_secs;         /* WebSocket ping after this much silence [30] */
     unsigned hangup_secs;       /* drop a connection silent this long [75] */
     bool quiet;                 /* no start-up / shutdown lines on stderr */
@@ -72,7 +73,8 @@ typedef struct srv_config {
  * environment: TANDEM_CONNECT_RATE ("N" or "N/BURST": connect_per_s and
  * connect_burst; "0" turns the limit off), TANDEM_CONNECT_LOOPBACK
  * ("1": connect_limit_loopback), TANDEM_ROOM_IDLE_MS (room_idle_ms,
- * 1..86400000) and TANDEM_HELLO_TIMEOUT_MS (hello_timeout_ms,
+ * 1..86400000), TANDEM_HELLO_TIMEOUT_MS (hello_timeout_ms,
+ * 100..3600000) and TANDEM_AWARENESS_TIMEOUT_MS (aw_timeout_ms,
  * 100..3600000). Malformed or out-of-range values are ignored. */
 void srv_config_init(srv_config *cfg);
 

@@ -76,6 +76,7 @@ void srv_config_init(srv_config *cfg)
     cfg->room_idle_ms = 30000;
     cfg->idle_timeout_ms = 120000;
     cfg->hello_timeout_ms = 10000;
+    cfg->aw_timeout_ms = 30000;
     cfg->ping_secs = 30;
     cfg->hangup_secs = 75;
     cfg->connect_per_s = 20;
@@ -102,6 +103,7 @@ void srv_config_init(srv_config *cfg)
     if (v && strcmp(v, "1") == 0) cfg->connect_limit_loopback = true;
     env_ms("TANDEM_ROOM_IDLE_MS", 1, 86400000, &cfg->room_idle_ms);
     env_ms("TANDEM_HELLO_TIMEOUT_MS", 100, 3600000, &cfg->hello_timeout_ms);
+    env_ms("TANDEM_AWARENESS_TIMEOUT_MS", 100, 3600000, &cfg->aw_timeout_ms);
 }
 
 static uint64_t random_seed(void)
@@ -175,6 +177,7 @@ static tdm_err open_parts(srv *s)
     o.room_idle_ms = c->room_idle_ms;
     o.hello_timeout_ms = c->hello_timeout_ms;
     o.idle_timeout_ms = c->idle_timeout_ms;
+    o.aw_timeout_ms = c->aw_timeout_ms;
     o.hash_seed = random_seed();
     if ((e = srv_inbox_init(&s->inbox, o.max_pending + 1024))) return e;
     if ((e = srv_push_open(s))) return e;

@@ -68,6 +68,20 @@ static void aw_event(sync_room *r, uint64_t client, const sync_chan *owner, bool
     h->room_event(h->ctx, r->name, &ev);
 }
 
+/* Tell every member that awareness clients ids[0..n) are gone: their
+ * remembered clocks with a null state (the equal-clock null rule removes
+ * them everywhere). */
+static void aw_broadcast_removed(sync_room *r, const uint64_t *ids, size_t n)
+{
+    tbuf b;
+    tbuf_init(&b, SYNCM_MAX_FRAME);
+    if (aw_encode(r->aw, ids, n, &b) == TDM_OK) {
+        syncm m = {.type = SYNCM_AWARENESS, .data = {b.data, b.len}};
+        sync__room_broadcast(r, &m, NULL, -1, 0);
+    }
+    tbuf_fini(&b);
+}
+
 static void on_aw_change(void *ud, const aw_change *ch)
 {
     sync_room *r = ud;
@@ -87,6 +101,10 @@ static void on_aw_change(void *ud, const aw_change *ch)
         /* a leaving channel is no longer a member: it is the origin */
         if (report) aw_event(r, ch->removed[k], owner ? owner : r->aw_origin, true, why);
     }
+    /* expired entries: the others drop them now (no ghost cursors of a tab
+     * that stopped renewing) */
+    if (ch->origin == AW_ORIGIN_TIMEOUT && ch->n_removed)
+        aw_broadcast_removed(r, ch->removed, ch->n_removed);
     sync_chan *o = r->aw_origin;
     if (ch->origin == AW_ORIGIN_REMOTE && o)
         for (size_t k = 0; k < ch->n_added; k++)
@@ -138,7 +156,9 @@ static sync_errcode load(sync_server *srv, sync_room *r)
     r->doc = doc;
     r->version = r->hbase = info.version;
     r->last_chat_id = info.last_chat_id;
-    aw_opts ao = {.client = crdt_doc_client(doc), .hash_seed = srv->o.hash_seed ^ r->hash};
+    aw_opts ao = {.client = crdt_doc_client(doc),
+                  .hash_seed = srv->o.hash_seed ^ r->hash,
+                  .timeout_ms = srv->o.aw_timeout_ms};
     if (aw_new_opts(&ao, &r->aw)) return SYNC_ERR_INTERNAL;
     aw_set_observer(r->aw, on_aw_change, r);
     crdt_doc_observe(doc, on_doc_change, r);
@@ -213,15 +233,7 @@ void sync__room_leave(sync_room *r, sync_chan *c, uint64_t now_ms)
         r->aw_origin = c; /* names the owner of the removed entries (room_event) */
         tdm_err e = aw_remove_clients(r->aw, ids, n, now_ms);
         r->aw_origin = NULL;
-        if (e == TDM_OK) {
-            tbuf b;
-            tbuf_init(&b, SYNCM_MAX_FRAME);
-            if (aw_encode(r->aw, ids, n, &b) == TDM_OK) {
-                syncm m = {.type = SYNCM_AWARENESS, .data = {b.data, b.len}};
-                sync__room_broadcast(r, &m, NULL, -1, 0);
-            }
-            tbuf_fini(&b);
-        }
+        if (e == TDM_OK) aw_broadcast_removed(r, ids, n);
     }
     sync__typing_stop(c, SYNC_WHY_LEFT); /* the others see the indicator go */
 }

@@ -34,6 +34,7 @@ tdm_err sync_server_new(const sync_host *host, const sync_server_opts *opts, syn
     DEF(o->room_idle_ms, 30000);
     DEF(o->hello_timeout_ms, 10000);
     DEF(o->idle_timeout_ms, 120000);
+    DEF(o->aw_timeout_ms, AW_TIMEOUT_MS);
     DEF(o->caps, SYNC_CAP_ALL);
     if (o->max_out_bytes < ((size_t)256 << 10)) o->max_out_bytes = (size_t)256 << 10;
     if (o->max_frame > SYNCM_MAX_FRAME) o->max_frame = SYNCM_MAX_FRAME;

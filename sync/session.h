@@ -257,6 +257,8 @@ typedef struct sync_server_opts {
     uint64_t room_idle_ms;     /* a room without sessions is freed after this [30000] */
     uint64_t hello_timeout_ms; /* a session must HELLO within this [10000] */
     uint64_t idle_timeout_ms;  /* a session silent this long is closed [120000] */
+    uint64_t aw_timeout_ms;    /* awareness entries not renewed this long are removed and the
+                                  removal broadcast [AW_TIMEOUT_MS] */
     uint64_t caps;             /* SYNC_CAP_* the server offers [SYNC_CAP_ALL] */
     uint64_t hash_seed;        /* random bits for the room table and awareness tables */
 } sync_server_opts;
@@ -285,7 +287,9 @@ tdm_err sync_server_new(const sync_host *host, const sync_server_opts *opts, syn
  * not allowed: the server is gone). NULL is a no-op. */
 void sync_server_free(sync_server *srv);
 /* sync_server_tick - timers: typing expiry (SYNC_TYPING_MS), awareness
- * expiry, idle rooms, HELLO and idle timeouts. Call every ~500 ms. */
+ * expiry (aw_timeout_ms; the removal is broadcast to the room like a
+ * leaving connection's), idle rooms, HELLO and idle timeouts. Call every
+ * ~500 ms. */
 tdm_err sync_server_tick(sync_server *srv, uint64_t now_ms);
 /* sync_server_durable - the host finished persisting `token`: status TDM_OK
  * (durable) or an error; id and duplicate as described at persist_chat (0 /

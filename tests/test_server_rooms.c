@@ -216,6 +216,69 @@ START_TEST(test_presence_join_leave)
 }
 END_TEST
 
+/* The server's awareness timeout in test_presence_timeout. */
+#define AW_TEST_TIMEOUT_MS 1500
+
+typedef struct renew_ctx {
+    np_peer *keep; /* renews its presence every 300 ms */
+    uint64_t next_ms;
+    aw_want w;
+} renew_ctx;
+
+static bool renew_until_seen(void *arg)
+{
+    renew_ctx *r = arg;
+    if (np_mono_ms() >= r->next_ms) {
+        np_presence(r->keep, "{\"cursor\":7}");
+        r->next_ms = np_mono_ms() + 300;
+    }
+    return aw_seen(&r->w);
+}
+
+START_TEST(test_presence_timeout)
+{
+    static const char *const env[] = {"TANDEM_AWARENESS_TIMEOUT_MS=1500", NULL};
+    srvp_opts so = {0};
+    so.env = env;
+    srvp s;
+    ck_assert_msg(srvp_start_opts(&s, TANDEM_BIN, &so), "could not start the server");
+    wsc_ctx *x = wsc_new();
+    np_peer a, b, c;
+    np_open(&a, x, s.port, "aw", 601, false, NULL);
+    np_open(&b, x, s.port, "aw", 602, true, NULL);
+    np_peer *ps[] = {&a, &b, &c};
+    wait_synced(x, ps, 2);
+    /* a sets a presence once and stays connected without renewing it; b
+     * renews its own every 300 ms */
+    np_presence(&a, "{\"cursor\":1}");
+    np_peer *bb[] = {&b};
+    expect_presence(x, bb, 1, 601, true);
+    uint64_t t0 = np_mono_ms();
+    renew_ctx r = {&b, 0, {bb, 1, 601, false}};
+    ck_assert_msg(wsc_wait(x, renew_until_seen, &r, 10000), "a's presence never expired");
+    uint64_t took = np_mono_ms() - t0;
+    ck_assert_uint_ge(took, AW_TEST_TIMEOUT_MS - 300); /* not before the timeout */
+    /* b, which renewed, is still present at a; a is connected and synced */
+    np_pump(&a);
+    aw_entry e;
+    ck_assert_int_eq(aw_get(a.aw, 602, &e), TDM_OK);
+    ck_assert(sync_client_connected(a.cl));
+    /* a newcomer gets b but not the expired a */
+    np_open(&c, x, s.port, "aw", 603, false, NULL);
+    np_peer *cc[] = {&c};
+    r.w = (aw_want){cc, 1, 602, true};
+    ck_assert(wsc_wait(x, renew_until_seen, &r, 10000));
+    ck_assert_int_eq(aw_get(c.aw, 601, &e), TDM_ENOTFOUND);
+    /* a renews: back everywhere */
+    np_presence(&a, "{\"cursor\":2}");
+    np_peer *bc[] = {&b, &c};
+    expect_presence(x, bc, 2, 601, true);
+    wsc_free(x);
+    for (size_t i = 0; i < 3; i++) np_free(ps[i]);
+    stop(&s);
+}
+END_TEST
+
 /* ---- typing --------------------------------------------------------------------- */
 
 typedef struct typing_want {
@@ -460,6 +523,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_ot_and_crdt_converge);
     tcase_add_test(tc, test_presence_join_leave);
+    tcase_add_test(tc, test_presence_timeout);
     tcase_add_test(tc, test_typing_start_stop_expiry);
     tcase_add_test(tc, test_chat_replay_after_reconnect);
     tcase_add_test(tc, test_chat_dedup_resends);
