@@ -3,6 +3,8 @@
 // playwright-core, several browser contexts (one person each) in one room.
 // Screenshots go to e2e-artifacts/ (or TANDEM_E2E_ARTIFACTS).
 import { test, before, after } from 'node:test';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { Server, launchBrowser, openPage, openIn, shot, editorText, caretAt, until, VIEWPORT } from './harness.js';
 
@@ -298,4 +300,22 @@ test('tabs of one browser during an outage: unsent edits are neither doubled nor
   assert.equal(count('start'), 1, text);
   await context.close();
   await peer.context().close();
+});
+
+test('a server without --dev: the page says it has no token instead of failing silently', async () => {
+  const prod = new Server({ dev: false });
+  const secret = join(prod.dataDir, 'jwt.secret');
+  writeFileSync(secret, 'x'.repeat(48));
+  prod.args = ['--secret-file', secret];
+  await prod.start();
+  try {
+    const page = await openPage(browser, prod, 'closed');
+    await until(() => page.evaluate(() => !document.getElementById('notice').hidden), 'the notice', 10000);
+    assert.match(await page.textContent('#notice'), /not in development mode/);
+    assert.equal(await page.evaluate(() => window.tandemDemo.doc.synced), false);
+    await shot(page, 'no-dev-notice');
+    await page.context().close();
+  } finally {
+    await prod.close();
+  }
 });

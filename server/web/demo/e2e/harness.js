@@ -36,7 +36,10 @@ export async function until(fn, what, timeoutMs = 15000, everyMs = 100) {
 
 /** A `tandem serve --dev` child that can be stopped and started again on the same port and data. */
 export class Server {
-  constructor() {
+  /** @param {{dev?: boolean, args?: string[]}} [o] dev: --dev (default); args: more options */
+  constructor({ dev = true, args = [] } = {}) {
+    this.dev = dev;
+    this.args = args;
     if (!existsSync(TANDEM_BIN)) throw new Error(`TANDEM_BIN ${TANDEM_BIN} does not exist (build the C tree first)`);
     if (!existsSync(join(DIST, 'index.html'))) throw new Error(`${DIST}/index.html missing: run npm run build first`);
     this.dataDir = mkdtempSync(join(tmpdir(), 'tandem-e2e-'));
@@ -50,8 +53,8 @@ export class Server {
   async start() {
     for (let attempt = 0; attempt < 8; attempt++) {
       const port = this.port || 20000 + Math.floor(Math.random() * 30000);
-      const child = spawn(TANDEM_BIN, ['serve', '--dev', '--host', '127.0.0.1', '--port', String(port),
-        '--data', this.dataDir, '--web', DIST], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(TANDEM_BIN, ['serve', ...(this.dev ? ['--dev'] : []), '--host', '127.0.0.1', '--port', String(port),
+        '--data', this.dataDir, '--web', DIST, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
       child.stdout.on('data', (d) => { this.log += d; });
       child.stderr.on('data', (d) => { this.log += d; });
       let exited = false;

@@ -15,20 +15,30 @@ export function makeTokenSource(identity) {
   // Asked before every connection attempt: a fresh token each time, because a
   // --dev server generates a new secret when it restarts and the old tokens no
   // longer verify. The stored one is only for when the server is unreachable.
-  return async function getToken() {
+  /** source.mode: how the last token was had: 'dev' (minted), 'stored' (offline fallback), 'none' (not a --dev server). */
+  const source = async function getToken() {
     const cached = read();
     const q = new URLSearchParams({ user: identity.user, name: identity.name });
     let res;
     try {
       res = await fetch(`/api/dev/token?${q}`, { cache: 'no-store' });
     } catch (e) {
-      if (cached && cached.name === identity.name && cached.expires_at - SKEW_S > Date.now() / 1000) return cached.token;
+      if (cached && cached.name === identity.name && cached.expires_at - SKEW_S > Date.now() / 1000) {
+        source.mode = 'stored';
+        return cached.token;
+      }
       throw e; // the client library retries with backoff
     }
-    if (res.status === 404) return ''; // not a --dev server
+    if (res.status === 404) { // not a --dev server
+      source.mode = 'none';
+      return '';
+    }
     if (!res.ok) throw new Error(`/api/dev/token: HTTP ${res.status}`);
     const j = await res.json();
     try { localStorage.setItem(key, JSON.stringify({ token: j.token, expires_at: j.expires_at, name: identity.name })); } catch { /* full */ }
+    source.mode = 'dev';
     return j.token;
   };
+  source.mode = null;
+  return source;
 }

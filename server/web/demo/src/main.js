@@ -80,7 +80,11 @@ doc.on('error', (e) => {
   console.warn(`tandem ${room}:`, e.name, e.message ?? e.text ?? '');
   // a token the server no longer accepts (a --dev server restarted with a new
   // secret): ask for a fresh one, at most every 10 s
-  if (e.name === 'NOT_ALLOWED' && Date.now() - lastReauth > 10000) {
+  if (e.name === 'NOT_ALLOWED' && getToken.mode === 'none') {
+    $('notice').textContent = 'This server is not in development mode and the page has no token for it: '
+      + 'start it with --dev (make run does) or serve the page with a token of your own (docs/AUTH.md).';
+    $('notice').hidden = false;
+  } else if (e.name === 'NOT_ALLOWED' && Date.now() - lastReauth > 10000) {
     lastReauth = Date.now();
     client.refreshToken().catch(() => {});
   }
@@ -141,6 +145,7 @@ doc.on('change', (e) => {
   renderStats();
   renderConn();
 });
+doc.on('synced', () => { $('notice').hidden = true; });
 doc.on('synced', () => { resyncEditor(); renderConn(); renderStats(); sendCursor(view); });
 doc.on('ack', () => { renderConn(); renderStats(); });
 doc.on('subscribed', (s) => {
