@@ -213,6 +213,14 @@ test('offline: edits made with the network cut and across a reload are merged wh
   // the service worker controls A, so a reload works without the network
   await until(() => a.evaluate(() => !!navigator.serviceWorker.controller), 'the service worker controlling A');
 
+  // the cache keeps one build: an asset of an older build is dropped when a fresh page arrives
+  await a.evaluate(() => caches.open('tandem-demo-v1').then((c) => c.put('/assets/older-build.js', new Response('//'))));
+  await a.reload();
+  await a.waitForFunction(() => window.tandemDemo?.ready === true);
+  await until(() => a.evaluate(() => caches.match('/assets/older-build.js').then((r) => !r)), 'the older build\'s asset pruned');
+  assert.ok(await a.evaluate(() => caches.match('/').then((r) => !!r)), 'the page itself is cached');
+  await synced(a);
+
   await a.context().setOffline(true);
   await until(() => a.evaluate(() => window.tandemDemo.client.status === 'offline'), 'A offline');
   await caretAt(a, -1);

@@ -5,18 +5,29 @@
 // the SSE stream are never touched.
 const CACHE = 'tandem-demo-v1';
 
+const assetsOf = (html) => new Set(['/favicon.svg', ...Array.from(html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g), (m) => m[1])]);
+
 async function precache() {
   const cache = await caches.open(CACHE);
   const res = await fetch('/', { cache: 'no-store' });
   if (!res.ok) return;
   const html = await res.clone().text();
   await cache.put('/', res);
-  const assets = new Set(['/favicon.svg']);
-  for (const m of html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)) assets.add(m[1]);
-  await Promise.all([...assets].map(async (a) => {
+  await Promise.all([...assetsOf(html)].map(async (a) => {
     const r = await fetch(a, { cache: 'no-store' });
     if (r.ok) await cache.put(a, r);
   }));
+}
+
+// The cache holds one build: when a fresh page arrives, hashed assets it does
+// not reference (an older build's) are dropped.
+async function prune(html) {
+  const keep = assetsOf(html);
+  const cache = await caches.open(CACHE);
+  for (const req of await cache.keys()) {
+    const path = new URL(req.url).pathname;
+    if (path.startsWith('/assets/') && !keep.has(path)) await cache.delete(req);
+  }
 }
 
 self.addEventListener('install', (e) => {
@@ -42,6 +53,7 @@ self.addEventListener('fetch', (e) => {
       if (res.ok) {
         const copy = res.clone();
         caches.open(CACHE).then((c) => c.put(key, copy)).catch(() => {});
+        if (key === '/') res.clone().text().then(prune).catch(() => {});
       }
       return res;
     } catch (err) {
