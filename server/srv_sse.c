@@ -31,6 +31,7 @@
  * WRITEABLE callback sends all of it with one lws_write. Service thread only. */
 #define _XOPEN_SOURCE 700
 #include "srv_internal.h"
+#include "auth.h"
 #include "srv_push.h"
 
 #include <errno.h>
@@ -299,10 +300,17 @@ static int room_events_path(const char *path, char room[SYNCM_MAX_NAME + 1])
     return 1;
 }
 
-/* May this request watch `room`? 0, or 1 with the answer in *err, -1 no memory. */
-static int room_check(srv *s, struct lws *wsi, const char *room, uint64_t *last_chat, srv_resp *err)
+/* May this request watch `room`? 0 (*last_chat: the last stored chat id;
+ * *exp_ms: when the token expires, 0 never), or 1 with the answer in *err,
+ * -1 no memory. */
+static int room_check(srv *s, struct lws *wsi, const char *room, uint64_t *last_chat,
+                      uint64_t *exp_ms, srv_resp *err)
 {
-    unsigned deny = srv_access_http(s, wsi, room);
+    srv_auth_claims c; /* srv_access_http's rule, keeping the claims for exp */
+    bool anon;
+    unsigned deny = srv_access_http_claims(s, wsi, &c, &anon);
+    if (!deny && !anon && srv_auth_access(&c, room, strlen(room)) < SRV_AUTH_READ) deny = 403;
+    *exp_ms = !deny && !anon && c.exp > 0 ? (uint64_t)c.exp * 1000u : 0;
     if (deny)
         return srv_resp_error(err, deny, deny == 401 ? "unauthorized" : "forbidden",
                               deny == 401 ? "a valid token is required"
@@ -331,9 +339,9 @@ int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, sr
         return srv_resp_error(err, 400, "bad_request", "a room name is 1 to 255 bytes of UTF-8")
                    ? -1
                    : 1;
-    uint64_t stored_last = 0;
+    uint64_t stored_last = 0, exp_ms = 0;
     if (rp > 0) {
-        int c = room_check(s, wsi, room, &stored_last, err);
+        int c = room_check(s, wsi, room, &stored_last, &exp_ms, err);
         if (c) return c;
     }
     if (s->stopping || s->nsse >= SRV_SSE_MAX) {
@@ -366,6 +374,12 @@ int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, sr
     }
     uint64_t life = query_u64(wsi, "lifetime_ms=", SRV_SSE_LIFETIME_MS, SRV_SSE_LIFETIME_MIN,
                               SRV_SSE_LIFETIME_MS);
+    /* a room stream does not outlive its token: EventSource reconnects with
+     * Last-Event-ID and whatever token the page has by then */
+    if (exp_ms) {
+        uint64_t left = exp_ms > now ? exp_ms - now : 0;
+        if (left < life) life = left > SRV_SSE_LIFETIME_MIN ? left : SRV_SSE_LIFETIME_MIN;
+    }
     e->end_ms = now + life;
     e->due_ms = now + e->interval_ms;
     /* Headers go out now; the headers storage is released by lws_http_mark_sse. */

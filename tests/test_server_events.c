@@ -54,7 +54,7 @@ static void teardown(void)
     ck_assert_int_eq(srvp_stop(&S), 0);
 }
 
-static char *mint(const char *user, const char *display, const char *rooms)
+static char *mint_ttl(const char *user, const char *display, const char *rooms, uint64_t ttl_s)
 {
     srv_auth_config ac = {0};
     ac.alg = SRV_AUTH_HS256;
@@ -65,11 +65,16 @@ static char *mint(const char *user, const char *display, const char *rooms)
     char *tok = malloc(SRV_AUTH_TOKEN_MAX + 1);
     ck_assert_ptr_nonnull(tok);
     const char *r[] = {rooms};
-    ck_assert_int_eq(
-        srv_auth_mint(a, user, display, r, 1, 600, np_now_ms(), tok, SRV_AUTH_TOKEN_MAX + 1, NULL),
-        TDM_OK);
+    ck_assert_int_eq(srv_auth_mint(a, user, display, r, 1, ttl_s, np_now_ms(), tok,
+                                   SRV_AUTH_TOKEN_MAX + 1, NULL),
+                     TDM_OK);
     srv_auth_free(a);
     return tok;
+}
+
+static char *mint(const char *user, const char *display, const char *rooms)
+{
+    return mint_ttl(user, display, rooms, 600);
 }
 
 /* ---- a raw SSE watcher ------------------------------------------------------------- */
@@ -569,6 +574,29 @@ START_TEST(test_access_and_names)
 }
 END_TEST
 
+START_TEST(test_stream_ends_with_token)
+{
+    np_peer a;
+    peer_open(&a, "doc", "alice", "Alice", 18);
+    char *tok = mint_ttl("w", "W", "doc:r", 2); /* expires in 2 s */
+    watcher w;
+    w_watch(&w, "doc", tok, NULL, NULL);
+    event ev;
+    json_t *v = expect(&w, &ev, "connected", &a, 1);
+    ck_assert_int_le(ji(v, "lifetime_ms"), 2000);
+    json_decref(v);
+    uint64_t end = srvp_mono_ms() + 8000;
+    while (!w.eof && srvp_mono_ms() < end) {
+        np_pump(&a);
+        w_fill(&w, 50);
+    }
+    ck_assert_msg(w.eof, "the stream outlived its token");
+    w_close(&w);
+    free(tok);
+    np_free(&a);
+}
+END_TEST
+
 #define MANY 40
 
 START_TEST(test_many_watchers)
@@ -684,6 +712,7 @@ static Suite *events_suite(void)
     tcase_add_test(tc, test_reconnect_replays_missed_chat);
     tcase_add_test(tc, test_replay_larger_than_queue);
     tcase_add_test(tc, test_access_and_names);
+    tcase_add_test(tc, test_stream_ends_with_token);
     tcase_add_test(tc, test_many_watchers);
     tcase_add_test(tc, test_watchers_vanish_room_freed);
     suite_add_tcase(s, tc);
