@@ -327,3 +327,25 @@ test('a server without --dev: the page says it has no token instead of failing s
     await prod.close();
   }
 });
+
+test('a large paste reaches the other page; one too large for a frame is refused with a message', async () => {
+  const room = 'big';
+  const [a, b] = await Promise.all([openPage(browser, server, room), openPage(browser, server, room)]);
+  await Promise.all([synced(a), synced(b)]);
+  const paste = (page, n) => page.evaluate((len) => {
+    const { view } = window.tandemDemo;
+    const line = 'lorem ipsum dolor sit amet, 😀 consectetur adipiscing elit\n';
+    let text = line.repeat(Math.ceil(len / line.length)).slice(0, len);
+    if (/[\ud800-\udbff]$/.test(text)) text = text.slice(0, -1) + 'x'; // never half an emoji
+    view.dispatch(view.state.replaceSelection(text), { userEvent: 'input.paste' });
+  }, n);
+  await paste(a, 100000);
+  const text = await converged([a, b], room, 30000);
+  assert.equal(text.length, 100000);
+  await paste(a, 300000);
+  await until(() => a.evaluate(() => [...document.querySelectorAll('.toast')].some((t) => t.textContent.includes('too large'))), 'the refusal message');
+  assert.equal((await editorText(a)).length, 100000, 'the refused paste changed nothing');
+  assert.equal((await converged([a, b], room)).length, 100000);
+  assert.equal(await a.evaluate(() => window.tandemDemo.client.status), 'online');
+  await closeAll([a, b]);
+});

@@ -6,7 +6,7 @@ import './style.css';
 import { TandemClient } from '@tandem/client';
 import { createEditor, readOnly, readOnlyExtension } from './editor.js';
 import { EditorView } from '@codemirror/view';
-import { Transaction } from '@codemirror/state';
+import { EditorState, Transaction } from '@codemirror/state';
 import { remote, opFromChanges, setRemoteCursors, remoteCursorPositions } from './binding.js';
 import { loadIdentity, saveIdentity, avatar, colorFor } from './identity.js';
 import { makeTokenSource } from './auth.js';
@@ -121,7 +121,20 @@ const binding = EditorView.updateListener.of((u) => {
   if (u.docChanged) renderStats();
 });
 
-const view = createEditor($('editor'), doc.text, [binding]);
+// One local edit travels as one OT_OP frame, and the server closes a connection
+// whose frame is over 1 MiB (the op would be resent forever): refuse an edit
+// that inserts more than MAX_EDIT_CHARS (3 UTF-8 bytes each at most) at once.
+const MAX_EDIT_CHARS = 256 * 1024;
+const editCap = EditorState.transactionFilter.of((tr) => {
+  if (!tr.docChanged || tr.annotation(remote)) return tr;
+  let ins = 0;
+  tr.changes.iterChanges((_fa, _ta, _fb, _tb, text) => { ins += text.length; });
+  if (ins <= MAX_EDIT_CHARS) return tr;
+  queueMicrotask(() => toast(`That edit is too large to send at once (${Math.round(ins / 1024)} K characters; at most ${MAX_EDIT_CHARS / 1024} K)`));
+  return [];
+});
+
+const view = createEditor($('editor'), doc.text, [editCap, binding]);
 
 function resyncEditor() {
   const cur = view.state.doc.toString();
