@@ -9,7 +9,10 @@
  *     vector covers each client's acked clock) and every acked chat message
  *     is in the stored history; then the clients reconnect and resync, all
  *     replicas and GET /text converge and every chat message sent appears
- *     exactly once. TANDEM_KILL_ROUNDS rounds (default 10).
+ *     exactly once. TANDEM_KILL_ROUNDS rounds (default 10), each at least
+ *     600 ms and at most one chat message per client, so the clients stay
+ *     under the per-user rate limits (a refused write would make "acked"
+ *     ambiguous; the test asserts none was refused).
  *   vanish mid-frame: clients that send half a WebSocket frame (half a
  *     header, a header and part of the payload, a frame declaring 2 MiB)
  *     and drop the connection, before and after HELLO, while a client keeps
@@ -151,6 +154,9 @@ static bool srv_restart(srvp *s)
 #define KP         3    /* writing clients */
 #define KMAX_FLUSH 4096 /* flushes remembered per client per round */
 #define KMAX_CHAT  4096 /* chat messages per client over the test */
+#define KROUND_MS                                                                                  \
+    600 /* shortest round: 40 updates and 1 chat message per client                                \
+           and round stay under the per-user rate limits */
 
 typedef struct kpeer {
     np_peer p;
@@ -162,6 +168,7 @@ typedef struct kpeer {
     size_t nchat;               /* sent in all */
     size_t chat_round0;         /* sent before this round (all acked) */
     size_t chat_acked_at_kill;  /* acked before the kill */
+    bool chatted;               /* sent its chat message of this round */
 } kpeer;
 
 static uint32_t own_clock(np_peer *p)
@@ -181,8 +188,13 @@ static void kp_edit(kpeer *k, unsigned *rng)
     k->flush[k->nflush++] = own_clock(&k->p);
 }
 
+/* kp_chat - at most one chat message per client and round: with rounds of
+ * at least KROUND_MS that stays under the server's chat rate (2/s per user),
+ * so nothing is refused and acks come in send order */
 static void kp_chat(kpeer *k, int round)
 {
+    if (k->chatted) return;
+    k->chatted = true;
     ck_assert_uint_lt(k->nchat, KMAX_CHAT);
     char text[64];
     int n = snprintf(text, sizeof text, "c%llu r%d m%zu", (unsigned long long)k->p.client_id, round,
@@ -305,17 +317,19 @@ START_TEST(test_kill_under_load)
     int rounds = kill_rounds();
     uint64_t total_updates = 0, total_chat = 0, acked_updates = 0, acked_chat = 0;
     for (int round = 0; round < rounds; round++) {
+        uint64_t round_t0 = srvp_mono_ms();
         for (size_t i = 0; i < KP; i++) {
             k[i].base = own_clock(&k[i].p);
             k[i].nflush = 0;
             k[i].chat_round0 = k[i].nchat;
+            k[i].chatted = false;
         }
         /* a write burst; the kill lands at a random step of it */
         int steps = 40, kill_at = 5 + (int)((unsigned)rand_r(&rng) % 30u);
         for (int st = 0; st < kill_at; st++) {
             for (size_t i = 0; i < KP; i++) {
                 kp_edit(&k[i], &rng);
-                if (rand_r(&rng) % 16 == 0) kp_chat(&k[i], round);
+                if (rand_r(&rng) % 12 == 0) kp_chat(&k[i], round);
                 np_pump(&k[i].p);
             }
             wsc_service(x, 1 + rand_r(&rng) % 4);
@@ -332,7 +346,10 @@ START_TEST(test_kill_under_load)
          * taken in order: nothing may have been refused by a rate limit) */
         for (size_t i = 0; i < KP; i++) {
             np_pump(&k[i].p);
-            ck_assert_uint_eq(k[i].p.err_count[SYNC_ERR_RATE_LIMITED], 0);
+            ck_assert_msg(k[i].p.err_count[SYNC_ERR_RATE_LIMITED] == 0,
+                          "round %d: client %zu was rate limited (the test must stay under the "
+                          "limits to know which writes were acked)",
+                          round, i);
             size_t un = sync_client_unacked(k[i].p.cl, k[i].p.ch);
             ck_assert_uint_le(un, k[i].nflush);
             size_t a = k[i].nflush - un;
@@ -348,7 +365,7 @@ START_TEST(test_kill_under_load)
         for (int st = kill_at; st < steps; st++) {
             for (size_t i = 0; i < KP; i++) {
                 np_random_edit(&k[i].p, &rng, false);
-                if (rand_r(&rng) % 16 == 0) kp_chat(&k[i], round);
+                if (rand_r(&rng) % 12 == 0) kp_chat(&k[i], round);
                 np_pump(&k[i].p);
             }
             wsc_service(x, 0);
@@ -418,6 +435,10 @@ START_TEST(test_kill_under_load)
                               count_text(stored, nst, k[i].chat[m]));
         ck_assert_uint_eq(nst, sent);
         free_texts(stored, nst);
+        while (srvp_mono_ms() < round_t0 + KROUND_MS) {
+            wsc_service(x, 10);
+            for (size_t i = 0; i < KP; i++) np_pump(&k[i].p);
+        }
     }
     fprintf(stderr,
             "test_kill_under_load: %d kill rounds; updates sent while connected %llu, acked "
