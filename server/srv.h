@@ -57,6 +57,8 @@ typedef struct srv_config {
     uint64_t aw_timeout_ms;     /* presence not renewed this long is removed [30000] */
     unsigned ping_secs;         /* WebSocket ping after this much silence [30] */
     unsigned hangup_secs;       /* drop a connection silent this long [75] */
+    uint64_t close_grace_ms;    /* a session marked for closing (e.g. backpressure) that has
+                                   not taken its queued frames this long is dropped [10000] */
     bool quiet;                 /* no start-up / shutdown lines on stderr */
     /* Connection attempts per client IP before auth (every HTTP request and
      * WebSocket upgrade takes one; past the limit: 429 with Retry-After). */
@@ -74,8 +76,9 @@ typedef struct srv_config {
  * connect_burst; "0" turns the limit off), TANDEM_CONNECT_LOOPBACK
  * ("1": connect_limit_loopback), TANDEM_ROOM_IDLE_MS (room_idle_ms,
  * 1..86400000), TANDEM_HELLO_TIMEOUT_MS (hello_timeout_ms,
- * 100..3600000) and TANDEM_AWARENESS_TIMEOUT_MS (aw_timeout_ms,
- * 100..3600000). Malformed or out-of-range values are ignored. */
+ * 100..3600000), TANDEM_AWARENESS_TIMEOUT_MS (aw_timeout_ms,
+ * 100..3600000) and TANDEM_CLOSE_GRACE_MS (close_grace_ms, 1000..600000).
+ * Malformed or out-of-range values are ignored. */
 void srv_config_init(srv_config *cfg);
 
 /* srv_run - open the store, listen and serve until SIGTERM/SIGINT, then stop

@@ -79,6 +79,7 @@ void srv_config_init(srv_config *cfg)
     cfg->aw_timeout_ms = 30000;
     cfg->ping_secs = 30;
     cfg->hangup_secs = 75;
+    cfg->close_grace_ms = 10000;
     cfg->connect_per_s = 20;
     cfg->connect_burst = 50;
     cfg->pre_hello_bytes = 65536;
@@ -104,6 +105,7 @@ void srv_config_init(srv_config *cfg)
     env_ms("TANDEM_ROOM_IDLE_MS", 1, 86400000, &cfg->room_idle_ms);
     env_ms("TANDEM_HELLO_TIMEOUT_MS", 100, 3600000, &cfg->hello_timeout_ms);
     env_ms("TANDEM_AWARENESS_TIMEOUT_MS", 100, 3600000, &cfg->aw_timeout_ms);
+    env_ms("TANDEM_CLOSE_GRACE_MS", 1000, 600000, &cfg->close_grace_ms);
 }
 
 static uint64_t random_seed(void)

@@ -8,7 +8,10 @@
  * closed with the code for its reason once its queue is sent. Until a HELLO
  * is accepted a connection may send at most cfg.pre_hello_bytes payload bytes
  * and cfg.pre_hello_msgs messages; past either it is closed with
- * SRV_CLOSE_PRE_HELLO (4004).
+ * SRV_CLOSE_PRE_HELLO (4004). A session marked for closing that has not
+ * taken its queue within cfg.close_grace_ms (a peer that stopped reading:
+ * its window stays shut, WRITEABLE never comes) is dropped without a close
+ * frame (checked on the server tick).
  * Service thread only. */
 #include "srv_internal.h"
 
@@ -109,10 +112,22 @@ void srv_ws_output(void *ctx, sync_session *ss)
     if (c) want_writable(c);
 }
 
+/* Once sync marks the session for closing, the rest of its life is capped:
+ * lws kills the connection when the timeout passes (CLOSED follows). */
+static void arm_close_grace(srv *s, srv_conn *c)
+{
+    if (c->grace_armed || !c->ss || !sync_session_closing(c->ss, NULL)) return;
+    c->grace_armed = true;
+    uint64_t secs = (s->cfg.close_grace_ms + 999) / 1000;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)(secs ? secs : 1));
+}
+
 void srv_ws_kick(srv *s)
 {
-    for (srv_conn *c = s->conns; c; c = c->next)
+    for (srv_conn *c = s->conns; c; c = c->next) {
+        arm_close_grace(s, c);
         if (!c->want_w && conn_wants_write(c)) want_writable(c);
+    }
 }
 
 void srv_ws_close_all(srv *s, unsigned code)

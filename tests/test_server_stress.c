@@ -581,10 +581,23 @@ END_TEST
 
 #define FLOOD_CHUNK (64u << 10) /* bytes inserted per update */
 
-START_TEST(test_slow_consumer)
+/* A writer floods `busy` with large inserts while another client sends
+ * presence and typing with each, and a raw consumer with a 4 KiB receive
+ * window subscribes and stops reading. resume: the consumer reads again
+ * right after the flood (it must get its queue, ERROR CLOSING and 4001);
+ * else it never reads again (the server must drop it after the grace). */
+static void slow_consumer(bool resume)
 {
+    static const char *const env[] = {"TANDEM_ROOM_IDLE_MS=300", "TANDEM_CLOSE_GRACE_MS=1000",
+                                      NULL};
     srvp s;
-    start(&s);
+    if (resume) {
+        start(&s);
+    } else {
+        srvp_opts so = {0};
+        so.env = env;
+        ck_assert_msg(srvp_start_opts(&s, TANDEM_BIN, &so), "could not start the server");
+    }
     wsc_ctx *x = wsc_new();
     np_peer writer, good, chatty;
     np_open(&writer, x, s.port, "busy", 11, false, NULL);
@@ -594,7 +607,6 @@ START_TEST(test_slow_consumer)
     np_group g = {ps, 3};
     ck_assert(wsc_wait(x, np_all_synced, &g, 10000));
     long base = anon_kb(&s);
-    /* the consumer: a tiny receive window; it subscribes and then stops reading */
     rws slow;
     ck_assert(rws_open(&slow, s.port, 4096));
     rws_hello(&slow, 14);
@@ -611,7 +623,7 @@ START_TEST(test_slow_consumer)
         free(p);
     }
     ck_assert(subscribed);
-    /* flood: large inserts, with presence and typing in between */
+    ck_assert_int_eq(health(s.port, "connections"), 4);
     char *chunk = malloc(FLOOD_CHUNK);
     ck_assert_ptr_nonnull(chunk);
     size_t flood = 0, aw_sent = 0;
@@ -640,31 +652,48 @@ START_TEST(test_slow_consumer)
         if (rss > peak) peak = rss;
     }
     free(chunk);
-    /* the others converge while the consumer is stuck */
-    ck_assert_msg(wsc_wait(x, np_all_converged, &g, 60000), "others did not converge");
-    ck_assert_uint_eq(writer.errors + good.errors, 0);
     fprintf(stderr, "slow consumer: %zu MiB flooded, server RssAnon peak +%ld KiB\n", flood >> 20,
             peak - base);
-    /* memory stayed bounded: the consumer's queue is capped (4 MiB) */
+    /* memory stayed bounded: the consumer's queue is capped (4 MiB); the
+     * rest is the 14 MiB document itself */
     ck_assert_int_lt(peak - base, (UNDER_ASAN ? 512L : 160L) << 10);
-    /* the consumer reads again: what was queued, the last frame ERROR
-     * CLOSING, then close 4001; presence and typing stopped reaching its
-     * queue before the document updates did */
     size_t counts[SYNCM_TYPE_LIMIT_] = {0}, last[SYNCM_TYPE_LIMIT_] = {0}, nframes = 0;
-    unsigned code = rws_read_to_close(&slow, 30000, counts, last, &nframes);
-    fprintf(stderr,
-            "slow consumer: %zu frames (OT_REMOTE %zu, AWARENESS %zu of %zu sent, TYPING %zu), "
-            "close %u\n",
-            nframes, counts[SYNCM_OT_REMOTE], counts[SYNCM_AWARENESS], aw_sent,
-            counts[SYNCM_TYPING], code);
-    ck_assert_uint_eq(code, 4001);
-    ck_assert_uint_eq(counts[SYNCM_ERROR], 1);
-    ck_assert_uint_eq(last[SYNCM_ERROR], nframes - 1);
-    ck_assert_uint_gt(counts[SYNCM_OT_REMOTE], 0);
-    ck_assert_uint_lt(counts[SYNCM_AWARENESS], aw_sent);
-    ck_assert_uint_lt(last[SYNCM_AWARENESS], last[SYNCM_OT_REMOTE]);
+    if (resume) {
+        /* the consumer reads again: what was queued, the last frame ERROR
+         * CLOSING, then close 4001; presence and typing stopped reaching its
+         * queue before the document updates did */
+        unsigned code = rws_read_to_close(&slow, 30000, counts, last, &nframes);
+        fprintf(stderr,
+                "slow consumer: %zu frames (OT_REMOTE %zu, AWARENESS %zu of %zu sent, TYPING "
+                "%zu), close %u\n",
+                nframes, counts[SYNCM_OT_REMOTE], counts[SYNCM_AWARENESS], aw_sent,
+                counts[SYNCM_TYPING], code);
+        ck_assert_uint_eq(code, 4001);
+        ck_assert_uint_eq(counts[SYNCM_ERROR], 1);
+        ck_assert_uint_eq(last[SYNCM_ERROR], nframes - 1);
+        ck_assert_uint_gt(counts[SYNCM_OT_REMOTE], 0);
+        ck_assert_uint_lt(counts[SYNCM_AWARENESS], aw_sent);
+        ck_assert_uint_lt(last[SYNCM_AWARENESS], last[SYNCM_OT_REMOTE]);
+    } else {
+        /* it never reads: the server drops it once the grace after the
+         * backpressure mark has passed, without waiting for the window */
+        uint64_t end = np_mono_ms() + 20000;
+        long conns = health(s.port, "connections");
+        while (conns > 3 && np_mono_ms() < end) {
+            for (size_t k = 0; k < 3; k++) np_pump(ps[k]);
+            wsc_service(x, 50);
+            conns = health(s.port, "connections");
+        }
+        ck_assert_int_eq(conns, 3);
+        /* what the kernel buffered, then the end of the stream */
+        unsigned code = rws_read_to_close(&slow, 10000, counts, last, &nframes);
+        fprintf(stderr, "stuck consumer: dropped; %zu frames buffered, close %u\n", nframes, code);
+        ck_assert_uint_ne(code, 4001);
+    }
     rws_close_fd(&slow, false);
-    /* the room goes on */
+    /* the others converge and the room goes on */
+    ck_assert_msg(wsc_wait(x, np_all_converged, &g, 60000), "others did not converge");
+    ck_assert_uint_eq(writer.errors + good.errors, 0);
     ck_assert_int_eq(crdt_doc_insert(good.doc, 0, "after", 5), TDM_OK);
     ck_assert_int_eq(sync_client_flush(good.cl, good.ch), TDM_OK);
     ck_assert(wsc_wait(x, np_all_converged, &g, 30000));
@@ -673,6 +702,17 @@ START_TEST(test_slow_consumer)
     wsc_free(x);
     for (size_t k = 0; k < 3; k++) np_free(ps[k]);
     ck_assert_int_eq(srvp_stop(&s), 0);
+}
+
+START_TEST(test_slow_consumer)
+{
+    slow_consumer(true);
+}
+END_TEST
+
+START_TEST(test_stuck_consumer)
+{
+    slow_consumer(false);
 }
 END_TEST
 
@@ -734,6 +774,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_connect_churn);
     tcase_add_test(tc, test_room_churn);
     tcase_add_test(tc, test_slow_consumer);
+    tcase_add_test(tc, test_stuck_consumer);
     tcase_add_test(tc, test_no_hello_flood);
     suite_add_tcase(s, tc);
     return s;
