@@ -180,7 +180,9 @@ export class TandemClient extends Emitter {
     this._ws = ws;
     this._helloSent = false;
     const connectTimer = setTimeout(() => {
-      if (this._ws === ws && this.status !== 'online') this._drop(4000, 'connect timeout');
+      if (this._ws !== ws || this.status === 'online') return;
+      this._drop(4000, 'connect timeout');
+      this._scheduleReconnect();
     }, this._o.connectTimeout);
     ws.onopen = () => {
       if (this._ws !== ws) return;
@@ -188,6 +190,7 @@ export class TandemClient extends Emitter {
     };
     ws.onmessage = (ev) => {
       if (this._ws !== ws) return;
+      this._lastFrameAt = Date.now();
       this._onFrame(ev.data);
     };
     ws.onerror = () => {
@@ -261,7 +264,17 @@ export class TandemClient extends Emitter {
 
   _startPing() {
     clearInterval(this._pingTimer);
-    this._pingTimer = setInterval(() => this._send({ type: MSG.PING, nonce: ++this._nonce }), this._o.pingInterval);
+    this._lastFrameAt = Date.now();
+    this._pingTimer = setInterval(() => {
+      // the server answers every PING: silence for two intervals means a dead
+      // connection the OS has not reported yet (no FIN): drop it and reconnect
+      if (Date.now() - this._lastFrameAt > 2.5 * this._o.pingInterval) {
+        this._drop(4000, 'no answer to PING');
+        this._scheduleReconnect();
+        return;
+      }
+      this._send({ type: MSG.PING, nonce: ++this._nonce });
+    }, this._o.pingInterval);
     this._pingTimer.unref?.();
   }
 

@@ -139,6 +139,14 @@ function fakeWebSocket(sim) {
   };
 }
 
+async function waitUntil(fn, what, ms = 10000) {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 // Open pending sockets and deliver every queued frame both ways until nothing moves.
 function pump(sim, cs) {
   let moved = true;
@@ -428,4 +436,28 @@ test('browser online/offline events: offline closes and stops retrying, online r
     g.addEventListener = saved.add;
     g.removeEventListener = saved.remove;
   }
+});
+
+test('a silent connection (no answer to PING) is dropped and retried; so is one without WELCOME', async () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const c = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage: new MemoryStorage(), clientId: 88, autoConnect: false, pingInterval: 40, connectTimeout: 80, minDelay: 1e6 });
+  const sched = [];
+  c.on('reconnect-scheduled', (e) => sched.push(e));
+  c.connect();
+  pump(sim, [c]);
+  assert.equal(c.status, 'online');
+  const ws = c._ws;
+  // the server goes silent: PINGs go unanswered
+  await waitUntil(() => c.status === 'reconnecting', 'dropped after unanswered PINGs');
+  assert.ok(ws.in.some((f) => decodeRaw(f)[0] === 4), 'PINGs were sent');
+  assert.equal(ws.readyState, 3);
+  assert.equal(sched.length, 1);
+  // a socket that opens but never gets WELCOME
+  c.connect();
+  sim.pendingOpens.shift().open();
+  assert.equal(c.status, 'connecting');
+  await waitUntil(() => c.status === 'reconnecting', 'dropped without WELCOME');
+  assert.equal(sched.length, 2);
+  c.close();
 });
