@@ -17,7 +17,9 @@
 # Environment: BUILD (build directory with Release binaries) [build],
 # RUNS (runs per scenario) [3], SCENARIOS ("1 2"), PORT (first port tried)
 # [18500], SECONDS1 (measured seconds of scenario 1) [30], JSON_OUT (file
-# that receives every run's JSON line) [none].
+# that receives every run's JSON line) [none], NICE (run the server and the
+# generator under `nice -n NICE`, e.g. -10 on a machine shared with other
+# work; negative values need root) [unset: normal priority].
 # Exit status: 0 when every run met its floors and lost nothing, else 1.
 set -u
 cd "$(dirname "$0")/.."
@@ -27,13 +29,15 @@ SCENARIOS=${SCENARIOS:-"1 2"}
 PORT=${PORT:-18500}
 SECONDS1=${SECONDS1:-30}
 JSON_OUT=${JSON_OUT:-}
+RUN=()
+[ -n "${NICE:-}" ] && RUN=(nice -n "$NICE")
 TANDEM=$BUILD/cli/tandem
 GEN=$BUILD/bench/tandem-bench-load
 for f in "$TANDEM" "$GEN"; do
     [ -x "$f" ] || { echo "load.sh: $f is missing (build $BUILD first)" >&2; exit 2; }
 done
 ulimit -n "$(ulimit -Hn)" || true
-echo "load.sh: $(nproc) CPUs, ulimit -n $(ulimit -n), $(lscpu | sed -n 's/^Model name: *//p')"
+echo "load.sh: $(nproc) CPUs, ulimit -n $(ulimit -n), $(lscpu | sed -n 's/^Model name: *//p')${NICE:+, nice $NICE}"
 
 SRV_PID=
 TMP=
@@ -54,7 +58,7 @@ start_server() {
     local tries=0
     while :; do
         PORT=$((PORT + 1))
-        "$TANDEM" serve --dev --host 127.0.0.1 --port "$PORT" --data "$TMP/data" \
+        "${RUN[@]}" "$TANDEM" serve --dev --host 127.0.0.1 --port "$PORT" --data "$TMP/data" \
             >"$TMP/server.log" 2>&1 &
         SRV_PID=$!
         for _ in $(seq 1 50); do
@@ -90,7 +94,7 @@ for sc in $SCENARIOS; do
         start_server || exit 1
         load=$(cut -d' ' -f1-3 /proc/loadavg)
         echo "== scenario $sc run $run/$RUNS (port $PORT, load before: $load)"
-        out=$("$GEN" --port "$PORT" --server-pid "$SRV_PID" --json "${ARGS[@]}")
+        out=$("${RUN[@]}" "$GEN" --port "$PORT" --server-pid "$SRV_PID" --json "${ARGS[@]}")
         rc=$?
         echo "$out"
         [ -n "$JSON_OUT" ] && echo "$out" >>"$JSON_OUT"
