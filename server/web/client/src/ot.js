@@ -32,8 +32,13 @@ const isRetain = (c) => typeof c === 'number' && c > 0;
 const isDelete = (c) => typeof c === 'number' && c < 0;
 const isInsert = (c) => typeof c === 'string';
 
+// any surrogate: the fast paths below skip the per-unit loop for text without
+// one (a native regex scan instead of a JavaScript loop)
+const SURROGATE = /[\ud800-\udfff]/;
+
 /** Number of code points in a string. */
 export function cpLength(s) {
+  if (!SURROGATE.test(s)) return s.length;
   let n = s.length;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -50,6 +55,8 @@ export function cpLength(s) {
 
 /** UTF-16 index in s after `cps` code points starting at UTF-16 index `from`. */
 export function cpAdvance(s, from, cps) {
+  const end = from + cps;
+  if (end <= s.length && !SURROGATE.test(s.slice(from, end))) return end;
   let i = from;
   while (cps > 0) {
     if (i >= s.length) throw new OTError('operation is longer than the text');
