@@ -91,6 +91,9 @@ const cli_cmd cli_cmd_serve = {
     "  --aud AUDIENCE      tokens must carry this audience\n"
     "\nClients present tokens (tandem token) in HELLO, an Authorization: Bearer\n"
     "header or ?token=. Without --dev one of the token options is required.\n"
+    "Limits and timers without options come from the environment (docs/SERVER.md):\n"
+    "TANDEM_CONNECT_RATE, TANDEM_CONNECT_LOOPBACK, TANDEM_ROOM_IDLE_MS,\n"
+    "TANDEM_HELLO_TIMEOUT_MS, TANDEM_AWARENESS_TIMEOUT_MS, TANDEM_CLOSE_GRACE_MS.\n"
     "SIGTERM or SIGINT: stop accepting, flush pending commits, close every\n"
     "connection with 1001 (going away) and exit 0. Exit 1 when the database\n"
     "cannot be opened or the address cannot be bound.\n",
