@@ -27,6 +27,7 @@ const utf8enc = new TextEncoder();
 
 const AW_RENEW_MS = 15000;
 const AW_TIMEOUT_MS = 30000;
+const AW_MIN_GAP_MS = 50;
 const TYPING_RENEW_MS = 2000;
 const SEEN_CHAT_CAP = 10000;
 const HISTORY_PAGE = 256;
@@ -803,8 +804,21 @@ export class Awareness extends Emitter {
     return encodeAwareness([[this.clientId, this._clock, state]]);
   }
 
+  // Send the local entry; at most one frame per AW_MIN_GAP_MS (the server
+  // rate-limits awareness per user): changes in between are coalesced into
+  // one trailing frame carrying the latest state.
   _broadcast() {
     if (!this.doc.synced) return;
+    const wait = (this._sentAt ?? 0) + AW_MIN_GAP_MS - Date.now();
+    if (wait > 0) {
+      if (!this._trailing) {
+        this._trailing = setTimeout(() => {
+          this._trailing = null;
+          this._broadcast();
+        }, wait);
+      }
+      return;
+    }
     this.doc.client._send({ type: MSG.AWARENESS, channel: this.doc.channel, data: this._encodeLocal() });
     this._sentAt = Date.now();
   }
@@ -848,6 +862,8 @@ export class Awareness extends Emitter {
   _stop() {
     clearInterval(this._timer);
     this._timer = null;
+    clearTimeout(this._trailing);
+    this._trailing = null;
   }
 
   _onRemote(data) {

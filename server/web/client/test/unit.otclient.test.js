@@ -461,3 +461,24 @@ test('a silent connection (no answer to PING) is dropped and retried; so is one 
   assert.equal(sched.length, 2);
   c.close();
 });
+
+test('awareness updates are coalesced: a burst sends one frame now and one trailing frame with the latest state', async () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const c = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage: new MemoryStorage(), clientId: 99, autoConnect: false });
+  const d = c.openDocument('aw');
+  c.connect();
+  pump(sim, [c]);
+  d.insert(0, 'some text here');
+  pump(sim, [c]);
+  const frames = () => c._ws.in.map((f) => decodeRaw(f)).filter((m) => m[0] === 24);
+  for (let i = 0; i <= 10; i++) d.awareness.setCursor(i);
+  assert.equal(frames().length, 1, 'one frame at once');
+  await waitUntil(() => frames().length === 2, 'the trailing frame');
+  const [[client, , state]] = decodeRaw(frames()[1][2]);
+  assert.equal(client, 99);
+  assert.deepEqual(JSON.parse(Buffer.from(state).toString()).cursor, { anchor: 10, head: 10 });
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal(frames().length, 2, 'nothing more');
+  c.destroy();
+});
