@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as ot from '../src/ot.js';
 import { encodeMessage, decodeMessage, MSG, encodeRaw, decodeRaw } from '../src/codec.js';
 import { rng } from './rng.js';
+import { randomText, randomOp } from './gen.js';
 
 const hex = (b) => Buffer.from(b).toString('hex');
 const unhex = (s) => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
@@ -87,35 +88,6 @@ test('transformPosition moves carets through edits', () => {
 });
 
 // ------------------------------------------------------------ random ops
-
-const ALPHABET = ['a', 'b', 'c', 'é', '😀', '👍', ' ', '\n'];
-export function randomText(r, max = 12) {
-  let s = '';
-  const n = Math.floor(r() * max);
-  for (let i = 0; i < n; i++) s += ALPHABET[Math.floor(r() * ALPHABET.length)];
-  return s;
-}
-
-/** A random operation on text (code points). */
-export function randomOp(r, text) {
-  const len = ot.cpLength(text);
-  const b = new ot.OpBuilder();
-  let left = len;
-  while (left > 0) {
-    const x = r();
-    const n = 1 + Math.floor(r() * Math.min(left, 4));
-    if (x < 0.2) b.insert(randomText(r, 4) || 'x');
-    else if (x < 0.45) {
-      b.delete(n);
-      left -= n;
-    } else {
-      b.retain(n);
-      left -= n;
-    }
-  }
-  if (r() < 0.3) b.insert(randomText(r, 4) || 'y');
-  return b.done();
-}
 
 test('TP1 and compose on 3000 random pairs (astral characters included)', () => {
   const r = rng(42);
