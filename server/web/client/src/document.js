@@ -113,6 +113,25 @@ export class TandemDocument extends Emitter {
     return !!this._inflight;
   }
 
+  /** Resolves when the document is caught up with the server (now if it is). */
+  whenSynced() {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.once('synced', () => resolve()));
+  }
+
+  /** Resolves when every local edit so far is acknowledged (stored durably). */
+  whenSaved() {
+    if (!this._inflight) return Promise.resolve();
+    return new Promise((resolve) => {
+      const off = this.on('ack', () => {
+        if (!this._inflight) {
+          off();
+          resolve();
+        }
+      });
+    });
+  }
+
   /**
    * Apply a local edit given as an operation in UTF-16 units on the current
    * text: numbers > 0 retain, strings insert, numbers < 0 delete (trailing

@@ -155,6 +155,10 @@ export class TandemDocument extends Emitter {
   /** who else is typing now */
   readonly typing: Array<{ user: string; display: string }>;
 
+  /** resolves when caught up with the server */
+  whenSynced(): Promise<void>;
+  /** resolves when every local edit so far is acknowledged (durable) */
+  whenSaved(): Promise<void>;
   applyLocal(op: Op): void;
   insert(pos: number, text: string): void;
   delete(pos: number, n: number): void;

@@ -76,10 +76,14 @@ test('ten clients edit one room concurrently and converge with GET /text', async
 test('a late joiner gets the text; astral characters round-trip the code-point wire', async () => {
   const a = await srv.client('emoji-a');
   const da = a.openDocument('emoji');
-  await waitFor(() => da.synced, 'a synced');
+  await da.whenSynced();
+  assert.equal(da.synced, true);
   da.insert(0, 'x😀y');
   da.insert(3, '👍🏽'); // after the grinning face (UTF-16 index 3)
-  await waitFor(() => !da.hasPending, 'acked');
+  const saved = da.whenSaved();
+  assert.equal(da.hasPending, true);
+  await saved;
+  assert.equal(da.hasPending, false);
   assert.equal(await srv.text('emoji'), 'x😀👍🏽y');
   const b = await srv.client('emoji-b');
   const db = b.openDocument('emoji');
