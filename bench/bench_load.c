@@ -115,7 +115,7 @@ typedef struct bl_opts {
     int port;
     uint32_t conns, rooms, wpr;
     double rate, seconds, warmup, drain, connect_timeout;
-    bool idle, json, no_tokens, use_poll;
+    bool idle, json, no_tokens, use_poll, spin;
     long server_pid;
     uint32_t batch;
     const char *prefix;
@@ -644,7 +644,7 @@ static void run_until(bl *b, uint64_t until_ns, bool (*done)(bl *b))
     while (!bl_stop && now_ns() < until_ns) {
         if (done && done(b)) return;
         if (b->loop)
-            ev_run(b->loop, EVRUN_ONCE);
+            ev_run(b->loop, b->o.spin ? EVRUN_NOWAIT : EVRUN_ONCE);
         else if (lws_service(b->ctx, 0) < 0)
             return;
     }
@@ -731,6 +731,8 @@ static void usage(FILE *f)
             "  --server-pid PID      server process [from GET /healthz]\n"
             "  --max-p99-ms X --max-cpu-pct X --max-rss-mb X   floors (exit 1 if missed)\n"
             "  --poll                run lws on poll() instead of libev (epoll)\n"
+            "  --spin                never sleep in epoll_wait (libev): the server then does\n"
+            "                        not pay to wake the generator on every send\n"
             "  --json                one JSON object on stdout\n",
             BL_MAX_CONNS, BL_MAX_ROOMS);
 }
@@ -773,6 +775,7 @@ static bool parse_opts(int argc, char **argv, bl_opts *o)
         O_RSS,
         O_JSON,
         O_POLL,
+        O_SPIN,
         O_HELP
     };
     static const struct option lo[] = {{"host", 1, 0, O_HOST},
@@ -796,6 +799,7 @@ static bool parse_opts(int argc, char **argv, bl_opts *o)
                                        {"json", 0, 0, O_JSON},
                                        {"help", 0, 0, O_HELP},
                                        {"poll", 0, 0, O_POLL},
+                                       {"spin", 0, 0, O_SPIN},
                                        {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -820,6 +824,9 @@ static bool parse_opts(int argc, char **argv, bl_opts *o)
             break;
         case O_POLL:
             o->use_poll = true;
+            break;
+        case O_SPIN:
+            o->spin = true;
             break;
         case O_HELP:
             usage(stdout);
