@@ -162,15 +162,23 @@ function pump(sim, cs) {
   }
 }
 
-function randomEdit(r, doc) {
+// Markers: unique private-use characters that random deletes never touch, so
+// the final text must hold each one exactly once (nothing lost, nothing twice).
+const MARK = /[\ue000-\uf8ff]/;
+
+function randomEdit(r, doc, marks) {
   const t = doc.text;
   // positions on code-point boundaries, in UTF-16 units
   const cps = ot.cpLength(t);
   const pos = ot.cpToUtf16Index(t, Math.floor(r() * (cps + 1)));
-  if (cps > 0 && r() < 0.35) {
+  if (marks && r() < 0.1) {
+    const m = String.fromCharCode(0xe000 + marks.length);
+    marks.push(m);
+    doc.insert(pos, m);
+  } else if (cps > 0 && r() < 0.35) {
     const endCp = Math.min(cps, ot.utf16ToCpIndex(t, pos) + 1 + Math.floor(r() * 3));
     const end = ot.cpToUtf16Index(t, endCp);
-    if (end > pos) doc.delete(pos, end - pos);
+    if (end > pos && !MARK.test(t.slice(pos, end))) doc.delete(pos, end - pos);
   } else {
     let s = '';
     const n = 1 + Math.floor(r() * 3);
@@ -181,6 +189,7 @@ function randomEdit(r, doc) {
 
 function run(seed, { clients = 4, steps = 1500, keep = Infinity, drops = true } = {}) {
   const r = rng(seed);
+  const marks = [];
   const sim = new SimServer({ keep });
   const WS = fakeWebSocket(sim);
   const storage = new MemoryStorage();
@@ -204,7 +213,7 @@ function run(seed, { clients = 4, steps = 1500, keep = Infinity, drops = true } 
       sim.pendingOpens.shift().open();
     } else if (x < 0.4) {
       const d = docs[Math.floor(r() * docs.length)];
-      if (d.version !== null || d.text.length === 0) randomEdit(r, d);
+      if (d.version !== null || d.text.length === 0) randomEdit(r, d, marks);
     } else if (x < 0.62) {
       const w = sockets().filter((s) => s.in.length);
       if (w.length) deliverIn(w[Math.floor(r() * w.length)]);
@@ -249,17 +258,21 @@ function run(seed, { clients = 4, steps = 1500, keep = Infinity, drops = true } 
     clearInterval(c._pingTimer);
     clearTimeout(c._connectTimer);
   }
-  return { sim, docs };
+  return { sim, docs, marks };
 }
+
+const count = (text, ch) => text.split(ch).length - 1;
 
 test('random schedules: clients converge with the server (drops, lost acks, CRDT edits)', () => {
   for (let seed = 1; seed <= 30; seed++) {
-    const { sim, docs } = run(seed);
+    const { sim, docs, marks } = run(seed);
     for (const d of docs) {
       assert.equal(d.state, 'synchronized', `seed ${seed}: pending left`);
       assert.equal(d.version, sim.version, `seed ${seed}: version`);
       assert.equal(d.text, sim.text, `seed ${seed}: text`);
     }
+    assert.ok(marks.length > 10);
+    for (const m of marks) assert.equal(count(sim.text, m), 1, `seed ${seed}: marker U+${m.charCodeAt(0).toString(16)} exactly once`);
     assert.ok(sim.version > 50, `seed ${seed}: the schedule did something (${sim.version} versions)`);
   }
 });
@@ -296,11 +309,14 @@ test('no drops: every local edit survives (the server text holds each client\'s 
 
 test('too far behind: unsent work is rebased on the snapshot and converges', () => {
   for (let seed = 100; seed < 110; seed++) {
-    const { sim, docs } = run(seed, { keep: 3, clients: 3, steps: 1200 });
+    const { sim, docs, marks } = run(seed, { keep: 3, clients: 3, steps: 1200 });
     for (const d of docs) {
       assert.equal(d.text, sim.text, `seed ${seed}`);
       assert.equal(d.state, 'synchronized');
     }
+    // nothing lost; an op applied on the server whose ack was lost before a
+    // snapshot rebase can come twice (docs/CLIENT.md, known gaps)
+    for (const m of marks) assert.ok(count(sim.text, m) >= 1, `seed ${seed}: marker kept`);
   }
 });
 
