@@ -3,6 +3,9 @@
 // client library kept in localStorage are sent when the server is back.
 // Network first; the cache is only the fallback. The API, the WebSocket and
 // the SSE stream are never touched.
+// It also shows the server's Web Push notifications (docs/PUSH.md: payload
+// {title, body, url, room, ...}; the opt-in is src/notifications.js) and
+// opens the room when one is clicked.
 const CACHE = 'tandem-demo-v1';
 
 const assetsOf = (html) => new Set(['/favicon.svg', ...Array.from(html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g), (m) => m[1])]);
@@ -62,4 +65,72 @@ self.addEventListener('fetch', (e) => {
       throw err;
     }
   })());
+});
+
+/* ------------------------------------------------------------ Web Push */
+
+const sameOriginPath = (u) => {
+  try {
+    const url = new URL(String(u), self.location.origin);
+    return url.origin === self.location.origin ? url.pathname + url.search : '/';
+  } catch {
+    return '/';
+  }
+};
+
+/** The notification for a push payload (a JSON object; anything else gets a generic text). */
+function notificationOf(data) {
+  let p = null;
+  try { p = data ? data.json() : null; } catch { /* not JSON */ }
+  if (!p || typeof p !== 'object') p = { body: data ? String(data.text()).slice(0, 240) : '' };
+  const room = typeof p.room === 'string' ? p.room : null;
+  const url = sameOriginPath(typeof p.url === 'string' ? p.url : room !== null ? `/?room=${encodeURIComponent(room)}` : '/');
+  return {
+    title: typeof p.title === 'string' && p.title ? p.title.slice(0, 200) : 'tandem',
+    options: {
+      body: typeof p.body === 'string' ? p.body : '',
+      icon: typeof p.icon === 'string' ? p.icon : '/favicon.svg',
+      // one notification per room: a newer message replaces the older one (renotify: it alerts again)
+      tag: `room:${room ?? url}`,
+      renotify: true,
+      data: { url, room, chat_id: p.chat_id ?? null, mention: p.mention === true },
+    },
+  };
+}
+
+/** Shows the notification of one push message (also called by the e2e tests). */
+async function showPush(data) {
+  const n = notificationOf(data);
+  await self.registration.showNotification(n.title, n.options);
+  return n;
+}
+
+self.addEventListener('push', (e) => {
+  e.waitUntil(showPush(e.data));
+});
+
+/**
+ * A click: focuses a tab already open on the notification's room, else opens
+ * one. Returns what it did ({action: 'focus'|'open', url}).
+ */
+async function openRoom(notification) {
+  notification.close();
+  const path = sameOriginPath(notification.data && notification.data.url);
+  const target = new URL(path, self.location.origin).href;
+  const wins = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const same = (c) => {
+    const u = new URL(c.url);
+    return u.origin === self.location.origin && u.pathname + u.search === path;
+  };
+  const open = wins.find(same);
+  if (open) {
+    await open.focus();
+    return { action: 'focus', url: target };
+  }
+  await self.clients.openWindow(target);
+  return { action: 'open', url: target };
+}
+
+self.addEventListener('notificationclick', (e) => {
+  e.waitUntil(openRoom(e.notification));
 });

@@ -292,7 +292,7 @@ dlg.addEventListener('close', () => {
 /* ------------------------------------------------------------ start */
 
 const dash = startDashboard({ intervalMs: 1000 });
-initNotifications();
+const notifications = initNotifications({ room, getToken, toast });
 renderConn();
 renderStats();
 renderPeopleNow();
@@ -302,7 +302,7 @@ if (import.meta.env.PROD && 'serviceWorker' in navigator && !new URLSearchParams
 
 // For the end-to-end tests and for poking around in the console.
 window.tandemDemo = {
-  client, doc, view, identity, room, dash, tab,
+  client, doc, view, identity, room, dash, tab, notifications,
   remoteCursors: () => remoteCursorPositions(view.state),
   ready: true,
 };
