@@ -66,6 +66,7 @@ typedef struct srv_conn {
     size_t pre_bytes;    /* payload bytes received before that */
     uint32_t pre_msgs;   /* messages received before that */
     bool close_now;      /* close without sending what is queued */
+    bool close_sent;     /* our close frame is queued: nothing more is written (srv_ws.c) */
     bool grace_armed;    /* sync marked it for closing: lws drops it after cfg.close_grace_ms */
     bool want_w;         /* a WRITEABLE callback was asked for and has not come yet */
     struct srv_conn *prev, *next;

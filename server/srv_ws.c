@@ -11,7 +11,10 @@
  * SRV_CLOSE_PRE_HELLO (4004). A session marked for closing that has not
  * taken its queue within cfg.close_grace_ms (a peer that stopped reading:
  * its window stays shut, WRITEABLE never comes) is dropped without a close
- * frame (checked on the server tick).
+ * frame (checked on the server tick). Once a close frame is queued nothing
+ * else is written on the connection (RFC 6455 5.5.1): the sync session ends
+ * at that moment and lws waits for the peer's answering close (during
+ * shutdown too: srv_ws_close_all leaves such connections alone).
  * Service thread only. */
 #include "srv_internal.h"
 
@@ -84,15 +87,34 @@ static const char *close_text(unsigned code)
     }
 }
 
-static int close_with(struct lws *wsi, unsigned code)
+/* The session's part ends: its room sees it leave now, and sync queues
+ * nothing more for it (no srv_ws_output from here). */
+static void conn_end_session(srv_conn *c)
+{
+    if (!c->ss) return;
+    sync_session_set_data(c->ss, NULL);
+    sync_session_close(c->ss, srv_now_ms());
+    c->ss = NULL;
+}
+
+/* Queue the close frame with `code` (returned -1 tells lws to send it). From
+ * here nothing else is written on c: no data frame may follow a close frame
+ * (RFC 6455 5.5.1; browsers log "Data frame received after close"), so the
+ * session ends now and c asks for no more WRITEABLE callbacks; lws waits for
+ * the peer's answering close (CLOSED follows). */
+static int close_with(srv_conn *c, struct lws *wsi, unsigned code)
 {
     const char *t = close_text(code);
+    c->close_sent = true;
+    c->close_code = code;
+    conn_end_session(c);
     lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)(uintptr_t)t, strlen(t));
     return -1;
 }
 
 static bool conn_wants_write(const srv_conn *c)
 {
+    if (c->close_sent) return false;
     if (c->close_code) return true;
     return c->ss && (sync_session_out_bytes(c->ss) > 0 || sync_session_closing(c->ss, NULL));
 }
@@ -100,7 +122,7 @@ static bool conn_wants_write(const srv_conn *c)
 /* Ask lws for one WRITEABLE callback on c (once until it comes). */
 static void want_writable(srv_conn *c)
 {
-    if (c->want_w) return;
+    if (c->want_w || c->close_sent) return;
     c->want_w = true;
     lws_callback_on_writable(c->wsi);
 }
@@ -133,6 +155,7 @@ void srv_ws_kick(srv *s)
 void srv_ws_close_all(srv *s, unsigned code)
 {
     for (srv_conn *c = s->conns; c; c = c->next) {
+        if (c->close_sent) continue; /* its close frame is out: it waits for the answer */
         if (!c->close_code) c->close_code = code;
         lws_callback_on_writable(c->wsi);
     }
@@ -177,13 +200,13 @@ static int on_receive(srv *s, srv_conn *c, struct lws *wsi, const void *in, size
     bool whole = c->rx_len == 0 && lws_is_final_fragment(wsi) && !remaining;
     if (whole ? len > s->cfg.max_frame : !rx_append(s, c, in, len, remaining)) {
         s->n.too_big++;
-        return close_with(wsi, SRV_CLOSE_TOO_BIG);
+        return close_with(c, wsi, SRV_CLOSE_TOO_BIG);
     }
     if (!c->helloed) {
         c->pre_bytes += len;
         if (s->cfg.pre_hello_bytes && c->pre_bytes > s->cfg.pre_hello_bytes) {
             s->n.pre_hello_closed++;
-            return close_with(wsi, SRV_CLOSE_PRE_HELLO);
+            return close_with(c, wsi, SRV_CLOSE_PRE_HELLO);
         }
     }
     if (!lws_is_final_fragment(wsi) || remaining) return 0;
@@ -195,7 +218,7 @@ static int on_receive(srv *s, srv_conn *c, struct lws *wsi, const void *in, size
     s->n.bytes_in += n;
     if (!c->helloed && s->cfg.pre_hello_msgs && ++c->pre_msgs > s->cfg.pre_hello_msgs) {
         s->n.pre_hello_closed++;
-        return close_with(wsi, SRV_CLOSE_PRE_HELLO);
+        return close_with(c, wsi, SRV_CLOSE_PRE_HELLO);
     }
     tdm_err e = sync_session_recv(c->ss, msg, n, srv_now_ms());
     if (e) s->n.protocol_errors++;
@@ -223,11 +246,12 @@ static bool wbuf_reserve(srv *s, size_t n)
 static int on_writeable(srv *s, srv_conn *c, struct lws *wsi)
 {
     c->want_w = false;
-    if (c->close_now || !c->ss) return close_with(wsi, c->close_code ? c->close_code : 1000u);
+    if (c->close_sent) return 0; /* a late callback: nothing may follow the close frame */
+    if (c->close_now || !c->ss) return close_with(c, wsi, c->close_code ? c->close_code : 1000u);
     const uint8_t *p;
     size_t n;
     if (sync_session_next_out(c->ss, &p, &n)) {
-        if (!wbuf_reserve(s, n)) return close_with(wsi, SRV_CLOSE_INTERNAL);
+        if (!wbuf_reserve(s, n)) return close_with(c, wsi, SRV_CLOSE_INTERNAL);
         memcpy(s->wbuf + LWS_PRE, p, n);
         int w = lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_BINARY);
         if (w < (int)n) return -1;
@@ -238,8 +262,8 @@ static int on_writeable(srv *s, srv_conn *c, struct lws *wsi)
         return 0;
     }
     sync_close_reason why;
-    if (sync_session_closing(c->ss, &why)) return close_with(wsi, close_code_for(why));
-    if (c->close_code) return close_with(wsi, c->close_code);
+    if (sync_session_closing(c->ss, &why)) return close_with(c, wsi, close_code_for(why));
+    if (c->close_code) return close_with(c, wsi, c->close_code);
     return 0;
 }
 
@@ -273,11 +297,7 @@ int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return on_writeable(s, c, wsi);
     case LWS_CALLBACK_CLOSED:
-        if (c->ss) {
-            sync_session_set_data(c->ss, NULL); /* no srv_ws_output for it from here */
-            sync_session_close(c->ss, srv_now_ms());
-            c->ss = NULL;
-        }
+        conn_end_session(c); /* unless close_with did */
         free(c->rx);
         c->rx = NULL;
         conn_unlink(s, c);

@@ -18,6 +18,8 @@ struct wsc_conn {
     wsc_state state;
     unsigned close_code;
     bool closing, dropping;
+    bool close_seen;              /* the server's close frame arrived */
+    unsigned after_close;         /* data frames received after it (a protocol violation) */
     wsc_msg *out_head, *out_tail; /* outbound */
     size_t out_bytes;
     wsc_msg *in_head, *in_tail; /* received */
@@ -58,6 +60,10 @@ static void rx_push(wsc_conn *c)
 
 static int on_rx(wsc_conn *c, struct lws *wsi, const void *in, size_t len)
 {
+    if (c->close_seen) { /* counted once per frame, never delivered */
+        if (lws_is_first_fragment(wsi)) c->after_close++;
+        return 0;
+    }
     if (lws_is_first_fragment(wsi)) c->rx_len = 0;
     if (c->rx_len + len > WSC_MAX_MESSAGE) return -1;
     if (c->rx_len + len > c->rx_cap) {
@@ -114,6 +120,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         return on_writeable(c, wsi);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        c->close_seen = true;
         if (len >= 2) {
             const uint8_t *p = in;
             c->close_code = (unsigned)p[0] << 8 | p[1];
@@ -199,6 +206,11 @@ wsc_state wsc_state_of(const wsc_conn *c)
 unsigned wsc_close_code(const wsc_conn *c)
 {
     return c->close_code;
+}
+
+unsigned wsc_data_after_close(const wsc_conn *c)
+{
+    return c->after_close;
 }
 
 bool wsc_send(wsc_conn *c, const void *p, size_t n)

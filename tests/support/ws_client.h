@@ -1,6 +1,7 @@
 /* ws_client.h - a small WebSocket client on the libwebsockets client API for
  * tests (prefix wsc_): connect with or without a subprotocol, send and
- * receive whole binary messages, observe the close code the server sent.
+ * receive whole binary messages, observe the close code the server sent
+ * and whether any data frame followed it.
  *
  * One wsc_ctx is one lws context (CONTEXT_PORT_NO_LISTEN) serviced by the
  * calling thread through wsc_service / wsc_wait; nothing runs in between.
@@ -39,6 +40,12 @@ wsc_conn *wsc_connect(wsc_ctx *x, const char *host, int port, const char *path,
 wsc_state wsc_state_of(const wsc_conn *c);
 /* wsc_close_code - the code of the close frame the server sent (0: none). */
 unsigned wsc_close_code(const wsc_conn *c);
+/* wsc_data_after_close - data frames that arrived after the server's close
+ * frame (RFC 6455 5.5.1: none may follow it; browsers log "Data frame
+ * received after close"). They are counted, not delivered. What lws still
+ * parses from the socket after the close frame is counted: lws may drop the
+ * rest of a read, so 0 is evidence, not proof; a raw socket reader is exact. */
+unsigned wsc_data_after_close(const wsc_conn *c);
 /* wsc_send - queue one binary message (copied). false when over the cap or
  * the connection is gone. */
 bool wsc_send(wsc_conn *c, const void *p, size_t n);
