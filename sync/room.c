@@ -82,6 +82,8 @@ static void aw_broadcast_removed(sync_room *r, const uint64_t *ids, size_t n)
     tbuf_fini(&b);
 }
 
+static void relay_removed(sync_room *r, const uint64_t *ids, size_t n);
+
 static void on_aw_change(void *ud, const aw_change *ch)
 {
     sync_room *r = ud;
@@ -234,8 +236,21 @@ void sync__room_leave(sync_room *r, sync_chan *c, uint64_t now_ms)
         tdm_err e = aw_remove_clients(r->aw, ids, n, now_ms);
         r->aw_origin = NULL;
         if (e == TDM_OK) aw_broadcast_removed(r, ids, n);
+        if (e == TDM_OK) relay_removed(r, ids, n);
     }
     sync__typing_stop(c, SYNC_WHY_LEFT); /* the others see the indicator go */
+}
+
+/* host->relay of the removal of ids[0..n) (other nodes drop them too) */
+static void relay_removed(sync_room *r, const uint64_t *ids, size_t n)
+{
+    sync_host *h = &r->srv->host;
+    if (!h->relay || r->srv->relaying) return;
+    tbuf b;
+    tbuf_init(&b, SYNCM_MAX_FRAME);
+    if (aw_encode(r->aw, ids, n, &b) == TDM_OK && b.len)
+        h->relay(h->ctx, r->name, SYNC_RELAY_AWARENESS, b.data, b.len);
+    tbuf_fini(&b);
 }
 
 /* ------------------------------------------------------------ broadcast */
@@ -319,6 +334,8 @@ tdm_err sync__room_awareness(sync_room *r, sync_chan *c, const uint8_t *p, size_
     if (e) return e;
     syncm m = {.type = SYNCM_AWARENESS, .data = {p, n}};
     sync__room_broadcast(r, &m, c, -1, SYNC_F_EPHEMERAL);
+    sync_host *h = &r->srv->host;
+    if (h->relay && !r->srv->relaying) h->relay(h->ctx, r->name, SYNC_RELAY_AWARENESS, p, n);
     return TDM_OK;
 }
 

@@ -145,6 +145,11 @@ typedef struct sync_room_event {
     bool on;             /* TYPING: started (true) or stopped */
 } sync_room_event;
 
+/* What a relay() call carries (hosts running several nodes, docs/SCALING.md). */
+typedef enum sync_relay_kind {
+    SYNC_RELAY_AWARENESS = 1 /* an awareness update (aw wire form) for the other nodes */
+} sync_relay_kind;
+
 /* The host interface. Every callback runs on the event-loop thread inside a
  * sync_* call; `ctx` is passed back unchanged; names are NUL-terminated UTF-8
  * of 1..SYNCM_MAX_NAME bytes. NULL callbacks: authorize NULL grants write to
@@ -239,6 +244,15 @@ typedef struct sync_host {
      * it, or it is idle before being freed). The callback must not call any
      * sync_* function. */
     void (*room_event)(void *ctx, const char *name, const sync_room_event *ev);
+    /* relay - optional, for several nodes serving the same rooms
+     * (docs/SCALING.md): bytes p[0..n) that the other nodes must apply to
+     * room `name`. SYNC_RELAY_AWARENESS: an awareness update a local session
+     * sent (as sent, renewals included), or the removal of the entries a
+     * local connection introduced when it left the room. Never called for
+     * what came in through sync_server_relay_* / sync_server_apply_remote.
+     * (Document updates reach the host through persist_update, chat through
+     * persist_chat, typing through room_event.) Must not call sync_*. */
+    void (*relay)(void *ctx, const char *name, sync_relay_kind kind, const uint8_t *p, size_t n);
 } sync_host;
 
 /* Server limits; 0 means the default in brackets. */
@@ -307,6 +321,65 @@ tdm_err sync_server_room_text(sync_server *srv, const char *name, tbuf *out);
 crdt_doc *sync_server_room_doc(sync_server *srv, const char *name);
 /* sync_server_room_version - the room's version, or 0 when not loaded. */
 uint64_t sync_server_room_version(sync_server *srv, const char *name);
+
+/* ---- several nodes (relay.c; docs/SCALING.md) ------------------------------
+ * A host that runs several nodes for the same rooms passes on what its local
+ * sessions change (persist_update bytes, host->relay awareness, room_event
+ * typing, durable chat records) and puts what other nodes changed in with
+ * the calls below, on the event-loop thread, outside any callback. Each works
+ * on a room only while it is loaded here (TDM_ENOTFOUND otherwise: the
+ * node's store catches up when the room is loaded and compared). Nothing put
+ * in through these calls is passed to host->relay, and room_event callbacks
+ * made from inside them see sync_server_relaying() true. */
+
+/* sync_server_apply_remote - apply update bytes p[0..n) (untrusted; another
+ * node's CRDT update) to room `name`: the local CRDT members get what the
+ * room integrated (UPDATE), OT members the change (OT_REMOTE), and the bytes
+ * are handed to host->persist_update (no ack is waited for: no local sender)
+ * when they changed anything. *changed (may be NULL): the document grew or
+ * operations were held pending (dependencies missing: compare state
+ * vectors to repair). Errors: TDM_ENOTFOUND (not loaded), TDM_ETOOBIG (too
+ * many writes pending), TDM_EINVAL, and crdt_doc_apply's (a prefix may have
+ * been applied and is then stored). */
+tdm_err sync_server_apply_remote(sync_server *srv, const char *name, const uint8_t *p, size_t n,
+                                 bool *changed);
+/* sync_server_room_sv - append the room's encoded state vector
+ * (crdt_sv_encode) to out. TDM_ENOTFOUND, TDM_ENOMEM. */
+tdm_err sync_server_room_sv(sync_server *srv, const char *name, tbuf *out);
+/* sync_server_room_compare - compare another node's encoded state vector
+ * sv[0..n) (untrusted) with the room: when the other node lacks something,
+ * append an update holding exactly that to diff (else diff is unchanged);
+ * *behind (may be NULL): this room lacks something the other node has.
+ * Errors: TDM_ENOTFOUND, TDM_EMALFORMED (bad sv), TDM_ENOMEM, TDM_ETOOBIG. */
+tdm_err sync_server_room_compare(sync_server *srv, const char *name, const uint8_t *sv, size_t n,
+                                 tbuf *diff, bool *behind);
+/* sync_server_relay_awareness - merge another node's awareness update
+ * p[0..n) (untrusted) into the room and send it to every local member.
+ * Errors: TDM_ENOTFOUND, TDM_EINVAL, aw_apply's (nothing changed). */
+tdm_err sync_server_relay_awareness(sync_server *srv, const char *name, const uint8_t *p, size_t n,
+                                    uint64_t now_ms);
+/* sync_server_awareness_local - append an awareness update holding every
+ * entry a local connection introduced (for periodic re-announcement) to
+ * out; nothing when there is none. TDM_ENOTFOUND, aw_encode's errors. */
+tdm_err sync_server_awareness_local(sync_server *srv, const char *name, tbuf *out);
+/* sync_server_relay_typing - a user on another node started (on) or stopped
+ * typing: TYPING to every local member, room_event TYPING. user 1..
+ * SYNCM_MAX_USER bytes, display up to SYNCM_MAX_USER. TDM_ENOTFOUND,
+ * TDM_EINVAL. */
+tdm_err sync_server_relay_typing(sync_server *srv, const char *name, const char *user,
+                                 const char *display, bool on);
+/* sync_server_relay_chat - a chat record another node made durable, already
+ * stored here with the same id (rec->id > 0): CHAT_MSG to every local member
+ * and room_event CHAT, unless the room has seen that id (then nothing).
+ * TDM_ENOTFOUND, TDM_EINVAL. */
+tdm_err sync_server_relay_chat(sync_server *srv, const char *name, const sync_chat_rec *rec);
+/* sync_server_relaying - true inside one of the calls above. */
+bool sync_server_relaying(const sync_server *srv);
+/* sync_room_fn - one room in memory and its member count. */
+typedef void (*sync_room_fn)(void *arg, const char *name, size_t members);
+/* sync_server_active_rooms - call fn (may be NULL) for every room in memory;
+ * returns how many there are. fn must not call sync_*. */
+size_t sync_server_active_rooms(sync_server *srv, sync_room_fn fn, void *arg);
 
 /* sync_session_new - a session for a new connection. It expects HELLO first.
  * Errors: TDM_ETOOBIG (max_sessions reached), TDM_ENOMEM. */

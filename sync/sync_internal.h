@@ -178,6 +178,7 @@ struct sync_server {
     size_t pstart, pcount;
     size_t stream_bytes;
     uint64_t now_ms;
+    bool relaying; /* inside a sync_server_apply_remote / relay_* call (relay.c) */
     sync_server_stats st;
     tbuf scratch; /* encode buffer */
 };
