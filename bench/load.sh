@@ -17,11 +17,19 @@
 # Environment: BUILD (build directory with Release binaries) [build],
 # RUNS (runs per scenario) [3], SCENARIOS ("1 2"), PORT (first port tried)
 # [18500], SECONDS1 (measured seconds of scenario 1) [30], JSON_OUT (file
-# that receives every run's JSON line) [none], NICE (run the server and the
-# generator under `nice -n NICE`, e.g. -10 on a machine shared with other
-# work; negative values need root) [unset: normal priority].
+# that receives every run's JSON line) [none], NICE (on a machine shared
+# with other work: run in a session of its own, so a scheduling autogroup of
+# its own, with that group's nice and `nice -n` set to NICE, e.g. -10; with
+# autogroups a plain nice does not reach across sessions; negative values
+# need root) [unset: normal priority].
 # Exit status: 0 when every run met its floors and lost nothing, else 1.
 set -u
+if [ -n "${NICE:-}" ] && [ -z "${LOAD_SH_OWN_SESSION:-}" ] && command -v setsid >/dev/null; then
+    LOAD_SH_OWN_SESSION=1 exec setsid --wait "$0" "$@"
+fi
+if [ -n "${NICE:-}" ] && [ -w /proc/self/autogroup ]; then
+    echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null || echo "load.sh: cannot set the autogroup's nice" >&2
+fi
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 RUNS=${RUNS:-3}
@@ -37,7 +45,7 @@ for f in "$TANDEM" "$GEN"; do
     [ -x "$f" ] || { echo "load.sh: $f is missing (build $BUILD first)" >&2; exit 2; }
 done
 ulimit -n "$(ulimit -Hn)" || true
-echo "load.sh: $(nproc) CPUs, ulimit -n $(ulimit -n), $(lscpu | sed -n 's/^Model name: *//p')${NICE:+, nice $NICE}"
+echo "load.sh: $(nproc) CPUs, ulimit -n $(ulimit -n), $(lscpu | sed -n 's/^Model name: *//p')${NICE:+, nice $NICE ($(cat /proc/$$/autogroup 2>/dev/null))}"
 
 SRV_PID=
 TMP=
