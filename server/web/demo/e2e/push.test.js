@@ -145,10 +145,10 @@ async function open(context, room) {
 const state = (page) => page.evaluate(() => window.tandemDemo.notifications.state());
 
 /** Waits until the control is idle and in one of `states`; returns its state. */
-const settled = (page, states) => until(async () => {
+const settled = (page, states, timeoutMs = 20000) => until(async () => {
   const s = await state(page);
   return !s.busy && states.includes(s.state) ? s : null;
-}, `the notifications control in ${states.join('/')}`, 20000);
+}, `the notifications control in ${states.join('/')}`, timeoutMs);
 
 async function token(page) {
   const { user, name } = await page.evaluate(() => window.tandemDemo.identity);
@@ -338,6 +338,23 @@ test('opt-in, delivery to a user not in the room, the service worker\'s notifica
   assert.deepEqual(bNews.errors ?? [], []);
   await a.close();
   await b.close();
+});
+
+test('a browser whose push service never answers: an error after 20 s, nothing stored', async () => {
+  const context = await newContext();
+  // what a Chromium that cannot reach its push service does (a persistent
+  // profile here waits for Google's service forever)
+  await context.addInitScript(() => { PushManager.prototype.subscribe = () => new Promise(() => {}); });
+  const page = await open(context, 'hanging');
+  await settled(page, ['off']);
+  await page.click('#settings-btn');
+  await page.click('#notifications-btn');
+  assert.equal((await state(page)).state, 'busy');
+  await settled(page, ['error'], 30000);
+  assert.match(await page.textContent('#notifications-note'), /push service did not answer in 20 s/);
+  assert.equal(await page.isEnabled('#notifications-btn'), true);
+  assert.deepEqual(await serverSubs(page), []);
+  await context.close();
 });
 
 test('permission refused: the control says blocked and subscribes nothing', async () => {

@@ -24,6 +24,10 @@
 
 const MAX_ROOMS = 64; // the server's limit per subscription (docs/PUSH.md)
 const SW_READY_MS = 10000;
+// pushManager.subscribe() asks the browser's push service (FCM, autopush, ...)
+// and never settles when that cannot be reached (a Chromium without Google's
+// services, no network): give up after this long with a message.
+const SUBSCRIBE_MS = 20000;
 
 /** base64url (unpadded) -> Uint8Array; throws on anything else. */
 export function b64uDecode(s) {
@@ -106,18 +110,23 @@ export function initNotifications({ room, getToken, toast = () => {} }) {
     return j;
   }
 
+  /** p, or a rejection with `message` after ms. */
+  async function within(p, ms, message) {
+    let timer;
+    const late = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(message)), ms); });
+    try {
+      return await Promise.race([p, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** The service worker registration (registering public/sw.js when the page has none). */
   async function registration() {
     let reg = await navigator.serviceWorker.getRegistration('/');
     if (!reg) reg = await navigator.serviceWorker.register('/sw.js');
     if (reg.active) return reg;
-    let timer;
-    const late = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error('the service worker did not start')), SW_READY_MS); });
-    try {
-      return await Promise.race([navigator.serviceWorker.ready, late]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return within(navigator.serviceWorker.ready, SW_READY_MS, 'the service worker did not start');
   }
 
   /** The server's key as bytes (throws PushApiError 503 when push is off). */
@@ -181,7 +190,10 @@ export function initNotifications({ room, getToken, toast = () => {} }) {
     }
     let rooms = [];
     if (sub) rooms = await serverRooms(sub.endpoint);
-    else sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    else {
+      sub = await within(reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), SUBSCRIBE_MS,
+        `the browser's push service did not answer in ${SUBSCRIBE_MS / 1000} s (is this browser able to receive push messages?)`);
+    }
     if (!rooms.includes(room)) rooms = [...rooms, room];
     if (rooms.length > MAX_ROOMS) throw new Error(`at most ${MAX_ROOMS} rooms per browser; stop one first`);
     await post(sub, rooms);
