@@ -113,6 +113,7 @@ typedef struct bl_writer {
 typedef struct bl_opts {
     const char *host;
     int port;
+    int reader_port; /* readers connect here (another node of a cluster); 0: port */
     uint32_t conns, rooms, wpr;
     double rate, seconds, warmup, drain, connect_timeout;
     bool idle, json, no_tokens, use_poll, spin;
@@ -576,7 +577,7 @@ static void conn_open(bl *b, bl_conn *c)
     memset(&ci, 0, sizeof ci);
     ci.context = b->ctx;
     ci.address = b->o.host;
-    ci.port = b->o.port;
+    ci.port = c->writer < 0 && b->o.reader_port ? b->o.reader_port : b->o.port;
     ci.path = "/ws";
     ci.host = b->o.host;
     ci.origin = b->o.host;
@@ -716,6 +717,8 @@ static void usage(FILE *f)
             "usage: tandem-bench-load [options]\n"
             "  --host H              server address [127.0.0.1]\n"
             "  --port N              server port [8080]\n"
+            "  --reader-port N       readers (non-writers) connect to this port instead:\n"
+            "                        another node of a cluster (docs/SCALING.md) [--port]\n"
             "  --conns N             connections [2000] (max %u)\n"
             "  --rooms R             rooms, round-robin [200] (max %u)\n"
             "  --writers-per-room W  writers per room [1]\n"
@@ -776,6 +779,7 @@ static bool parse_opts(int argc, char **argv, bl_opts *o)
         O_JSON,
         O_POLL,
         O_SPIN,
+        O_RPORT,
         O_HELP
     };
     static const struct option lo[] = {{"host", 1, 0, O_HOST},
@@ -800,6 +804,7 @@ static bool parse_opts(int argc, char **argv, bl_opts *o)
                                        {"help", 0, 0, O_HELP},
                                        {"poll", 0, 0, O_POLL},
                                        {"spin", 0, 0, O_SPIN},
+                                       {"reader-port", 1, 0, O_RPORT},
                                        {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -841,6 +846,13 @@ static bool parse_opts(int argc, char **argv, bl_opts *o)
             switch (opt) {
             case O_PORT:
                 o->port = (int)d;
+                break;
+            case O_RPORT: /* several nodes (docs/SCALING.md): readers on another node */
+                if (d < 1 || d > 65535) {
+                    fprintf(stderr, "bench-load: bad --reader-port: %s\n", optarg);
+                    return false;
+                }
+                o->reader_port = (int)d;
                 break;
             case O_CONNS:
                 o->conns = (uint32_t)d;

@@ -34,6 +34,7 @@ static int run_serve(const cli_cmd *cmd, int argc, char **argv)
         {"data", "DIR", false, NULL},       {"dev", NULL, false, NULL},
         {"web", "DIR", false, NULL},        {"secret-file", "FILE", false, NULL},
         {"es256-key", "FILE", false, NULL}, {"aud", "AUDIENCE", false, NULL},
+        {"redis", "URL", false, NULL},
     };
     cli_args a;
     int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0], 0, 0, &a);
@@ -46,6 +47,8 @@ static int run_serve(const cli_cmd *cmd, int argc, char **argv)
     if (opts[5].set) cfg.secret_file = opts[5].value;
     if (opts[6].set) cfg.es256_key_file = opts[6].value;
     if (opts[7].set) cfg.audience = opts[7].value;
+    cfg.redis_url = pick(&opts[8], "TANDEM_REDIS_URL", NULL);
+    if (cfg.redis_url && !cfg.redis_url[0]) cfg.redis_url = NULL;
     const char *port = pick(&opts[1], "TANDEM_PORT", NULL);
     uint64_t p;
     if (port && (!cli_parse_u64(port, &p) || p == 0 || p > 65535))
@@ -71,7 +74,7 @@ static int run_serve(const cli_cmd *cmd, int argc, char **argv)
 const cli_cmd cli_cmd_serve = {
     "serve",
     "[--host ADDR] [--port N] [--data DIR] [--dev] [--web DIR] [--secret-file FILE | "
-    "--es256-key FILE] [--aud AUDIENCE]",
+    "--es256-key FILE] [--aud AUDIENCE] [--redis URL]",
     "Run the sync server (WebSocket + HTTP on one port) until SIGTERM/SIGINT.",
     "\nServes the sync protocol over WebSocket (subprotocol " SRV_SUBPROTOCOL "), the HTTP\n"
     "API (/healthz, /api/rooms, ...) and static files on one port. docs/SERVER.md\n"
@@ -89,6 +92,8 @@ const cli_cmd cli_cmd_serve = {
     "  --secret-file FILE  HS256 token secret (else the TANDEM_JWT_SECRET variable)\n"
     "  --es256-key FILE    ES256 public key (PEM) to verify tokens with instead\n"
     "  --aud AUDIENCE      tokens must carry this audience\n"
+    "  --redis URL         several nodes: relay rooms through this Redis server,\n"
+    "                      redis://HOST[:PORT] (TANDEM_REDIS_URL; docs/SCALING.md)\n"
     "\nClients present tokens (tandem token) in HELLO, an Authorization: Bearer\n"
     "header or ?token=. Without --dev one of the token options is required.\n"
     "Limits and timers without options come from the environment (docs/SERVER.md):\n"

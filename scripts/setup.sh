@@ -7,6 +7,8 @@ PKGS=(build-essential cmake pkg-config libcbor-dev check libjansson-dev zlib1g-d
 PKGS+=(chromium)
 # Web Push (issue 7): libcurl sends the notifications; tests/push runs on node (npm ci)
 PKGS+=(libcurl4-openssl-dev)
+# several nodes through Redis (issue 9, docs/SCALING.md): hiredis; tests/test_cluster runs redis-server
+PKGS+=(libhiredis-dev redis-server)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 missing=()

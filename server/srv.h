@@ -69,6 +69,9 @@ typedef struct srv_config {
      * SRV_CLOSE_PRE_HELLO past either cap (0: no cap). */
     size_t pre_hello_bytes;  /* inbound payload bytes before HELLO [65536] */
     uint32_t pre_hello_msgs; /* inbound messages before HELLO [32] */
+    /* Several nodes (docs/SCALING.md): relay rooms through this Redis
+     * server, redis://HOST[:PORT] (NULL: a single node, no Redis) */
+    const char *redis_url;
 } srv_config;
 
 /* srv_config_init - fill *cfg with the defaults above, then apply the

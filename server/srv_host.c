@@ -10,6 +10,7 @@
  * srv_host_drain (woken by lws_cancel_service): it never waits on a commit.
  */
 #include "srv_internal.h"
+#include "srv_redis.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -222,4 +223,5 @@ void srv_host_drain(srv *s)
         any = true;
     }
     if (any) srv_ws_kick(s);
+    srv_redis_drain(s); /* several nodes: what the Redis threads handed over */
 }

@@ -112,6 +112,7 @@ struct srv {
     char web_real[4096]; /* realpath of cfg.web_root ("" when missing) */
     srv_counters n;
     struct srv_push *push; /* Web Push (srv_push.h) */
+    struct srv_redis *redis; /* several nodes through Redis (srv_redis.h); NULL: one node */
     struct srv_sse *sse; /* every open SSE stream (srv_sse.c) */
     size_t nsse;
     size_t nroom_sse; /* of which per-room event streams */

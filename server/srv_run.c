@@ -19,6 +19,7 @@
 
 #include "ratelimit.h"
 #include "srv_push.h"
+#include "srv_redis.h"
 
 #define SRV_TICK_MS      250u  /* sync_server_tick period */
 #define SRV_SHUTDOWN_MS  3000u /* time connections get to take their last frames */
@@ -144,6 +145,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
     trim_after_rooms_freed(s, now);
     srv_access_tick(s, now);
     srv_sse_tick(s, now);
+    srv_redis_tick(s, now);
     srv_ws_kick(s);
     lws_sul_schedule(s->ctx, 0, &s->tick_sul, on_tick, (lws_usec_t)SRV_TICK_MS * LWS_US_PER_MS);
 }
@@ -183,8 +185,10 @@ static tdm_err open_parts(srv *s)
     o.hash_seed = random_seed();
     if ((e = srv_inbox_init(&s->inbox, o.max_pending + 1024))) return e;
     if ((e = srv_push_open(s))) return e;
+    if ((e = srv_redis_open(s))) return e;
     sync_host h;
     srv_host_make(s, &h);
+    srv_redis_host(s, &h); /* several nodes: relay what sessions change */
     h.authorize = srv_push_authorize; /* srv_access_ws + who is connected where */
     h.session_output = srv_ws_output; /* fan-out asks for WRITEABLE per session */
     return sync_server_new(&h, &o, &s->sync);
@@ -300,6 +304,7 @@ static void free_parts(srv *s)
         pthread_mutex_unlock(&s->inbox.mu);
     }
     store_close(s->st); /* commits what is queued; callbacks only push */
+    srv_redis_close(s); /* after the store: its chat callbacks push to it */
     sync_server_free(s->sync);
     srv_inbox_fini(&s->inbox);
     srv_access_close(s);

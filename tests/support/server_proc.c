@@ -238,6 +238,25 @@ bool srvp_start_opts(srvp *s, const char *bin, const srvp_opts *o)
     return false;
 }
 
+bool srvp_restart_opts(srvp *s, const char *bin, const srvp_opts *o)
+{
+    static const srvp_opts dev = {0};
+    if (!o) o = &dev;
+    if (s->pid || !s->dir[0]) return false;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        if (attempt > 0)
+            s->port = 20000 + (int)((srvp_mono_ms() * 7919u + (uint64_t)attempt) % 40000u);
+        if (!spawn_server(s, bin, o)) return false;
+        if (wait_ready(s)) return true;
+        if (s->pid) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+            s->pid = 0;
+        }
+    }
+    return false;
+}
+
 int srvp_stop(srvp *s)
 {
     int rc = -1;

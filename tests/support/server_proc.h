@@ -44,6 +44,10 @@ bool srvp_start(srvp *s, const char *bin);
 /* srvp_start_opts - srvp_start with options (o NULL: as srvp_start). The
  * pointers in *o are only read during the call. */
 bool srvp_start_opts(srvp *s, const char *bin, const srvp_opts *o);
+/* srvp_restart_opts - start the server again on the same directory (data
+ * and log) after it exited or was killed (s->pid 0), on the same port when
+ * it is free, else another; false when it did not come up. */
+bool srvp_restart_opts(srvp *s, const char *bin, const srvp_opts *o);
 /* srvp_rss_kb - VmRSS of process `pid` in KiB (from /proc/PID/status); 0
  * when it cannot be read. */
 long srvp_rss_kb(pid_t pid);

@@ -1,0 +1,592 @@
+/* test_cluster.c - several real `tandem serve --dev --redis URL` nodes
+ * (TANDEM_BIN), each with its own data directory, relaying one room through
+ * a real redis-server started here on 127.0.0.1 on a random port (no
+ * persistence, its own temp dir). Clients are real sync_clients over
+ * WebSocket (support/sync_peer), each on one node. Checked:
+ *   - edits on both nodes converge (peers, and GET /text on every node);
+ *     chat on one node reaches the other with the same ids, and every node's
+ *     GET /messages holds the complete history with equal ids; presence and
+ *     typing cross nodes;
+ *   - a node SIGKILLed while its client edits comes back on its data: the
+ *     client resends what was not acked, everything converges, and what the
+ *     killed node acked before dying is in every node's text;
+ *   - Redis SIGKILLed and restarted while both nodes take edits and chat:
+ *     the nodes reconnect and converge, chat ids stay monotonic and equal.
+ * redis-server must be installed (scripts/setup.sh): the suite fails
+ * without it. Everything waits by polling with deadlines. */
+#define _XOPEN_SOURCE 700
+
+#include "server_proc.h"
+#include "sync_peer.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TANDEM_BIN
+#error "TANDEM_BIN must name the built tandem binary"
+#endif
+
+extern char **environ;
+
+static void nap_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- redis-server ------------------------------------------------------------------ */
+
+typedef struct redis {
+    pid_t pid;
+    int port;
+    char dir[64];
+    char url[64];
+} redis;
+
+static const char *redis_bin(void)
+{
+    static const char *const cand[] = {"/usr/bin/redis-server", "/usr/local/bin/redis-server",
+                                       "/usr/sbin/redis-server"};
+    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)
+        if (access(cand[i], X_OK) == 0) return cand[i];
+    return NULL;
+}
+
+/* PING answered with +PONG? */
+static bool redis_ping(int port)
+{
+    int fd = srvp_connect(port);
+    if (fd < 0) return false;
+    bool ok = write(fd, "PING\r\n", 6) == 6;
+    char b[16] = {0};
+    ok = ok && read(fd, b, sizeof b - 1) >= 5 && strncmp(b, "+PONG", 5) == 0;
+    close(fd);
+    return ok;
+}
+
+static bool redis_spawn(redis *r)
+{
+    const char *bin = redis_bin();
+    ck_assert_msg(bin != NULL, "redis-server is not installed: run scripts/setup.sh");
+    char port[16];
+    snprintf(port, sizeof port, "%d", r->port);
+    const char *argv[] = {bin,  "--port",       port,      "--bind", "127.0.0.1", "--save",
+                          "",   "--appendonly", "no",      "--dir",  r->dir,      "--daemonize",
+                          "no", "--loglevel",   "warning", NULL};
+    char log[128];
+    snprintf(log, sizeof log, "%s/redis.log", r->dir);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawn(&r->pid, bin, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return false;
+    uint64_t end = srvp_mono_ms() + 10000;
+    while (srvp_mono_ms() < end) {
+        int st;
+        if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
+            r->pid = 0;
+            return false;
+        }
+        if (redis_ping(r->port)) return true;
+        nap_ms(20);
+    }
+    return false;
+}
+
+static void redis_start(redis *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->dir, sizeof r->dir, "/tmp/tandem-redis-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(r->dir));
+    for (int attempt = 0; attempt < 20; attempt++) {
+        r->port = 20000 + (int)((srvp_mono_ms() * 7919u + (uint64_t)getpid() * 31u +
+                                 (uint64_t)attempt * 104729u) %
+                                40000u);
+        if (redis_ping(r->port)) continue; /* someone else's */
+        if (redis_spawn(r)) {
+            snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
+            return;
+        }
+        if (r->pid) {
+            kill(r->pid, SIGKILL);
+            waitpid(r->pid, NULL, 0);
+            r->pid = 0;
+        }
+    }
+    ck_abort_msg("could not start redis-server");
+}
+
+static void redis_kill(redis *r)
+{
+    if (!r->pid) return;
+    kill(r->pid, SIGKILL);
+    waitpid(r->pid, NULL, 0);
+    r->pid = 0;
+}
+
+static void redis_stop(redis *r)
+{
+    redis_kill(r);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- nodes ------------------------------------------------------------------------- */
+
+static void node_opts(const redis *r, srvp_opts *o, const char **args)
+{
+    static const char *const env[] = {"TANDEM_CONNECT_RATE=0", NULL};
+    args[0] = "--redis";
+    args[1] = r->url;
+    args[2] = NULL;
+    memset(o, 0, sizeof *o);
+    o->args = args;
+    o->env = env;
+}
+
+static void node_start(srvp *s, const redis *r)
+{
+    const char *args[3];
+    srvp_opts o;
+    node_opts(r, &o, args);
+    ck_assert_msg(srvp_start_opts(s, TANDEM_BIN, &o), "could not start a node");
+}
+
+static void node_restart(srvp *s, const redis *r)
+{
+    const char *args[3];
+    srvp_opts o;
+    node_opts(r, &o, args);
+    ck_assert_msg(srvp_restart_opts(s, TANDEM_BIN, &o), "could not restart a node");
+}
+
+static void node_kill9(srvp *s)
+{
+    ck_assert_int_gt(s->pid, 0);
+    ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
+    int st = 0;
+    ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    s->pid = 0;
+}
+
+static json_t *get_json(int port, const char *path)
+{
+    srvp_http r = srvp_get(port, path);
+    ck_assert_msg(r.status == 200, "GET %s: %d %s", path, r.status, r.body ? r.body : "");
+    json_t *v = json_loadb(r.body, r.len, 0, NULL);
+    ck_assert_msg(v != NULL, "GET %s: not JSON: %s", path, r.body);
+    srvp_http_free(&r);
+    return v;
+}
+
+static char *node_text(int port, const char *room)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/api/rooms/%s/text", room);
+    json_t *v = get_json(port, path);
+    const char *t = json_string_value(json_object_get(v, "text"));
+    ck_assert_ptr_nonnull(t);
+    char *s = strdup(t);
+    json_decref(v);
+    return s;
+}
+
+/* "id:text\n" for every stored chat record of room on the node */
+static char *node_chat(int port, const char *room, size_t *count)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/api/rooms/%s/messages?limit=1000", room);
+    json_t *v = get_json(port, path);
+    json_t *a = json_object_get(v, "messages");
+    ck_assert(json_is_array(a));
+    size_t cap = 64 + json_array_size(a) * 128, len = 0;
+    char *out = calloc(1, cap);
+    ck_assert_ptr_nonnull(out);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *m = json_array_get(a, i);
+        uint64_t id = (uint64_t)json_integer_value(json_object_get(m, "id"));
+        ck_assert_uint_gt(id, prev); /* increasing */
+        prev = id;
+        len += (size_t)snprintf(out + len, cap - len, "%llu:%s\n", (unsigned long long)id,
+                                json_string_value(json_object_get(m, "text")));
+    }
+    *count = json_array_size(a);
+    json_decref(v);
+    return out;
+}
+
+/* ---- waiting --------------------------------------------------------------------------- */
+
+static void wait_synced(wsc_ctx *x, np_peer **ps, size_t n)
+{
+    np_group g = {ps, n};
+    ck_assert_msg(wsc_wait(x, np_all_synced, &g, 15000), "peers did not sync");
+}
+
+static void wait_converged(wsc_ctx *x, np_peer **ps, size_t n, int ms)
+{
+    np_group g = {ps, n};
+    ck_assert_msg(wsc_wait(x, np_all_converged, &g, ms), "peers did not converge");
+}
+
+static void pump_for(wsc_ctx *x, np_peer **ps, size_t n, int ms)
+{
+    uint64_t end = np_mono_ms() + (uint64_t)ms;
+    while (np_mono_ms() < end) {
+        for (size_t i = 0; i < n; i++) np_pump(ps[i]);
+        wsc_service(x, 10);
+    }
+}
+
+/* every node's GET /text equals every peer's text (after convergence) */
+static void expect_texts(np_peer **ps, size_t n, srvp **nodes, size_t nn, const char *room)
+{
+    char *want = np_text(ps[0]);
+    for (size_t i = 0; i < nn; i++) {
+        /* the relay may still be on its way to a node no peer is on */
+        char *t = NULL;
+        uint64_t end = np_mono_ms() + 15000;
+        for (;;) {
+            t = node_text(nodes[i]->port, room);
+            if (strcmp(t, want) == 0 || np_mono_ms() > end) break;
+            free(t);
+            nap_ms(50);
+        }
+        ck_assert_msg(strcmp(t, want) == 0, "node %zu: '%s' != peers '%s'", i, t, want);
+        free(t);
+    }
+    for (size_t i = 1; i < n; i++) {
+        char *t = np_text(ps[i]);
+        ck_assert_str_eq(t, want);
+        free(t);
+    }
+    free(want);
+}
+
+/* every node holds `want` chat records, the same on each */
+static void expect_chat(srvp **nodes, size_t nn, const char *room, size_t want)
+{
+    char *first = NULL;
+    for (size_t i = 0; i < nn; i++) {
+        size_t count = 0;
+        char *c = NULL;
+        uint64_t end = np_mono_ms() + 15000;
+        for (;;) {
+            c = node_chat(nodes[i]->port, room, &count);
+            if (count >= want || np_mono_ms() > end) break;
+            free(c);
+            nap_ms(50);
+        }
+        ck_assert_msg(count == want, "node %zu holds %zu chat records, want %zu:\n%s", i, count,
+                      want, c);
+        if (!first) {
+            first = c;
+        } else {
+            ck_assert_msg(strcmp(first, c) == 0, "chat differs:\n%s---\n%s", first, c);
+            free(c);
+        }
+    }
+    free(first);
+}
+
+static void say(np_peer *p, const char *text)
+{
+    ck_assert_int_eq(sync_client_chat_send(p->cl, p->ch, text, strlen(text), NULL), TDM_OK);
+}
+
+static void wait_chat(wsc_ctx *x, np_peer **ps, size_t n, np_peer *p, size_t nchat, uint64_t acks)
+{
+    uint64_t end = np_mono_ms() + 15000;
+    while ((p->nchat < nchat || p->chat_acks < acks) && np_mono_ms() < end) {
+        for (size_t i = 0; i < n; i++) np_pump(ps[i]);
+        wsc_service(x, 10);
+    }
+    ck_assert_msg(p->nchat >= nchat && p->chat_acks >= acks, "chat: %zu records %llu acks",
+                  p->nchat, (unsigned long long)p->chat_acks);
+}
+
+static void edit_rounds(wsc_ctx *x, np_peer **ps, size_t n, unsigned *rng, int rounds)
+{
+    for (int r = 0; r < rounds; r++) {
+        for (size_t i = 0; i < n; i++) np_random_edit(ps[i], rng, r % 3 == 0);
+        pump_for(x, ps, n, 20);
+    }
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+START_TEST(test_two_nodes_edit_chat_presence)
+{
+    redis rd;
+    redis_start(&rd);
+    srvp A, B;
+    node_start(&A, &rd);
+    node_start(&B, &rd);
+    srvp *nodes[] = {&A, &B};
+    wsc_ctx *x = wsc_new();
+    np_peer a, b, c;
+    np_open(&a, x, A.port, "shared", 1001, false, NULL);
+    np_open(&b, x, B.port, "shared", 1002, false, NULL);
+    np_open(&c, x, B.port, "shared", 1003, true, NULL); /* an OT client on node B */
+    np_peer *ps[] = {&a, &b, &c};
+    wait_synced(x, ps, 3);
+    unsigned rng = 12345;
+    edit_rounds(x, ps, 3, &rng, 40);
+    wait_converged(x, ps, 3, 30000);
+    expect_texts(ps, 3, nodes, 2, "shared");
+    char *t = np_text(&a);
+    ck_assert_uint_gt(strlen(t), 0);
+    free(t);
+
+    /* chat: two messages on A, one on B; the ids are the same everywhere */
+    say(&a, "one");
+    wait_chat(x, ps, 3, &a, 0, 1);
+    say(&a, "two");
+    wait_chat(x, ps, 3, &a, 0, 2);
+    say(&b, "three");
+    wait_chat(x, ps, 3, &b, 2, 1);
+    wait_chat(x, ps, 3, &a, 1, 2);
+    wait_chat(x, ps, 3, &c, 3, 0);
+    ck_assert_uint_eq(b.chat_ids[0], 1);
+    ck_assert_uint_eq(b.chat_ids[1], 2);
+    ck_assert_uint_eq(b.last_chat_ack_id, 3);
+    ck_assert_uint_eq(a.chat_ids[0], 3);
+    expect_chat(nodes, 2, "shared", 3);
+
+    /* presence: a's state reaches b (other node); b's reaches a */
+    np_presence(&a, "{\"cursor\":5}");
+    np_presence(&b, "{\"cursor\":9}");
+    uint64_t end = np_mono_ms() + 10000;
+    aw_entry e;
+    bool seen_a = false, seen_b = false;
+    while ((!seen_a || !seen_b) && np_mono_ms() < end) {
+        pump_for(x, ps, 3, 20);
+        seen_a = aw_get(b.aw, a.client_id, &e) == TDM_OK && e.len == strlen("{\"cursor\":5}") &&
+                 memcmp(e.state, "{\"cursor\":5}", e.len) == 0;
+        seen_b = aw_get(a.aw, b.client_id, &e) == TDM_OK && e.len == strlen("{\"cursor\":9}") &&
+                 memcmp(e.state, "{\"cursor\":9}", e.len) == 0;
+    }
+    ck_assert_msg(seen_a && seen_b, "presence across nodes: a->b %d b->a %d", seen_a, seen_b);
+
+    /* typing on A is seen on B, and its stop */
+    ck_assert_int_eq(sync_client_typing(a.cl, a.ch, true), TDM_OK);
+    end = np_mono_ms() + 10000;
+    while (b.typing_on < 1 && np_mono_ms() < end) pump_for(x, ps, 3, 20);
+    ck_assert_int_eq(b.typing_on, 1);
+    ck_assert_str_eq(b.typing_user, "anon");
+    ck_assert_int_eq(sync_client_typing(a.cl, a.ch, false), TDM_OK);
+    end = np_mono_ms() + 10000;
+    while (b.typing_off < 1 && np_mono_ms() < end) pump_for(x, ps, 3, 20);
+    ck_assert_int_eq(b.typing_off, 1);
+
+    /* a leaves: its presence goes on the other node too */
+    np_close(&a);
+    np_peer *bc[] = {&b, &c};
+    end = np_mono_ms() + 10000;
+    while (aw_get(b.aw, a.client_id, &e) == TDM_OK && np_mono_ms() < end) pump_for(x, bc, 2, 20);
+    ck_assert_int_ne(aw_get(b.aw, a.client_id, &e), TDM_OK);
+    ck_assert_uint_eq(a.errors + b.errors + c.errors, 0);
+
+    wsc_free(x);
+    np_free(&a);
+    np_free(&b);
+    np_free(&c);
+    ck_assert_int_eq(srvp_stop(&A), 0);
+    ck_assert_int_eq(srvp_stop(&B), 0);
+    redis_stop(&rd);
+}
+END_TEST
+
+START_TEST(test_node_killed_mid_edit)
+{
+    redis rd;
+    redis_start(&rd);
+    srvp A, B;
+    node_start(&A, &rd);
+    node_start(&B, &rd);
+    srvp *nodes[] = {&A, &B};
+    wsc_ctx *x = wsc_new();
+    np_peer a, b;
+    np_open(&a, x, A.port, "crash", 2001, false, NULL);
+    np_open(&b, x, B.port, "crash", 2002, false, NULL);
+    np_peer *ps[] = {&a, &b};
+    wait_synced(x, ps, 2);
+    unsigned rng = 777;
+    edit_rounds(x, ps, 2, &rng, 20);
+    wait_converged(x, ps, 2, 30000);
+    say(&a, "before");
+    wait_chat(x, ps, 2, &a, 0, 1);
+    /* more edits on A, then SIGKILL while some are in flight */
+    for (int r = 0; r < 15; r++) {
+        np_random_edit(&a, &rng, false);
+        np_random_edit(&b, &rng, false);
+        pump_for(x, ps, 2, 5);
+    }
+    uint64_t acked_a = a.acks;
+    node_kill9(&A);
+    pump_for(x, ps, 2, 200); /* a notices the closed connection */
+    /* b goes on editing on B while A is down */
+    np_peer *bb[] = {&b};
+    for (int r = 0; r < 10; r++) {
+        np_random_edit(&b, &rng, false);
+        pump_for(x, bb, 1, 10);
+    }
+    node_restart(&A, &rd);
+    a.port = A.port;
+    np_connect(&a);
+    wait_synced(x, ps, 2);
+    edit_rounds(x, ps, 2, &rng, 5);
+    wait_converged(x, ps, 2, 30000);
+    expect_texts(ps, 2, nodes, 2, "crash");
+    ck_assert_uint_ge(a.acks, acked_a);
+    /* the chat record stored before the kill is on both nodes, and a new one
+     * continues the ids */
+    say(&b, "after");
+    wait_chat(x, ps, 2, &b, 0, 1);
+    ck_assert_uint_eq(b.last_chat_ack_id, 2);
+    expect_chat(nodes, 2, "crash", 2);
+
+    wsc_free(x);
+    np_free(&a);
+    np_free(&b);
+    ck_assert_int_eq(srvp_stop(&A), 0);
+    ck_assert_int_eq(srvp_stop(&B), 0);
+    redis_stop(&rd);
+}
+END_TEST
+
+START_TEST(test_redis_restart_and_outage)
+{
+    redis rd;
+    redis_start(&rd);
+    srvp A, B;
+    node_start(&A, &rd);
+    node_start(&B, &rd);
+    srvp *nodes[] = {&A, &B};
+    wsc_ctx *x = wsc_new();
+    np_peer a, b;
+    np_open(&a, x, A.port, "outage", 3001, false, NULL);
+    np_open(&b, x, B.port, "outage", 3002, false, NULL);
+    np_peer *ps[] = {&a, &b};
+    wait_synced(x, ps, 2);
+    unsigned rng = 4242;
+    edit_rounds(x, ps, 2, &rng, 10);
+    wait_converged(x, ps, 2, 30000);
+    say(&a, "m1");
+    wait_chat(x, ps, 2, &b, 1, 0);
+
+    /* Redis goes away; both nodes keep taking edits (acked locally) */
+    redis_kill(&rd);
+    edit_rounds(x, ps, 2, &rng, 15);
+    pump_for(x, ps, 2, 500);
+    ck_assert_uint_eq(sync_client_unacked(a.cl, a.ch), 0);
+    ck_assert_uint_eq(sync_client_unacked(b.cl, b.ch), 0);
+    char *ta = np_text(&a), *tb = np_text(&b);
+    ck_assert_str_ne(ta, tb); /* the nodes cannot see each other now */
+    free(ta);
+    free(tb);
+
+    /* Redis comes back empty on the same port: the nodes reconnect and
+     * repair through the state-vector exchange */
+    ck_assert(redis_spawn(&rd));
+    wait_converged(x, ps, 2, 30000);
+    expect_texts(ps, 2, nodes, 2, "outage");
+
+    /* chat ids go on from where they were (Redis forgot its counter) */
+    say(&b, "m2");
+    wait_chat(x, ps, 2, &b, 0, 1);
+    ck_assert_uint_eq(b.last_chat_ack_id, 2);
+    wait_chat(x, ps, 2, &a, 1, 1);
+    ck_assert_uint_eq(a.chat_ids[0], 2);
+    expect_chat(nodes, 2, "outage", 2);
+    ck_assert_uint_eq(a.errors + b.errors, 0);
+
+    wsc_free(x);
+    np_free(&a);
+    np_free(&b);
+    ck_assert_int_eq(srvp_stop(&A), 0);
+    ck_assert_int_eq(srvp_stop(&B), 0);
+    redis_stop(&rd);
+}
+END_TEST
+
+/* a node that joins late (room not in its memory, empty store) catches up
+ * from the others, and the three of them converge */
+START_TEST(test_late_third_node)
+{
+    redis rd;
+    redis_start(&rd);
+    srvp A, B, C;
+    node_start(&A, &rd);
+    node_start(&B, &rd);
+    wsc_ctx *x = wsc_new();
+    np_peer a, b, c;
+    np_open(&a, x, A.port, "late", 4001, false, NULL);
+    np_open(&b, x, B.port, "late", 4002, false, NULL);
+    np_peer *ps[] = {&a, &b, &c};
+    wait_synced(x, ps, 2);
+    unsigned rng = 99;
+    edit_rounds(x, ps, 2, &rng, 10);
+    wait_converged(x, ps, 2, 30000);
+    say(&a, "x");
+    wait_chat(x, ps, 2, &b, 1, 0);
+    node_start(&C, &rd);
+    srvp *nodes[] = {&A, &B, &C};
+    np_open(&c, x, C.port, "late", 4003, false, NULL);
+    wait_synced(x, ps, 3);
+    edit_rounds(x, ps, 3, &rng, 5);
+    wait_converged(x, ps, 3, 30000);
+    expect_texts(ps, 3, nodes, 3, "late");
+    say(&c, "y");
+    wait_chat(x, ps, 3, &c, 0, 1);
+    ck_assert_uint_eq(c.last_chat_ack_id, 2);
+    expect_chat(nodes, 3, "late", 2);
+
+    wsc_free(x);
+    np_free(&a);
+    np_free(&b);
+    np_free(&c);
+    ck_assert_int_eq(srvp_stop(&A), 0);
+    ck_assert_int_eq(srvp_stop(&B), 0);
+    ck_assert_int_eq(srvp_stop(&C), 0);
+    redis_stop(&rd);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("cluster");
+    TCase *tc = tcase_create("redis");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_two_nodes_edit_chat_presence);
+    tcase_add_test(tc, test_node_killed_mid_edit);
+    tcase_add_test(tc, test_redis_restart_and_outage);
+    tcase_add_test(tc, test_late_third_node);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
