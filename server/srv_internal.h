@@ -197,6 +197,12 @@ tdm_err srv_metrics(srv *s, struct srv_resp *r);
 /* srv_room_event - sync_host.room_event: for a room some stream watches,
  * the event's JSON to each of them (srv_sse_room_push); otherwise nothing. */
 void srv_room_event(void *ctx, const char *name, const sync_room_event *ev);
+/* srv_room_snapshot - room `name` as it is now (sync_server_room_presence):
+ * emit(arg, event, data) for each `presence` entry present and each user
+ * `typing` now, data being the same JSON as the live events; nothing when
+ * the room is not loaded. emit must not call sync_*. */
+typedef void (*srv_room_emit)(void *arg, const char *event, const char *data);
+void srv_room_snapshot(srv *s, const char *name, srv_room_emit emit, void *arg);
 /* srv_room_chat_json - the `chat` event data of rec: one line of compact
  * JSON (malloc'd, the caller frees; NULL when out of memory), without the
  * text ("text_omitted": true) when it would not fit one event. */

@@ -8,6 +8,10 @@
  *   presence  {"client", "user", "name", "state", "left", ["reason"]}
  *   typing    {"user", "name", "typing", ["reason"]}
  *
+ * A new stream first gets the room as it is (srv_room_snapshot): one
+ * `presence` event per awareness entry present and one `typing` event per
+ * user typing now, in the same forms.
+ *
  * 64-bit client and message ids are decimal strings (JavaScript numbers hold
  * 53 bits). Awareness state bytes are embedded as JSON when they parse as
  * JSON, else as a string when they are UTF-8, else as "state_base64".
@@ -153,4 +157,25 @@ void srv_room_event(void *ctx, const char *name, const sync_room_event *ev)
     }
     srv_sse_room_push(s, name, event, data, chat_id);
     free(data);
+}
+
+typedef struct snapshot_ctx {
+    srv_room_emit emit;
+    void *arg;
+} snapshot_ctx;
+
+static void snapshot_one(void *arg, const sync_room_event *ev)
+{
+    snapshot_ctx *x = arg;
+    bool typing = ev->kind == SYNC_ROOM_TYPING;
+    char *data = typing ? typing_json(ev) : presence_json(ev);
+    if (!data) return; /* out of memory: this entry is left out */
+    x->emit(x->arg, typing ? "typing" : "presence", data);
+    free(data);
+}
+
+void srv_room_snapshot(srv *s, const char *name, srv_room_emit emit, void *arg)
+{
+    snapshot_ctx x = {emit, arg};
+    (void)sync_server_room_presence(s->sync, name, snapshot_one, &x); /* not loaded: nobody */
 }

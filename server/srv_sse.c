@@ -6,7 +6,8 @@
  *
  *   GET /api/rooms/{id}/events[?after=N&lifetime_ms=N]
  * (read access to the room, srv_access_http) sends `connected`, then the
- * room's `chat`, `presence` and `typing` events (srv_room_events.c). A chat
+ * room's `presence` and `typing` snapshot (who is present and typing now),
+ * then its live `chat`, `presence` and `typing` events (srv_room_events.c). A chat
  * event's id is the chat record id; other events carry the synthetic id
  * "C.S" (C: the last chat id this stream delivered, or its starting point;
  * S: a per-stream counter). Last-Event-ID (either form; the part before '.')
@@ -327,6 +328,12 @@ static int room_check(srv *s, struct lws *wsi, const char *room, uint64_t *last_
     return 0;
 }
 
+/* srv_room_snapshot's emit: one event on the new stream e (dropped when full). */
+static void snapshot_emit(void *arg, const char *event, const char *data)
+{
+    queue_event(arg, event, data);
+}
+
 /* ---- routing ------------------------------------------------------------------------ */
 
 int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, srv_resp *err)
@@ -405,6 +412,7 @@ int srv_sse_route(srv *s, struct lws *wsi, srv_http_req *q, const char *path, sr
         json_decref(o);
         queue_event(e, "connected", data ? data : "{}");
         free(data);
+        srv_room_snapshot(s, room, snapshot_emit, e); /* who is present and typing now */
         replay(e);
     } else {
         char data[160];

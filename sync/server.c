@@ -268,3 +268,39 @@ uint64_t sync_server_room_version(sync_server *srv, const char *name)
     sync_room *r = sync__room_find(srv, name, strlen(name));
     return r ? r->version : 0;
 }
+
+/* the live member that introduced awareness client `client`, else NULL */
+static const sync_chan *presence_owner(const sync_room *r, uint64_t client)
+{
+    for (const sync_chan *c = r->members; c; c = c->rnext)
+        for (size_t i = 0; i < c->naw; i++)
+            if (c->aw_clients[i] == client) return c;
+    return NULL;
+}
+
+tdm_err sync_server_room_presence(sync_server *srv, const char *name, sync_room_event_fn emit,
+                                  void *arg)
+{
+    if (!srv || !name || !emit) return TDM_EINVAL;
+    sync_room *r = sync__room_find(srv, name, strlen(name));
+    if (!r) return TDM_ENOTFOUND;
+    size_t pos = 0;
+    aw_entry e;
+    while (aw_next(r->aw, &pos, &e)) {
+        const sync_chan *o = presence_owner(r, e.client);
+        sync_room_event ev = {.kind = SYNC_ROOM_PRESENCE,
+                              .client = e.client,
+                              .state = e.state,
+                              .state_len = e.len,
+                              .user = o ? o->auth.user : "",
+                              .display = o ? o->auth.display : ""};
+        emit(arg, &ev);
+    }
+    for (const sync_chan *c = r->members; c; c = c->rnext) {
+        if (!c->typing || c->dead) continue;
+        sync_room_event ev = {
+            .kind = SYNC_ROOM_TYPING, .user = c->auth.user, .display = c->auth.display, .on = true};
+        emit(arg, &ev);
+    }
+    return TDM_OK;
+}

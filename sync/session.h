@@ -321,6 +321,20 @@ tdm_err sync_server_room_text(sync_server *srv, const char *name, tbuf *out);
 crdt_doc *sync_server_room_doc(sync_server *srv, const char *name);
 /* sync_server_room_version - the room's version, or 0 when not loaded. */
 uint64_t sync_server_room_version(sync_server *srv, const char *name);
+/* sync_room_event_fn - receives one event of sync_server_room_presence. */
+typedef void (*sync_room_event_fn)(void *arg, const sync_room_event *ev);
+/* sync_server_room_presence - who is in room `name` now, as room_event would
+ * have announced it to a host that watched from the start: one
+ * SYNC_ROOM_PRESENCE event per awareness entry present (client id, state,
+ * and the user / display name of the connection that introduced it; ""
+ * when none here does, e.g. an entry relayed from another node), then one
+ * SYNC_ROOM_TYPING event with on == true per member typing now. emit runs
+ * inside the call; the events' pointers are valid only during emit, which
+ * must not call sync_*. Errors: TDM_EINVAL (NULL argument), TDM_ENOTFOUND
+ * (the room is not loaded: nobody is present). Event-loop thread, outside
+ * any sync callback. Reads only: nothing is sent or changed. */
+tdm_err sync_server_room_presence(sync_server *srv, const char *name, sync_room_event_fn emit,
+                                  void *arg);
 
 /* ---- several nodes (relay.c; docs/SCALING.md) ------------------------------
  * A host that runs several nodes for the same rooms passes on what its local

@@ -3,7 +3,8 @@
  * started with an HS256 secret so tokens decide access. Editors are real
  * sync_clients over WebSocket (support/sync_peer on support/ws_client);
  * watchers are raw TCP sockets reading the event stream. Checked: chat (content, ids), presence
- * join / update / leave on disconnect, typing start / stop / expiry,
+ * join / update / leave on disconnect, typing start / stop / expiry, the
+ * snapshot of who is present and typing that a new watcher gets first,
  * Last-Event-ID and ?after= replay of exactly the missed chat then live,
  * 401 / 403 / 400 / 404 answers, many watchers, watchers that vanish are
  * cleaned up, and a watched room is still freed when its editors leave.
@@ -403,6 +404,20 @@ static void expect_chats(watcher *w, np_peer *ps, size_t np, long long first, lo
     }
 }
 
+/* The snapshot of a room where only alice (client 13) is present with `state`. */
+static void snapshot_alice(watcher *w, np_peer *a, const char *state)
+{
+    event ev;
+    json_t *v = expect(w, &ev, "presence", a, 1);
+    ck_assert_str_eq(js(v, "client"), "13");
+    ck_assert_str_eq(js(v, "user"), "alice");
+    json_t *want = json_loads(state, 0, NULL);
+    ck_assert_ptr_nonnull(want);
+    ck_assert(json_equal(json_object_get(v, "state"), want));
+    json_decref(want);
+    json_decref(v);
+}
+
 static void say_n(np_peer *p, long long from, long long to)
 {
     for (long long i = from; i <= to; i++) {
@@ -437,22 +452,25 @@ START_TEST(test_reconnect_replays_missed_chat)
     snprintf(hdr, sizeof hdr, "Last-Event-ID: %s\r\n", last_id);
     w_watch(&w, "team%2Fnotes", tok, NULL, hdr);
     ck_assert_int_eq(w_connected(&w, &a, 1), 3);
+    snapshot_alice(&w, &a, "{}");       /* who is present comes first */
     expect_chats(&w, &a, 1, 4, 7, "m"); /* exactly the missed ones, from storage */
     say_n(&a, 8, 8);                    /* then live */
     expect_chats(&w, &a, 1, 8, 8, "m");
     /* nothing repeated: the next event is a fresh one */
     np_presence(&a, "{\"x\":1}");
     json_decref(expect(&w, &ev, "presence", &a, 1));
-    ck_assert_str_eq(ev.id, "8.2");
+    ck_assert_str_eq(ev.id, "8.3"); /* connected 1, the snapshot 2 */
     w_close(&w);
 
     /* ?after= (no header) and a full replay from 0 */
     w_watch(&w, "team%2Fnotes", tok, "&after=6", NULL);
     ck_assert_int_eq(w_connected(&w, &a, 1), 6);
+    snapshot_alice(&w, &a, "{\"x\":1}");
     expect_chats(&w, &a, 1, 7, 8, "m");
     w_close(&w);
     w_watch(&w, "team%2Fnotes", tok, "&after=0", NULL);
     w_connected(&w, &a, 1);
+    snapshot_alice(&w, &a, "{\"x\":1}");
     expect_chats(&w, &a, 1, 1, 8, "m");
     w_close(&w);
     /* an id past the last stored one (a replaced store) starts after the
@@ -463,6 +481,7 @@ START_TEST(test_reconnect_replays_missed_chat)
     /* without either: live from now (no replay) */
     w_watch(&w, "team%2Fnotes", tok, NULL, NULL);
     ck_assert_int_eq(w_connected(&w, &a, 1), 8);
+    snapshot_alice(&w, &a, "{\"x\":1}");
     say_n(&a, 9, 9);
     expect_chats(&w, &a, 1, 9, 9, "m");
     w_close(&w);
@@ -505,6 +524,88 @@ START_TEST(test_replay_larger_than_queue)
     w_close(&w);
     free(tok);
     for (int i = 0; i < 4; i++) np_free(&a[i]);
+}
+END_TEST
+
+/* A new watcher first learns who is present and typing: one `presence` per
+ * awareness entry (not the ones that left) and one `typing` per typist,
+ * right after `connected`; then live events continue the numbering. */
+START_TEST(test_presence_snapshot)
+{
+    np_peer p[3];
+    peer_open(&p[0], "snap", "alice", "Alice", 31);
+    peer_open(&p[1], "snap", "bob", "Bob", 32);
+    peer_open(&p[2], "snap", "carol", "Carol", 33);
+    char *tok = mint("watcher", "Watcher", "snap:r");
+    /* a first watcher sees the changes: once it has, the server has them */
+    watcher w1;
+    w_watch(&w1, "snap", tok, NULL, NULL);
+    w_connected(&w1, p, 3);
+    np_presence(&p[0], "{\"cursor\":1}");
+    np_presence(&p[1], "plain bob");
+    np_presence(&p[2], "{\"c\":3}");
+    ck_assert_int_eq(sync_client_typing(p[1].cl, p[1].ch, true), TDM_OK);
+    event ev;
+    int presences = 0, typing = 0;
+    while (presences < 3 || typing < 1) {
+        next_event(&w1, &ev, p, 3, 10000);
+        if (strcmp(ev.event, "presence") == 0) presences++;
+        if (strcmp(ev.event, "typing") == 0) typing++;
+    }
+    np_drop(&p[2]); /* carol leaves: not in the snapshot */
+    bool carol_left = false;
+    while (!carol_left) {
+        next_event(&w1, &ev, p, 2, 10000);
+        carol_left = strcmp(ev.event, "presence") == 0 && strstr(ev.data, "\"left\":true");
+    }
+    w_close(&w1);
+
+    ck_assert_int_eq(sync_client_typing(p[1].cl, p[1].ch, true), TDM_OK); /* renewal: no event */
+    np_pump(&p[1]);
+    watcher w;
+    w_watch(&w, "snap", tok, NULL, NULL);
+    ck_assert_int_eq(w_connected(&w, p, 2), 0);
+    bool seen_alice = false, seen_bob = false;
+    for (int i = 0; i < 2; i++) {
+        json_t *v = expect(&w, &ev, "presence", p, 2);
+        char want_id[8];
+        snprintf(want_id, sizeof want_id, "0.%d", 2 + i);
+        ck_assert_str_eq(ev.id, want_id);
+        ck_assert(json_is_false(json_object_get(v, "left")));
+        const char *user = js(v, "user");
+        if (strcmp(user, "alice") == 0) {
+            ck_assert(!seen_alice);
+            seen_alice = true;
+            ck_assert_str_eq(js(v, "client"), "31");
+            ck_assert_str_eq(js(v, "name"), "Alice");
+            ck_assert_int_eq(ji(json_object_get(v, "state"), "cursor"), 1);
+        } else {
+            ck_assert_str_eq(user, "bob");
+            ck_assert(!seen_bob);
+            seen_bob = true;
+            ck_assert_str_eq(js(v, "client"), "32");
+            ck_assert_str_eq(js(v, "name"), "Bob");
+            ck_assert_str_eq(js(v, "state"), "plain bob");
+        }
+        json_decref(v);
+    }
+    ck_assert(seen_alice && seen_bob);
+    json_t *v = expect(&w, &ev, "typing", p, 2);
+    ck_assert_str_eq(ev.id, "0.4");
+    ck_assert_str_eq(js(v, "user"), "bob");
+    ck_assert_str_eq(js(v, "name"), "Bob");
+    ck_assert(json_is_true(json_object_get(v, "typing")));
+    json_decref(v);
+    /* then live, numbered on */
+    np_presence(&p[0], "{\"cursor\":2}");
+    v = expect(&w, &ev, "presence", p, 2);
+    ck_assert_str_eq(ev.id, "0.5");
+    ck_assert_str_eq(js(v, "user"), "alice");
+    ck_assert_int_eq(ji(json_object_get(v, "state"), "cursor"), 2);
+    json_decref(v);
+    w_close(&w);
+    free(tok);
+    for (int i = 0; i < 3; i++) np_free(&p[i]);
 }
 END_TEST
 
@@ -709,6 +810,7 @@ static Suite *events_suite(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_chat_presence_typing);
     tcase_add_test(tc, test_typing_expires);
+    tcase_add_test(tc, test_presence_snapshot);
     tcase_add_test(tc, test_reconnect_replays_missed_chat);
     tcase_add_test(tc, test_replay_larger_than_queue);
     tcase_add_test(tc, test_access_and_names);
