@@ -1,5 +1,6 @@
 /* server_proc.c - see server_proc.h. */
-#define _XOPEN_SOURCE 700 /* mkdtemp */
+#define _XOPEN_SOURCE   700 /* mkdtemp */
+#define _DEFAULT_SOURCE     /* O_CLOEXEC with older headers */
 #include "server_proc.h"
 
 #include <arpa/inet.h>
@@ -8,10 +9,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -176,14 +178,34 @@ static bool spawn_server(srvp *s, const char *bin, const srvp_opts *o)
         envp[ne++] = secret;
     }
     envp[ne] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&s->pid, bin, &fa, NULL, (char *const *)argv, (char *const *)envp);
-    posix_spawn_file_actions_destroy(&fa);
-    return rc == 0;
+    /* fork + exec rather than posix_spawn: the child asks for SIGKILL when
+     * the test process dies (a failed assertion _exits, a Check timeout
+     * kills it: no server outlives its test), and closes every descriptor
+     * the test holds (its sockets would otherwise stay open in the server) */
+    pid_t parent = getpid();
+    int log = open(s->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (log < 0 || nul < 0) {
+        if (log >= 0) close(log);
+        if (nul >= 0) close(nul);
+        return false;
+    }
+    struct rlimit rl;
+    int maxfd =
+        getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
+        if (dup2(nul, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) _exit(127);
+        for (int fd = 3; fd < maxfd; fd++) close(fd);
+        execve(bin, (char *const *)argv, (char *const *)envp);
+        _exit(127);
+    }
+    close(log);
+    close(nul);
+    if (pid < 0) return false;
+    s->pid = pid;
+    return true;
 }
 
 /* Is /healthz answered by our child? false when it exited or did not answer in time. */

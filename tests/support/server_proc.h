@@ -4,9 +4,13 @@
  * an HS256 secret, extra arguments and extra environment; raw HTTP/1.1 over
  * a socket; the child's resident memory. A trimmed copy of the helpers in
  * test_server.c, without Check (functions report failure by their result).
- * Threads: one thread per srvp; srvp_start* change the environment of the
- * calling process only through posix_spawn's envp (the caller's environ is
- * not modified, except that TANDEM_JWT_SECRET is removed from it). */
+ * The server is forked and exec'd with its own environment (the caller's
+ * environ is not modified, except that TANDEM_JWT_SECRET is removed from
+ * it), none of the caller's descriptors, and PR_SET_PDEATHSIG: it is killed
+ * when the test process dies, so a failed or timed-out test leaves no server
+ * behind (its temporary directory stays).
+ * Threads: one thread per srvp; start servers from the thread that stays
+ * (the death signal follows the creating thread). */
 #ifndef TANDEM_SERVER_PROC_H
 #define TANDEM_SERVER_PROC_H
 
