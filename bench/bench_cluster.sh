@@ -42,15 +42,17 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$
     --loglevel warning >"$TMP/redis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+kill -0 "${PIDS[0]}" 2>/dev/null || { echo "bench_cluster.sh: redis-server did not start on $RPORT" >&2; cat "$TMP/redis.log" >&2; exit 1; }
 
-start_node() { # name port
+NODE_PID=
+start_node() { # name port: sets NODE_PID (not in a subshell: cleanup must see it)
     mkdir -p "$TMP/$1"
     "$TANDEM" serve --dev --host 127.0.0.1 --port "$2" --data "$TMP/$1/data" \
         --redis "redis://127.0.0.1:$RPORT" >"$TMP/$1/server.log" 2>&1 &
-    local pid=$!
-    PIDS+=($pid)
+    NODE_PID=$!
+    PIDS+=("$NODE_PID")
     for _ in $(seq 1 50); do
-        curl -sf "http://127.0.0.1:$2/healthz" 2>/dev/null | grep -q "\"pid\":$pid[,}]" && { echo "$pid"; return 0; }
+        curl -sf "http://127.0.0.1:$2/healthz" 2>/dev/null | grep -q "\"pid\":$NODE_PID[,}]" && return 0
         sleep 0.1
     done
     echo "bench_cluster.sh: node $1 did not start" >&2
@@ -59,8 +61,9 @@ start_node() { # name port
 }
 A_PORT=$((PORT + 1))
 B_PORT=$((PORT + 2))
-A_PID=$(start_node a "$A_PORT") || exit 1
-B_PID=$(start_node b "$B_PORT") || exit 1
+start_node a "$A_PORT" || exit 1
+A_PID=$NODE_PID
+start_node b "$B_PORT" || exit 1
 echo "bench_cluster.sh: $(nproc) CPUs, redis :$RPORT, node A :$A_PORT, node B :$B_PORT"
 
 ARGS=(--conns "$CONNS" --rooms "$ROOMS" --writers-per-room 1 --rate "$RATE" --seconds "$SECS"

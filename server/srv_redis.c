@@ -25,12 +25,13 @@
 
 #include <hiredis/hiredis.h>
 
-#define CHAN_PREFIX "tandem:room:"
-#define CHAT_KEY    "tandem:chat:"
-#define HDR         10u
-#define NBUCKETS    1024u
-#define MAX_ROOMS   100000u
-#define CHAT_BATCH  100u
+#define CHAN_PREFIX  "tandem:room:"
+#define CHAT_KEY     "tandem:chat:"
+#define HDR          10u
+#define NBUCKETS     1024u
+#define MAX_ROOMS    100000u
+#define CHAT_BATCH   100u
+#define PIPELINE_MAX 1024u /* PUBLISHes sent before their replies are read */
 
 /* Lua: raise the chat counter to at least ARGV[1], then (ARGV[2] == "1")
  * take the next id. */
@@ -430,6 +431,17 @@ static void fail_chat(srv_redis *r, item *it)
     }
 }
 
+/* read the replies of `*n` pipelined commands; false when the connection failed */
+static bool drain_replies(redisContext *c, size_t *n)
+{
+    for (; *n > 0; (*n)--) {
+        void *rep = NULL;
+        if (redisGetReply(c, &rep) != REDIS_OK) return false;
+        freeReplyObject(rep);
+    }
+    return true;
+}
+
 static void *pub_main(void *arg)
 {
     srv_redis *r = arg;
@@ -452,13 +464,32 @@ static void *pub_main(void *arg)
             continue;
         }
         backoff = 100;
+        /* PUBLISHes are pipelined (one round trip per batch); a chat id
+         * allocation waits for the replies before it */
+        size_t inflight = 0;
         for (item *it = batch; it; it = it->next) {
-            if (c && !pub_one(r, c, it)) {
+            if (!c) {
+                fail_chat(r, it);
+                continue;
+            }
+            bool ok;
+            if (it->kind == IT_PUBLISH) {
+                char ch[sizeof CHAN_PREFIX + SYNCM_MAX_NAME];
+                snprintf(ch, sizeof ch, CHAN_PREFIX "%s", it->room);
+                ok = redisAppendCommand(c, "PUBLISH %s %b", ch, it->body, it->n) == REDIS_OK;
+                if (ok && ++inflight >= PIPELINE_MAX) ok = drain_replies(c, &inflight);
+            } else {
+                ok = drain_replies(c, &inflight) && pub_one(r, c, it);
+            }
+            if (!ok) {
                 redisFree(c);
                 c = NULL;
-            } else if (!c) {
-                fail_chat(r, it);
+                inflight = 0;
             }
+        }
+        if (c && !drain_replies(c, &inflight)) {
+            redisFree(c);
+            c = NULL;
         }
         q_free_list(batch);
     }
