@@ -11,6 +11,7 @@
 #include "msg.h"
 #include "server_proc.h"
 #include "session.h"
+#include "utf8.h"
 #include "sync_peer.h"
 #include "ws_client.h"
 
@@ -139,6 +140,82 @@ START_TEST(test_ot_and_crdt_converge)
 
     wsc_free(x);
     for (size_t i = 0; i < 5; i++) np_free(ps[i]);
+    stop(&s);
+}
+END_TEST
+
+/* Occurrences of needle in hay. */
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *at = hay; (at = strstr(at, needle)); at += strlen(needle)) n++;
+    return n;
+}
+
+/* An OT insert of `text` at code point 0 of p's text. */
+static void ot_insert_front(np_peer *p, const char *text)
+{
+    char *t = np_text(p);
+    size_t len = utf8_count((const uint8_t *)t, strlen(t));
+    free(t);
+    ot_op *op;
+    ck_assert_int_eq(ot_op_new(&op), TDM_OK);
+    ck_assert_int_eq(ot_op_insert(op, text, strlen(text)), TDM_OK);
+    ck_assert_int_eq(ot_op_retain(op, len), TDM_OK);
+    ck_assert_int_eq(sync_client_ot_edit(p->cl, p->ch, op), TDM_OK);
+    ot_op_free(op);
+}
+
+/* An OT client whose connection drops with an operation in flight (sent,
+ * maybe applied, not acked) and a buffer of offline edits behind it: after
+ * reconnecting every one of its edits is in the text exactly once. */
+START_TEST(test_ot_reconnect_in_flight)
+{
+    srvp s;
+    start(&s);
+    wsc_ctx *x = wsc_new();
+    np_peer a, o;
+    np_open(&a, x, s.port, "otr", 701, false, NULL);
+    np_open(&o, x, s.port, "otr", 702, true, NULL);
+    np_peer *ps[] = {&a, &o};
+    wait_synced(x, ps, 2);
+    char tok[32];
+    for (int k = 0; k < 24; k++) {
+        snprintf(tok, sizeof tok, "[o%d]", k);
+        ot_insert_front(&o, tok);
+        np_pump(&o);               /* on the wire */
+        if (k % 3 == 0) {          /* an op in flight (and usually a buffer) when it drops */
+            wsc_service(x, k % 2); /* sometimes it reaches the server first */
+            np_drop(&o);
+            snprintf(tok, sizeof tok, "[o%d']", k); /* offline, behind it */
+            ot_insert_front(&o, tok);
+        }
+        snprintf(tok, sizeof tok, "(a%d)", k);
+        ck_assert_int_eq(crdt_doc_insert(a.doc, crdt_doc_len(a.doc), tok, strlen(tok)), TDM_OK);
+        ck_assert_int_eq(sync_client_flush(a.cl, a.ch), TDM_OK);
+        np_pump(&a);
+        if (k % 3 == 0) {
+            wsc_service(x, 5);
+            np_connect(&o);
+        }
+        wsc_service(x, 1);
+    }
+    wait_converged(x, ps, 2);
+    expect_server_text(s.port, "otr", ps, 2);
+    char *t = np_text(&a);
+    for (int k = 0; k < 24; k++) {
+        snprintf(tok, sizeof tok, "[o%d]", k);
+        ck_assert_msg(count_of(t, tok) == 1, "%s %zu times in %s", tok, count_of(t, tok), t);
+        snprintf(tok, sizeof tok, "(a%d)", k);
+        ck_assert_msg(count_of(t, tok) == 1, "%s %zu times in %s", tok, count_of(t, tok), t);
+        snprintf(tok, sizeof tok, "[o%d']", k);
+        ck_assert_uint_eq(count_of(t, tok), k % 3 == 0 ? 1 : 0);
+    }
+    free(t);
+    ck_assert_uint_eq(a.errors, 0);
+    wsc_free(x);
+    np_free(&a);
+    np_free(&o);
     stop(&s);
 }
 END_TEST
@@ -522,6 +599,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("rooms");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_ot_and_crdt_converge);
+    tcase_add_test(tc, test_ot_reconnect_in_flight);
     tcase_add_test(tc, test_presence_join_leave);
     tcase_add_test(tc, test_presence_timeout);
     tcase_add_test(tc, test_typing_start_stop_expiry);
