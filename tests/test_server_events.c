@@ -2,8 +2,8 @@
  * GET /api/rooms/{id}/events of the real `tandem serve` binary (TANDEM_BIN),
  * started with an HS256 secret so tokens decide access. Editors are real
  * sync_clients over WebSocket (support/sync_peer on support/ws_client);
- * watchers are raw TCP sockets reading the event stream. Checked: chat (content, ids), presence
- * join / update / leave on disconnect, typing start / stop / expiry, the
+ * watchers are raw TCP sockets reading the event stream (support/sse_reader). Checked: chat
+ * (content, ids), presence join / update / leave on disconnect, typing start / stop / expiry, the
  * snapshot of who is present and typing that a new watcher gets first,
  * Last-Event-ID and ?after= replay of exactly the missed chat then live,
  * 401 / 403 / 400 / 404 answers, many watchers, watchers that vanish are
@@ -12,13 +12,13 @@
 #define _XOPEN_SOURCE 700
 
 #include "server_proc.h"
+#include "sse_reader.h"
 #include "sync_peer.h"
 #include "auth.h"
 
 #include <check.h>
 #include <errno.h>
 #include <jansson.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,35 +78,10 @@ static char *mint(const char *user, const char *display, const char *rooms)
     return mint_ttl(user, display, rooms, 600);
 }
 
-/* ---- a raw SSE watcher ------------------------------------------------------------- */
+/* ---- watchers: support/sse_reader ------------------------------------------------- */
 
-typedef struct watcher {
-    int fd;
-    int status;
-    bool headers_done, eof;
-    char headers[2048];
-    char buf[262144];
-    size_t len;
-} watcher;
-
-typedef struct event {
-    char id[48];
-    char event[32];
-    char data[20000];
-} event;
-
-static void w_open(watcher *w, const char *path, const char *extra)
-{
-    memset(w, 0, sizeof *w);
-    w->fd = srvp_connect(S.port);
-    ck_assert_int_ge(w->fd, 0);
-    char req[2048];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n%s\r\n",
-                     path, extra ? extra : "");
-    ck_assert_int_lt(n, (int)sizeof req);
-    ck_assert_int_eq(write(w->fd, req, (size_t)n), n);
-}
+typedef sse_client watcher;
+typedef sse_event event;
 
 /* Watch `room` (URL-encoded) with token `tok` (may be NULL); `extra` headers. */
 static void w_watch(watcher *w, const char *room, const char *tok, const char *query,
@@ -115,68 +90,7 @@ static void w_watch(watcher *w, const char *room, const char *tok, const char *q
     char path[1536];
     snprintf(path, sizeof path, "/api/rooms/%s/events?%s%s%s", room, tok ? "token=" : "",
              tok ? tok : "", query ? query : "");
-    w_open(w, path, extra);
-}
-
-static bool w_fill(watcher *w, int wait_ms)
-{
-    struct pollfd pf = {w->fd, POLLIN, 0};
-    if (poll(&pf, 1, wait_ms) <= 0) return true;
-    ck_assert_uint_lt(w->len, sizeof w->buf - 1);
-    ssize_t n = read(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len);
-    if (n <= 0) {
-        w->eof = true;
-        return false;
-    }
-    w->len += (size_t)n;
-    w->buf[w->len] = '\0';
-    if (!w->headers_done) {
-        char *e = strstr(w->buf, "\r\n\r\n");
-        if (e) {
-            size_t hl = (size_t)(e - w->buf);
-            ck_assert_uint_lt(hl, sizeof w->headers);
-            memcpy(w->headers, w->buf, hl);
-            w->headers[hl] = '\0';
-            if (sscanf(w->buf, "HTTP/1.%*d %d", &w->status) != 1) w->status = -1;
-            w->headers_done = true;
-            memmove(w->buf, e + 4, w->len - hl - 4 + 1);
-            w->len -= hl + 4;
-        }
-    }
-    return true;
-}
-
-/* One complete event block (blocks without `event:` are skipped). */
-static bool w_take(watcher *w, event *ev)
-{
-    for (;;) {
-        if (!w->headers_done || w->status != 200) return false;
-        char *end = strstr(w->buf, "\n\n");
-        if (!end) return false;
-        *end = '\0';
-        memset(ev, 0, sizeof *ev);
-        for (char *line = w->buf; line && *line;) {
-            char *nl = strchr(line, '\n');
-            if (nl) *nl = '\0';
-            if (strncmp(line, "id: ", 4) == 0)
-                snprintf(ev->id, sizeof ev->id, "%s", line + 4);
-            else if (strncmp(line, "event: ", 7) == 0)
-                snprintf(ev->event, sizeof ev->event, "%s", line + 7);
-            else if (strncmp(line, "data: ", 6) == 0)
-                snprintf(ev->data, sizeof ev->data, "%s", line + 6);
-            line = nl ? nl + 1 : NULL;
-        }
-        size_t used = (size_t)(end + 2 - w->buf);
-        memmove(w->buf, end + 2, w->len - used + 1);
-        w->len -= used;
-        if (ev->event[0]) return true;
-    }
-}
-
-static void w_close(watcher *w)
-{
-    if (w->fd >= 0) close(w->fd);
-    w->fd = -1;
+    sse_open(w, S.port, path, extra);
 }
 
 /* ---- editors: np_peers (support/sync_peer) with tokens ----------------------------- */
@@ -215,17 +129,24 @@ static void say(np_peer *p, const char *text)
     ck_assert_msg(wsc_wait(X, chat_acked, &w, 10000), "chat '%s' not acked", text);
 }
 
+typedef struct peers {
+    np_peer *p;
+    size_t n;
+} peers;
+
+/* sse_next's pump: service the editors while a watcher waits. */
+static void pump_peers(void *arg)
+{
+    peers *ps = arg;
+    for (size_t i = 0; i < ps->n; i++) np_pump(&ps->p[i]);
+    wsc_service(X, 5);
+}
+
 /* The next event of w within timeout_ms, servicing the editors meanwhile. */
 static void next_event(watcher *w, event *ev, np_peer *ps, size_t np, int timeout_ms)
 {
-    uint64_t end = srvp_mono_ms() + (uint64_t)timeout_ms;
-    while (!w_take(w, ev)) {
-        ck_assert_msg(srvp_mono_ms() < end, "no event in %d ms (have %zu bytes: %.300s)",
-                      timeout_ms, w->len, w->buf);
-        for (size_t i = 0; i < np; i++) np_pump(&ps[i]);
-        wsc_service(X, 5);
-        ck_assert_msg(w_fill(w, 20), "the stream ended early");
-    }
+    peers x = {ps, np};
+    sse_next(w, ev, timeout_ms, pump_peers, &x);
 }
 
 /* The next event must be `name`; returns its data parsed (caller frees). */
@@ -356,7 +277,7 @@ START_TEST(test_chat_presence_typing)
         }
         json_decref(v);
     }
-    w_close(&w);
+    sse_close(&w);
     free(rtok);
     np_free(&a);
 }
@@ -380,7 +301,7 @@ START_TEST(test_typing_expires)
     ck_assert(json_is_false(json_object_get(v, "typing")));
     ck_assert_str_eq(js(v, "reason"), "expired");
     json_decref(v);
-    w_close(&w);
+    sse_close(&w);
     free(tok);
     np_free(&a);
 }
@@ -445,7 +366,7 @@ START_TEST(test_reconnect_replays_missed_chat)
     ck_assert_int_eq(strncmp(ev.id, "3.", 2), 0);
     char last_id[64];
     snprintf(last_id, sizeof last_id, "%s", ev.id);
-    w_close(&w);
+    sse_close(&w);
 
     say_n(&a, 4, 7); /* missed while away */
     char hdr[128];
@@ -460,31 +381,31 @@ START_TEST(test_reconnect_replays_missed_chat)
     np_presence(&a, "{\"x\":1}");
     json_decref(expect(&w, &ev, "presence", &a, 1));
     ck_assert_str_eq(ev.id, "8.3"); /* connected 1, the snapshot 2 */
-    w_close(&w);
+    sse_close(&w);
 
     /* ?after= (no header) and a full replay from 0 */
     w_watch(&w, "team%2Fnotes", tok, "&after=6", NULL);
     ck_assert_int_eq(w_connected(&w, &a, 1), 6);
     snapshot_alice(&w, &a, "{\"x\":1}");
     expect_chats(&w, &a, 1, 7, 8, "m");
-    w_close(&w);
+    sse_close(&w);
     w_watch(&w, "team%2Fnotes", tok, "&after=0", NULL);
     w_connected(&w, &a, 1);
     snapshot_alice(&w, &a, "{\"x\":1}");
     expect_chats(&w, &a, 1, 1, 8, "m");
-    w_close(&w);
+    sse_close(&w);
     /* an id past the last stored one (a replaced store) starts after the
      * last stored chat, so new chat is not taken for already sent */
     w_watch(&w, "team%2Fnotes", tok, NULL, "Last-Event-ID: 500.3\r\n");
     ck_assert_int_eq(w_connected(&w, &a, 1), 8);
-    w_close(&w);
+    sse_close(&w);
     /* without either: live from now (no replay) */
     w_watch(&w, "team%2Fnotes", tok, NULL, NULL);
     ck_assert_int_eq(w_connected(&w, &a, 1), 8);
     snapshot_alice(&w, &a, "{\"x\":1}");
     say_n(&a, 9, 9);
     expect_chats(&w, &a, 1, 9, 9, "m");
-    w_close(&w);
+    sse_close(&w);
     free(tok);
     np_free(&a);
 }
@@ -521,7 +442,7 @@ START_TEST(test_replay_larger_than_queue)
         ck_assert_uint_eq(strlen(js(v, "text")), strlen(want) + 4000);
         json_decref(v);
     }
-    w_close(&w);
+    sse_close(&w);
     free(tok);
     for (int i = 0; i < 4; i++) np_free(&a[i]);
 }
@@ -558,7 +479,7 @@ START_TEST(test_presence_snapshot)
         next_event(&w1, &ev, p, 2, 10000);
         carol_left = strcmp(ev.event, "presence") == 0 && strstr(ev.data, "\"left\":true");
     }
-    w_close(&w1);
+    sse_close(&w1);
 
     ck_assert_int_eq(sync_client_typing(p[1].cl, p[1].ch, true), TDM_OK); /* renewal: no event */
     np_pump(&p[1]);
@@ -603,7 +524,7 @@ START_TEST(test_presence_snapshot)
     ck_assert_str_eq(js(v, "user"), "alice");
     ck_assert_int_eq(ji(json_object_get(v, "state"), "cursor"), 2);
     json_decref(v);
-    w_close(&w);
+    sse_close(&w);
     free(tok);
     for (int i = 0; i < 3; i++) np_free(&p[i]);
 }
@@ -647,14 +568,14 @@ START_TEST(test_access_and_names)
     watcher w;
     char hdr[1024];
     snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", ro);
-    w_open(&w, "/api/rooms/secret/events", hdr);
+    sse_open(&w, S.port, "/api/rooms/secret/events", hdr);
     w_connected(&w, &a, 1);
     say(&a, "for readers");
     event ev;
     json_t *v = expect(&w, &ev, "chat", &a, 1);
     ck_assert_str_eq(js(v, "text"), "for readers");
     json_decref(v);
-    w_close(&w);
+    sse_close(&w);
     /* query arguments after a long ?token= are still read (lws stops at the
      * first argument longer than the caller's buffer): /messages?after= too */
     say(&a, "second");
@@ -689,10 +610,10 @@ START_TEST(test_stream_ends_with_token)
     uint64_t end = srvp_mono_ms() + 8000;
     while (!w.eof && srvp_mono_ms() < end) {
         np_pump(&a);
-        w_fill(&w, 50);
+        sse_fill(&w, 50);
     }
     ck_assert_msg(w.eof, "the stream outlived its token");
-    w_close(&w);
+    sse_close(&w);
     free(tok);
     np_free(&a);
 }
@@ -716,7 +637,7 @@ START_TEST(test_many_watchers)
         ck_assert_str_eq(ev.id, "1");
         json_decref(v);
     }
-    for (int i = 0; i < MANY; i++) w_close(&w[i]);
+    for (int i = 0; i < MANY; i++) sse_close(&w[i]);
     free(tok);
     np_free(&a);
 }
@@ -764,7 +685,7 @@ START_TEST(test_watchers_vanish_room_freed)
             struct linger lg = {1, 0};
             setsockopt(w[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         }
-        w_close(&w[i]);
+        sse_close(&w[i]);
     }
     uint64_t end = srvp_mono_ms() + 10000;
     while (sse_streams() != 0 && srvp_mono_ms() < end) nap_ms(20);
@@ -795,7 +716,7 @@ START_TEST(test_watchers_vanish_room_freed)
     ck_assert_str_eq(js(d, "text"), "back");
     ck_assert_str_eq(ev.id, "3");
     json_decref(d);
-    w_close(&v);
+    sse_close(&v);
     free(tok);
     np_free(&a);
     np_free(&b);

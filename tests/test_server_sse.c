@@ -1,6 +1,6 @@
 /* test_server_sse.c - Server-Sent Events and /metrics of the real
  * `tandem serve --dev` binary (TANDEM_BIN, started by support/server_proc),
- * read with raw TCP clients: `connected` then `stats-update` events with
+ * read with raw TCP clients (support/sse_reader): `connected` then `stats-update` events with
  * increasing ids, Last-Event-ID, the maximum lifetime, the stream cap (503),
  * /metrics in the Prometheus text format, and the libwebsockets 4.1.6
  * SSE-disconnect spin: 256 clients connect and vanish, then every stream is
@@ -9,12 +9,12 @@
 #define _XOPEN_SOURCE 700
 
 #include "server_proc.h"
+#include "sse_reader.h"
 
 #include <check.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,111 +27,6 @@
 #endif
 
 #define SSE_CAP 256 /* SRV_SSE_MAX */
-
-/* ---- a raw SSE client ---------------------------------------------------------- */
-
-typedef struct sse_client {
-    int fd;
-    int status;        /* HTTP status once the headers arrived */
-    bool headers_done; /* the header block was consumed */
-    bool eof;          /* the server closed */
-    char headers[2048];
-    char buf[65536];
-    size_t len;
-} sse_client;
-
-typedef struct sse_event {
-    long long id; /* -1: none */
-    char event[64];
-    char data[2048];
-} sse_event;
-
-static void sse_open(sse_client *c, int port, const char *path, const char *extra_headers)
-{
-    memset(c, 0, sizeof *c);
-    c->fd = srvp_connect(port);
-    ck_assert_int_ge(c->fd, 0);
-    char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n%s\r\n",
-                     path, extra_headers ? extra_headers : "");
-    ck_assert_int_eq(write(c->fd, req, (size_t)n), n);
-}
-
-/* Read what is there (waiting up to wait_ms); false on EOF or error. */
-static bool sse_fill(sse_client *c, int wait_ms)
-{
-    struct pollfd pf = {c->fd, POLLIN, 0};
-    if (poll(&pf, 1, wait_ms) <= 0) return true;
-    ck_assert_uint_lt(c->len, sizeof c->buf - 1);
-    ssize_t n = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
-    if (n <= 0) {
-        c->eof = true;
-        return false;
-    }
-    c->len += (size_t)n;
-    c->buf[c->len] = '\0';
-    if (!c->headers_done) {
-        char *e = strstr(c->buf, "\r\n\r\n");
-        if (e) {
-            size_t hl = (size_t)(e - c->buf);
-            ck_assert_uint_lt(hl, sizeof c->headers);
-            memcpy(c->headers, c->buf, hl);
-            c->headers[hl] = '\0';
-            if (sscanf(c->buf, "HTTP/1.%*d %d", &c->status) != 1) c->status = -1;
-            c->headers_done = true;
-            memmove(c->buf, e + 4, c->len - hl - 4 + 1);
-            c->len -= hl + 4;
-        }
-    }
-    return true;
-}
-
-/* Take one complete event block out of c->buf (blocks without an event name,
- * like `retry:`, are skipped); false when none is complete yet. */
-static bool sse_take(sse_client *c, sse_event *ev)
-{
-    for (;;) {
-        if (!c->headers_done) return false;
-        char *end = strstr(c->buf, "\n\n");
-        if (!end) return false;
-        *end = '\0';
-        memset(ev, 0, sizeof *ev);
-        ev->id = -1;
-        for (char *line = c->buf; line && *line;) {
-            char *nl = strchr(line, '\n');
-            if (nl) *nl = '\0';
-            if (strncmp(line, "id: ", 4) == 0)
-                ev->id = strtoll(line + 4, NULL, 10);
-            else if (strncmp(line, "event: ", 7) == 0)
-                snprintf(ev->event, sizeof ev->event, "%s", line + 7);
-            else if (strncmp(line, "data: ", 6) == 0)
-                snprintf(ev->data, sizeof ev->data, "%s", line + 6);
-            line = nl ? nl + 1 : NULL;
-        }
-        size_t used = (size_t)(end + 2 - c->buf);
-        memmove(c->buf, end + 2, c->len - used + 1);
-        c->len -= used;
-        if (ev->event[0]) return true;
-    }
-}
-
-/* The next event within timeout_ms; fails the test otherwise. */
-static void sse_next(sse_client *c, sse_event *ev, int timeout_ms)
-{
-    uint64_t end = srvp_mono_ms() + (uint64_t)timeout_ms;
-    while (!sse_take(c, ev)) {
-        ck_assert_msg(srvp_mono_ms() < end, "no SSE event in %d ms (have %zu bytes: %s)",
-                      timeout_ms, c->len, c->buf);
-        ck_assert_msg(sse_fill(c, 50), "the stream ended early");
-    }
-}
-
-static void sse_close(sse_client *c)
-{
-    if (c->fd >= 0) close(c->fd);
-    c->fd = -1;
-}
 
 /* ---- /metrics -------------------------------------------------------------------- */
 
@@ -196,17 +91,17 @@ START_TEST(test_stats_stream)
     sse_client c;
     sse_open(&c, S.port, "/api/stream/stats?interval_ms=250", NULL);
     sse_event ev;
-    sse_next(&c, &ev, 5000);
+    sse_next(&c, &ev, 5000, NULL, NULL);
     ck_assert_int_eq(c.status, 200);
     ck_assert_ptr_nonnull(srvp_ci_strstr(c.headers, "content-type: text/event-stream"));
     ck_assert_str_eq(ev.event, "connected");
-    ck_assert_int_eq(ev.id, 1);
-    long long last = ev.id;
+    ck_assert_int_eq(ev.id_num, 1);
+    long long last = ev.id_num;
     for (int i = 0; i < 3; i++) {
-        sse_next(&c, &ev, 5000);
+        sse_next(&c, &ev, 5000, NULL, NULL);
         ck_assert_str_eq(ev.event, "stats-update");
-        ck_assert_int_eq(ev.id, last + 1);
-        last = ev.id;
+        ck_assert_int_eq(ev.id_num, last + 1);
+        last = ev.id_num;
         json_t *v = json_loads(ev.data, 0, NULL);
         ck_assert_msg(v != NULL, "not JSON: %s", ev.data);
         static const char *keys[] = {"connections",    "rooms",       "updates_per_s",
@@ -229,21 +124,21 @@ START_TEST(test_last_event_id)
     sse_client c;
     sse_open(&c, S.port, "/api/stream/stats?interval_ms=250", "Last-Event-ID: 1000\r\n");
     sse_event ev;
-    sse_next(&c, &ev, 5000);
+    sse_next(&c, &ev, 5000, NULL, NULL);
     ck_assert_str_eq(ev.event, "connected");
-    ck_assert_int_eq(ev.id, 1001);
-    sse_next(&c, &ev, 5000);
+    ck_assert_int_eq(ev.id_num, 1001);
+    sse_next(&c, &ev, 5000, NULL, NULL);
     ck_assert_str_eq(ev.event, "stats-update");
-    ck_assert_int_eq(ev.id, 1002);
+    ck_assert_int_eq(ev.id_num, 1002);
     sse_close(&c);
     /* the query form (EventSource polyfills); a bad header is ignored */
     sse_open(&c, S.port, "/api/stream/stats?lastEventId=41", NULL);
-    sse_next(&c, &ev, 5000);
-    ck_assert_int_eq(ev.id, 42);
+    sse_next(&c, &ev, 5000, NULL, NULL);
+    ck_assert_int_eq(ev.id_num, 42);
     sse_close(&c);
     sse_open(&c, S.port, "/api/stream/stats", "Last-Event-ID: banana\r\n");
-    sse_next(&c, &ev, 5000);
-    ck_assert_int_eq(ev.id, 1);
+    sse_next(&c, &ev, 5000, NULL, NULL);
+    ck_assert_int_eq(ev.id_num, 1);
     sse_close(&c);
 }
 END_TEST
@@ -253,7 +148,7 @@ START_TEST(test_lifetime)
     sse_client c;
     sse_open(&c, S.port, "/api/stream/stats?interval_ms=250&lifetime_ms=1000", NULL);
     sse_event ev;
-    sse_next(&c, &ev, 5000);
+    sse_next(&c, &ev, 5000, NULL, NULL);
     ck_assert_str_eq(ev.event, "connected");
     uint64_t end = srvp_mono_ms() + 8000;
     while (!c.eof && srvp_mono_ms() < end) {
@@ -316,7 +211,7 @@ START_TEST(test_clients_vanish_server_idles)
         sse_open(&c[i], S.port, "/api/stream/stats?interval_ms=60000", NULL);
     sse_event ev;
     for (int i = 0; i < SSE_CAP; i++) {
-        sse_next(&c[i], &ev, 10000);
+        sse_next(&c[i], &ev, 10000, NULL, NULL);
         ck_assert_int_eq(c[i].status, 200);
         ck_assert_str_eq(ev.event, "connected");
     }
@@ -349,7 +244,7 @@ START_TEST(test_clients_vanish_server_idles)
     /* and it still serves a new stream */
     sse_client d;
     sse_open(&d, S.port, "/api/stream/stats", NULL);
-    sse_next(&d, &ev, 5000);
+    sse_next(&d, &ev, 5000, NULL, NULL);
     ck_assert_str_eq(ev.event, "connected");
     sse_close(&d);
 }
