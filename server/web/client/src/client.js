@@ -160,7 +160,15 @@ export class TandemClient extends Emitter {
     this._pendingOpen = attemptWs;
     if (this._getToken) {
       try {
-        this._token = await this._getToken();
+        let timer;
+        const timeout = new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timed out')), this._o.connectTimeout);
+        });
+        try {
+          this._token = await Promise.race([this._getToken(), timeout]);
+        } finally {
+          clearTimeout(timer);
+        }
       } catch (e) {
         this.emit('error', { code: 0, name: 'TOKEN', message: `getToken failed: ${e?.message ?? e}` });
         if (this._pendingOpen === attemptWs) this._scheduleReconnect();

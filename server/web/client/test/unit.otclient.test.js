@@ -43,6 +43,7 @@ class SimServer {
     switch (m[0]) {
       case 1: // HELLO
         conn.clientId = Number(m[3]);
+        conn.token = Buffer.from(m[4]).toString();
         conn.out.push([2, 1, 7, 31, 1 << 20]);
         break;
       case 10: {
@@ -497,4 +498,35 @@ test('awareness updates are coalesced: a burst sends one frame now and one trail
   await new Promise((r) => setTimeout(r, 120));
   assert.equal(frames().length, 2, 'nothing more');
   c.destroy();
+});
+
+test('getToken: called before every attempt; a failing or hanging one schedules a retry', async () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  let calls = 0;
+  let mode = 'hang';
+  const getToken = () => {
+    calls++;
+    if (mode === 'hang') return new Promise(() => {});
+    if (mode === 'fail') return Promise.reject(new Error('no token service'));
+    return Promise.resolve(`tok${calls}`);
+  };
+  const c = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage: new MemoryStorage(), clientId: 3, autoConnect: false, getToken, connectTimeout: 50, minDelay: 1e6 });
+  const errors = [];
+  c.on('error', (e) => errors.push(e.name));
+  c.connect();
+  await waitUntil(() => c.status === 'reconnecting', 'hanging getToken times out');
+  assert.deepEqual(errors, ['TOKEN']);
+  mode = 'fail';
+  c.connect();
+  await waitUntil(() => errors.length === 2 && c.status === 'reconnecting', 'failing getToken');
+  mode = 'ok';
+  c.connect();
+  await waitUntil(() => sim.pendingOpens.length === 1, 'socket opened with a token');
+  pump(sim, [c]);
+  assert.equal(c.status, 'online');
+  assert.equal(calls, 3);
+  assert.equal(sim.conns.size, 1);
+  assert.equal([...sim.conns][0].token, 'tok3', 'the fresh token is in HELLO');
+  c.close();
 });
