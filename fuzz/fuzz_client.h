@@ -32,8 +32,29 @@ typedef struct fc_ctx {
     crdt_doc *doc;
     sync_client *c;
     uint32_t ch_crdt, ch_ot;
-    size_t frames_out; /* frames drained */
+    size_t frames_out;   /* frames drained */
+    uint64_t chat_id[2]; /* last chat record delivered on ch_crdt, ch_ot */
+    size_t chats;        /* records delivered */
 } fc_ctx;
+
+#include "utf8.h"
+
+/* on_chat - records reach the application once each, in increasing id
+ * order per channel (client.h), with text fields that are strict UTF-8,
+ * and the channel's last chat id is the record's. */
+static void fc_on_chat(void *ctx, uint32_t channel, const syncm_chat *rec)
+{
+    fc_ctx *f = ctx;
+    FZ_CHECK(channel == f->ch_crdt || channel == f->ch_ot);
+    int k = channel == f->ch_ot;
+    FZ_CHECK(rec->id > f->chat_id[k]);
+    f->chat_id[k] = rec->id;
+    FZ_CHECK(sync_client_chat_last(f->c, channel) == rec->id);
+    FZ_CHECK(utf8_validate(rec->text.p, rec->text.n, NULL, NULL));
+    FZ_CHECK(utf8_validate(rec->user.p, rec->user.n, NULL, NULL));
+    FZ_CHECK(utf8_validate(rec->display.p, rec->display.n, NULL, NULL));
+    f->chats++;
+}
 
 static void fc_open(fc_ctx *f, uint64_t now)
 {
@@ -48,7 +69,8 @@ static void fc_open(fc_ctx *f, uint64_t now)
                           .max_chat_pending = 8};
     memset(f, 0, sizeof *f);
     f->doc = fz_doc(FC_CLIENT_ID, false, (size_t)256 << 10);
-    FZ_OK(sync_client_new(&o, NULL, &f->c));
+    sync_client_events ev = {.ctx = f, .on_chat = fc_on_chat};
+    FZ_OK(sync_client_new(&o, &ev, &f->c));
     FZ_OK(sync_client_subscribe_crdt(f->c, "doc", f->doc, true, &f->ch_crdt));
     FZ_OK(sync_client_subscribe_ot(f->c, "ot", false, &f->ch_ot));
     FZ_OK(sync_client_connect(f->c, now));

@@ -14,6 +14,9 @@
  *   - after every record the document's text is strict UTF-8 with the
  *     lengths it reports, and the OT text is strict UTF-8;
  *   - every frame the client queues decodes (syncm_decode);
+ *   - chat records reach the application once each, in increasing id order
+ *     per channel, the channel's last chat id is the record's, and their
+ *     text, user and display fields are strict UTF-8;
  *   - at the end the document still encodes: its snapshot loads into a
  *     fresh document with the same text, state vector and delete set, and
  *     its full diff applied to another fresh document gives the same text;
