@@ -124,6 +124,7 @@ typedef struct rroom {
     held *held;       /* records past next_id, in id order */
     size_t nheld;
     uint64_t last_q_ms, last_s_ms, last_reply_ms;
+    uint64_t gap_since_ms; /* when the oldest held record was held (0: none held) */
 } rroom;
 
 typedef struct srv_redis {
@@ -144,6 +145,7 @@ typedef struct srv_redis {
     /* service thread only */
     rroom *buckets[NBUCKETS];
     size_t nrooms;
+    size_t nheld; /* chat records held past a gap, all rooms */
     uint64_t last_tick_ms;
     uint64_t relayed_in, relayed_out, chat_mismatch;
 } srv_redis;
@@ -538,6 +540,39 @@ static void chat_store(srv_redis *r, item *it)
     }
 }
 
+/* store the held records that are next in line */
+static void release_held(srv_redis *r, rroom *x)
+{
+    while (x->held && x->held->id == x->next_id) {
+        held *h = x->held;
+        x->held = h->next;
+        x->nheld--;
+        r->nheld--;
+        x->next_id++;
+        chat_store(r, h->it);
+        free(h);
+    }
+    x->gap_since_ms = x->held ? now_ms() : 0;
+}
+
+/* A gap nobody filled within SRV_REDIS_GAP_MS (an id was allocated by a
+ * node that died before storing it anywhere): give the missing ids up and
+ * store what is held, so chat (and the acks queued behind a held record of
+ * our own) goes on. Every node skips the same ids. */
+static void skip_gaps(srv_redis *r, uint64_t now)
+{
+    if (!r->nheld) return;
+    for (size_t b = 0; b < NBUCKETS; b++)
+        for (rroom *x = r->buckets[b]; x; x = x->next)
+            if (x->held && x->gap_since_ms && now - x->gap_since_ms >= SRV_REDIS_GAP_MS) {
+                lwsl_warn("tandem: room '%s': chat ids %llu..%llu never arrived; skipped\n",
+                          x->name, (unsigned long long)x->next_id,
+                          (unsigned long long)x->held->id - 1);
+                x->next_id = x->held->id;
+                release_held(r, x);
+            }
+}
+
 /* a chat record with an id (ours or another node's): store in id order */
 static void chat_in(srv_redis *r, item *it)
 {
@@ -569,6 +604,8 @@ static void chat_in(srv_redis *r, item *it)
             h->next = *pp;
             *pp = h;
             x->nheld++;
+            r->nheld++;
+            if (!x->gap_since_ms) x->gap_since_ms = now_ms();
         }
         uint64_t now = now_ms();
         if (now - x->last_q_ms >= 500) {
@@ -581,14 +618,7 @@ static void chat_in(srv_redis *r, item *it)
     }
     x->next_id++;
     chat_store(r, it);
-    while (x->held && x->held->id == x->next_id) {
-        held *h = x->held;
-        x->held = h->next;
-        x->nheld--;
-        x->next_id++;
-        chat_store(r, h->it);
-        free(h);
-    }
+    release_held(r, x);
 }
 
 static void chat_stored(srv_redis *r, item *it)
@@ -934,6 +964,7 @@ void srv_redis_tick(srv *s, uint64_t now)
     if (now - r->last_tick_ms < 250) return;
     r->last_tick_ms = now;
     sync_server_active_rooms(s->sync, tick_one, r);
+    skip_gaps(r, now);
 }
 
 bool srv_redis_connected(const srv *s)

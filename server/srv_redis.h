@@ -38,6 +38,7 @@ struct srv;
 #define SRV_REDIS_MSG_MAX     ((size_t)64 << 20)  /* largest relayed message */
 #define SRV_REDIS_QUEUE_BYTES ((size_t)256 << 20) /* bytes queued each way; past it: dropped */
 #define SRV_REDIS_CHAT_BUFFER 1024u               /* out-of-order chat records held per room */
+#define SRV_REDIS_GAP_MS      5000u               /* a chat gap nobody fills this long is skipped */
 
 /* srv_redis_open - when s->cfg.redis_url is set: parse it
  * (redis://HOST[:PORT], default port 6379), pick a random node id and
