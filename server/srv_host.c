@@ -210,7 +210,6 @@ void srv_host_drain(srv *s)
 {
     srv_done batch[256];
     size_t n;
-    bool any = false;
     while ((n = srv_inbox_take(&s->inbox, batch, sizeof batch / sizeof batch[0])) > 0) {
         for (size_t i = 0; i < n; i++) {
             if (batch[i].err) s->n.storage_errors++;
@@ -220,8 +219,7 @@ void srv_host_drain(srv *s)
                 lwsl_warn("tandem: durable(%llu): %s\n", (unsigned long long)batch[i].token,
                           tdm_strerror(e));
         }
-        any = true;
     }
-    if (any) srv_ws_kick(s);
+    /* the acks asked for WRITEABLE themselves (sync_host.session_output) */
     srv_redis_drain(s); /* several nodes: what the Redis threads handed over */
 }

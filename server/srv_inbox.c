@@ -1,7 +1,7 @@
 /* srv_inbox.c - finished storage jobs handed from the storage writer thread
  * to the lws service thread: a fixed ring under a mutex, plus
  * lws_cancel_service to wake the service loop (the only lws call that is
- * allowed from another thread). */
+ * allowed from another thread) when a push finds the ring empty. */
 #include "srv_internal.h"
 
 #include <stdlib.h>
@@ -32,6 +32,7 @@ void srv_inbox_fini(srv_inbox *in)
 void srv_inbox_push(srv_inbox *in, const srv_done *d)
 {
     pthread_mutex_lock(&in->mu);
+    bool was_empty = in->len == 0;
     if (in->len < in->cap) {
         in->ring[(in->head + in->len) % in->cap] = *d;
         in->len++;
@@ -40,7 +41,11 @@ void srv_inbox_push(srv_inbox *in, const srv_done *d)
     }
     struct lws_context *ctx = in->ctx;
     pthread_mutex_unlock(&in->mu);
-    if (ctx) lws_cancel_service(ctx);
+    /* One wake-up per batch: the service thread takes until the ring is
+     * empty (srv_host_drain), so a push onto a non-empty ring is covered by
+     * the wake-up already pending for the first. (One per push was a pipe
+     * write and a service-loop wake-up per update.) */
+    if (ctx && was_empty) lws_cancel_service(ctx);
 }
 
 size_t srv_inbox_take(srv_inbox *in, srv_done *out, size_t max)

@@ -46,7 +46,9 @@ typedef struct srv_inbox {
 tdm_err srv_inbox_init(srv_inbox *in, size_t cap);
 /* srv_inbox_fini - free the ring (no thread may push any more). */
 void srv_inbox_fini(srv_inbox *in);
-/* srv_inbox_push - add a result and wake the service thread. Any thread. */
+/* srv_inbox_push - add a result; wake the service thread (lws_cancel_service)
+ * when the ring was empty: its drain takes until the ring is empty. Any
+ * thread. */
 void srv_inbox_push(srv_inbox *in, const srv_done *d);
 /* srv_inbox_take - move up to `max` results into out[], oldest first;
  * returns how many. Service thread. */
