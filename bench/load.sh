@@ -25,7 +25,15 @@
 # Exit status: 0 when every run met its floors and lost nothing, else 1.
 set -u
 if [ -n "${NICE:-}" ] && [ -z "${LOAD_SH_OWN_SESSION:-}" ] && command -v setsid >/dev/null; then
-    LOAD_SH_OWN_SESSION=1 exec setsid --wait "$0" "$@"
+    # the new session has no terminal: pass INT/TERM on ourselves
+    LOAD_SH_OWN_SESSION=1 setsid --wait "$0" "$@" &
+    child=$!
+    trap 'kill -TERM "$child" 2>/dev/null' INT TERM
+    while :; do
+        wait "$child"
+        rc=$?
+        kill -0 "$child" 2>/dev/null || exit "$rc"
+    done
 fi
 if [ -n "${NICE:-}" ] && [ -w /proc/self/autogroup ]; then
     echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null || echo "load.sh: cannot set the autogroup's nice" >&2
