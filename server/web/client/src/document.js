@@ -711,6 +711,7 @@ export class TandemDocument extends Emitter {
     this.awareness.setLocalState(null);
     this._closed = true;
     clearTimeout(this._retryTimer);
+    clearTimeout(this._resubTimer);
     this.awareness._stop();
     this.client._send({ type: MSG.UNSUBSCRIBE, channel: this.channel });
     this._onOffline();
