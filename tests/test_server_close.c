@@ -7,8 +7,10 @@
  *  - SIGTERM: every client gets what was queued for it (the acks of its
  *    edits), then exactly one close frame with 1001, nothing after, while
  *    the other sessions leaving keep producing presence frames;
- *  - 1009 (a message over the frame cap) and 4004 (too much before HELLO)
- *    on sessions whose room stays busy: one close frame, nothing after.
+ *  - 1009 (a message over the frame cap), 4004 (too much before HELLO) and
+ *    4001 (a reader that stopped while its queue passed the cap, then reads
+ *    again) on sessions whose room stays busy: one close frame, nothing
+ *    after.
  * Everything waits by polling with deadlines. */
 #define _XOPEN_SOURCE 700
 
@@ -21,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,12 +108,19 @@ static void rw_send_msg(rawws *r, const syncm *m)
     tbuf_fini(&b);
 }
 
-/* Connect and upgrade to SRV_SUBPROTOCOL. */
-static void rw_open(rawws *r, int port)
+/* Connect (receive buffer rcvbuf bytes; 0: the default) and upgrade to
+ * SRV_SUBPROTOCOL. */
+static void rw_open_buf(rawws *r, int port, int rcvbuf)
 {
     memset(r, 0, sizeof *r);
-    r->fd = srvp_connect(port);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(r->fd, 0);
+    if (rcvbuf > 0) setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(r->fd, (struct sockaddr *)&a, sizeof a), 0);
     char req[512];
     int n = snprintf(req, sizeof req,
                      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -130,6 +142,11 @@ static void rw_open(rawws *r, int port)
         if (hl >= 4 && memcmp(head + hl - 4, "\r\n\r\n", 4) == 0) break;
     }
     ck_assert_msg(strncmp(head, "HTTP/1.1 101", 12) == 0, "upgrade refused: %s", head);
+}
+
+static void rw_open(rawws *r, int port)
+{
+    rw_open_buf(r, port, 0);
 }
 
 /* Parse whole frames out of r->buf. */
@@ -435,6 +452,66 @@ START_TEST(test_pre_hello_then_nothing)
 }
 END_TEST
 
+#define FLOOD_CHUNK (64u << 10) /* bytes inserted per update */
+#define FLOOD_BYTES ((size_t)10 << 20)
+
+/* A reader with a 4 KiB window stops reading while a writer floods the
+ * room past the 4 MiB queue cap (sync marks it for closing: 4001), then
+ * reads again while the room stays busy: its queue, ERROR CLOSING as the
+ * last data frame, one close 4001, nothing after. */
+START_TEST(test_backpressure_then_nothing)
+{
+    np_peer w, p;
+    peer_join(&w, "busy", 500);
+    peer_join(&p, "busy", 501);
+    rawws r;
+    rw_open_buf(&r, S.port, 4096);
+    rw_join(&r, "busy", 502);
+    char *chunk = malloc(FLOOD_CHUNK);
+    ck_assert_ptr_nonnull(chunk);
+    for (size_t sent = 0, i = 0; sent < FLOOD_BYTES; sent += FLOOD_CHUNK, i++) {
+        memset(chunk, 'a' + (int)(i % 26), FLOOD_CHUNK);
+        ck_assert_int_eq(crdt_doc_insert(w.doc, crdt_doc_len(w.doc), chunk, FLOOD_CHUNK), TDM_OK);
+        ck_assert_int_eq(sync_client_flush(w.cl, w.ch), TDM_OK);
+        uint64_t end = srvp_mono_ms() + 20000;
+        while (sync_client_unacked(w.cl, w.ch) > 4) { /* keep the writer within its window */
+            np_pump(&w);
+            np_pump(&p);
+            wsc_service(X, 2);
+            ck_assert(srvp_mono_ms() < end);
+        }
+    }
+    free(chunk);
+    /* read again; the room stays busy until the reader's connection ended */
+    unsigned rng = 5;
+    uint64_t end = srvp_mono_ms() + 30000, next_edit = 0;
+    int k = 0;
+    while (!r.eof) {
+        ck_assert_msg(srvp_mono_ms() < end, "the slow reader's connection did not end");
+        if (srvp_mono_ms() >= next_edit) {
+            np_random_edit(&p, &rng, false);
+            char st[32];
+            snprintf(st, sizeof st, "{\"k\":%d}", ++k);
+            np_presence(&p, st);
+            next_edit = srvp_mono_ms() + 20;
+        }
+        np_pump(&w);
+        np_pump(&p);
+        wsc_service(X, 1);
+        for (int i = 0; i < 16 && !r.eof; i++) rw_pump(&r, i ? 0 : 5, 600);
+    }
+    rw_check_close(&r, 4001, "4001");
+    ck_assert_uint_ge(r.nframes, 2);
+    const rw_frame *last = &r.frames[r.nframes - 2]; /* the last data frame */
+    ck_assert_uint_eq(last->opcode, 2);
+    ck_assert_int_eq(last->type, SYNCM_ERROR);
+    ck_assert_uint_gt(rw_count(&r, SYNCM_UPDATE), 0);
+    rw_free(&r);
+    np_free(&w);
+    np_free(&p);
+}
+END_TEST
+
 static Suite *close_suite(void)
 {
     Suite *s = suite_create("server_close");
@@ -444,6 +521,7 @@ static Suite *close_suite(void)
     tcase_add_test(tc, test_sigterm_queue_then_one_close);
     tcase_add_test(tc, test_too_big_then_nothing);
     tcase_add_test(tc, test_pre_hello_then_nothing);
+    tcase_add_test(tc, test_backpressure_then_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
