@@ -35,6 +35,9 @@ typedef struct fc_ctx {
     size_t frames_out;   /* frames drained */
     uint64_t chat_id[2]; /* last chat record delivered on ch_crdt, ch_ot */
     size_t chats;        /* records delivered */
+    uint64_t sent[256];  /* client message ids of the chat messages sent */
+    bool acked[256];     /* ... and whether CHAT_ACK reported them */
+    size_t nsent;
 } fc_ctx;
 
 #include "utf8.h"
@@ -56,6 +59,19 @@ static void fc_on_chat(void *ctx, uint32_t channel, const syncm_chat *rec)
     f->chats++;
 }
 
+/* on_chat_ack - only for a message we sent, once */
+static void fc_on_chat_ack(void *ctx, uint32_t channel, uint64_t msg_id, uint64_t chat_id)
+{
+    fc_ctx *f = ctx;
+    (void)chat_id;
+    FZ_CHECK(channel == f->ch_crdt);
+    size_t i = 0;
+    while (i < f->nsent && f->sent[i] != msg_id) i++;
+    FZ_CHECK(i < f->nsent);
+    FZ_CHECK(!f->acked[i]);
+    f->acked[i] = true;
+}
+
 static void fc_open(fc_ctx *f, uint64_t now)
 {
     sync_client_opts o = {.client_id = FC_CLIENT_ID,
@@ -69,7 +85,7 @@ static void fc_open(fc_ctx *f, uint64_t now)
                           .max_chat_pending = 8};
     memset(f, 0, sizeof *f);
     f->doc = fz_doc(FC_CLIENT_ID, false, (size_t)256 << 10);
-    sync_client_events ev = {.ctx = f, .on_chat = fc_on_chat};
+    sync_client_events ev = {.ctx = f, .on_chat = fc_on_chat, .on_chat_ack = fc_on_chat_ack};
     FZ_OK(sync_client_new(&o, &ev, &f->c));
     FZ_OK(sync_client_subscribe_crdt(f->c, "doc", f->doc, true, &f->ch_crdt));
     FZ_OK(sync_client_subscribe_ot(f->c, "ot", false, &f->ch_ot));
@@ -173,9 +189,11 @@ static void fc_local(fc_ctx *f, uint8_t ctl, const uint8_t *p, size_t n, uint64_
         uint8_t what = n ? p[0] % 4 : 0;
         size_t k = fc_ascii(n ? p + 1 : p, n ? n - 1 : 0, txt, sizeof txt);
         tdm_err e = TDM_OK;
-        if (what == 0 && k > 0)
-            e = sync_client_chat_send(f->c, f->ch_crdt, txt, k, NULL);
-        else if (what == 1)
+        if (what == 0 && k > 0 && f->nsent < 256) {
+            uint64_t id = 0;
+            e = sync_client_chat_send(f->c, f->ch_crdt, txt, k, &id);
+            if (e == TDM_OK) f->sent[f->nsent++] = id;
+        } else if (what == 1)
             e = sync_client_typing(f->c, f->ch_crdt, k & 1);
         else if (what == 2)
             e = sync_client_sync_step(f->c, f->ch_crdt);

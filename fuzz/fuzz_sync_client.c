@@ -16,7 +16,8 @@
  *   - every frame the client queues decodes (syncm_decode);
  *   - chat records reach the application once each, in increasing id order
  *     per channel, the channel's last chat id is the record's, and their
- *     text, user and display fields are strict UTF-8;
+ *     text, user and display fields are strict UTF-8; CHAT_ACK reaches the
+ *     application only for a message we sent, once;
  *   - at the end the document still encodes: its snapshot loads into a
  *     fresh document with the same text, state vector and delete set, and
  *     its full diff applied to another fresh document gives the same text;
