@@ -694,6 +694,8 @@ static void slow_consumer(bool resume)
         ck_assert_uint_gt(counts[SYNCM_OT_REMOTE], 0);
         ck_assert_uint_lt(counts[SYNCM_AWARENESS], aw_sent);
         ck_assert_uint_lt(last[SYNCM_AWARENESS], last[SYNCM_OT_REMOTE]);
+        ck_assert_uint_lt(counts[SYNCM_TYPING], aw_sent);
+        ck_assert_uint_lt(last[SYNCM_TYPING], last[SYNCM_OT_REMOTE]);
     } else {
         /* it never reads: the server drops it once the grace after the
          * backpressure mark has passed, without waiting for the window */
