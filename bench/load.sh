@@ -69,6 +69,13 @@ stop_server() {
 trap stop_server EXIT
 trap 'stop_server; exit 130' INT TERM
 
+# GET /healthz on 127.0.0.1:$1 with bash's /dev/tcp (no curl needed).
+healthz() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+     printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+     timeout 5 cat <&3) 2>/dev/null
+}
+
 start_server() {
     TMP=$(mktemp -d /tmp/tandem-load.XXXXXX)
     local tries=0
@@ -78,7 +85,7 @@ start_server() {
             >"$TMP/server.log" 2>&1 &
         SRV_PID=$!
         for _ in $(seq 1 50); do
-            if curl -sf "http://127.0.0.1:$PORT/healthz" 2>/dev/null | grep -q "\"pid\":$SRV_PID[,}]"; then
+            if healthz "$PORT" | grep -q "\"pid\":$SRV_PID[,}]"; then
                 return 0
             fi
             kill -0 "$SRV_PID" 2>/dev/null || break
