@@ -4,6 +4,7 @@
 #define _XOPEN_SOURCE 700 /* sysconf */
 #include "srv_internal.h"
 #include "srv_push.h"
+#include "srv_redis.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,22 @@ tdm_err srv_metrics(srv *s, srv_resp *r)
     COUNTER(&b, "push_coalesced_total", "Notifications merged into a queued one.", pc.coalesced);
     COUNTER(&b, "push_dropped_total", "Notifications dropped (delivery queue full).", pc.dropped);
     GAUGE(&b, "push_queued", "Notifications waiting to be sent.", pc.queued);
+    if (s->redis) { /* several nodes (srv_redis.h, docs/SCALING.md); only with --redis */
+        srv_redis_counters rc;
+        srv_redis_counters_get(s, &rc);
+        GAUGE(&b, "redis_connected", "1 while the Redis subscriber connection is up.",
+              rc.connected ? 1 : 0);
+        COUNTER(&b, "redis_relayed_in_total", "Messages from other nodes handled.",
+                rc.relayed_in);
+        COUNTER(&b, "redis_relayed_out_total", "Messages queued for the other nodes.",
+                rc.relayed_out);
+        COUNTER(&b, "redis_dropped_total", "Relay messages dropped (queue cap, Redis away).",
+                rc.dropped);
+        COUNTER(&b, "redis_chat_gaps_total", "Chat id gaps skipped after SRV_REDIS_GAP_MS.",
+                rc.chat_gaps);
+        COUNTER(&b, "redis_chat_id_shifts_total",
+                "Chat records stored under another id than Redis allocated.", rc.chat_id_shifts);
+    }
     put(&b, "process_resident_memory_bytes", "gauge", "Resident set size in bytes.",
         (double)srv_rss_bytes());
     tdm_err e =

@@ -147,7 +147,7 @@ typedef struct srv_redis {
     size_t nrooms;
     size_t nheld; /* chat records held past a gap, all rooms */
     uint64_t last_tick_ms;
-    uint64_t relayed_in, relayed_out, chat_mismatch;
+    uint64_t relayed_in, relayed_out, chat_mismatch, chat_gaps, dropped_pub;
 } srv_redis;
 
 static void put64(uint8_t *p, uint64_t v)
@@ -460,8 +460,12 @@ static void *pub_main(void *arg)
         if (!c) {
             /* Redis is away: what was queued is dropped (the state-vector
              * exchange repairs documents; chat writes fail at once) */
-            for (item *it = batch; it; it = it->next) fail_chat(r, it);
+            uint64_t n = 0;
+            for (item *it = batch; it; it = it->next, n++) fail_chat(r, it);
             q_free_list(batch);
+            pthread_mutex_lock(&r->mu);
+            r->dropped_pub += n; /* read under the lock by srv_redis_counters_get */
+            pthread_mutex_unlock(&r->mu);
             sleep_backoff(r, &backoff);
             continue;
         }
@@ -569,6 +573,7 @@ static void skip_gaps(srv_redis *r, uint64_t now)
                           x->name, (unsigned long long)x->next_id,
                           (unsigned long long)x->held->id - 1);
                 x->next_id = x->held->id;
+                r->chat_gaps++;
                 release_held(r, x);
             }
 }
@@ -965,6 +970,21 @@ void srv_redis_tick(srv *s, uint64_t now)
     r->last_tick_ms = now;
     sync_server_active_rooms(s->sync, tick_one, r);
     skip_gaps(r, now);
+}
+
+void srv_redis_counters_get(const srv *s, srv_redis_counters *c)
+{
+    memset(c, 0, sizeof *c);
+    srv_redis *r = s->redis;
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    c->connected = r->connected;
+    c->dropped = r->in.dropped + r->out.dropped + r->dropped_pub;
+    pthread_mutex_unlock(&r->mu);
+    c->relayed_in = r->relayed_in;
+    c->relayed_out = r->relayed_out;
+    c->chat_gaps = r->chat_gaps;
+    c->chat_id_shifts = r->chat_mismatch;
 }
 
 bool srv_redis_connected(const srv *s)

@@ -58,7 +58,19 @@ void srv_redis_tick(struct srv *s, uint64_t now_ms);
  * writes still waiting for an id fail (their durable calls are not made:
  * the sync server is going away). */
 void srv_redis_close(struct srv *s);
-/* srv_redis_connected - the subscriber connection is up (for /healthz). */
+/* srv_redis_connected - the subscriber connection is up. */
 bool srv_redis_connected(const struct srv *s);
+
+/* Counters for /metrics (tandem_redis_*). */
+typedef struct srv_redis_counters {
+    bool connected;          /* the subscriber connection is up */
+    uint64_t relayed_in;     /* messages from other nodes handled */
+    uint64_t relayed_out;    /* messages queued for Redis */
+    uint64_t dropped;        /* messages dropped (a queue over its cap, Redis away) */
+    uint64_t chat_gaps;      /* chat id gaps skipped (SRV_REDIS_GAP_MS) */
+    uint64_t chat_id_shifts; /* chat records stored with another id than Redis gave */
+} srv_redis_counters;
+/* srv_redis_counters_get - fill *c (zeros when not open). */
+void srv_redis_counters_get(const struct srv *s, srv_redis_counters *c);
 
 #endif

@@ -394,6 +394,15 @@ START_TEST(test_two_nodes_edit_chat_presence)
     while (b.typing_off < 1 && np_mono_ms() < end) pump_for(x, ps, 3, 20);
     ck_assert_int_eq(b.typing_off, 1);
 
+    /* /metrics of a node shows the relay (only with --redis) */
+    srvp_http m = srvp_get(B.port, "/metrics");
+    ck_assert_int_eq(m.status, 200);
+    ck_assert_ptr_nonnull(strstr(m.body, "\ntandem_redis_connected 1\n"));
+    const char *in = strstr(m.body, "\ntandem_redis_relayed_in_total ");
+    ck_assert_ptr_nonnull(in);
+    ck_assert_int_gt(atoi(in + strlen("\ntandem_redis_relayed_in_total ")), 0);
+    srvp_http_free(&m);
+
     /* a leaves: its presence goes on the other node too */
     np_close(&a);
     np_peer *bc[] = {&b, &c};
