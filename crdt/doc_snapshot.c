@@ -416,6 +416,9 @@ static tdm_err load_dels(crdt_doc *d, uint32_t nc, const uint8_t *p, size_t n)
                 return TDM_EMALFORMED;
             if ((lb & 1) ? (uint64_t)tk + 1 < len : (uint64_t)tk + len > CRDT_CLOCK_MAX)
                 return TDM_EMALFORMED;
+            /* nor its own client's clocks past its end (as crdt_doc_apply) */
+            if (tc == c && ((lb & 1) ? (uint64_t)tk : (uint64_t)tk + len - 1) >= clock + len)
+                return TDM_EMALFORMED;
             cl->dels[cl->ndels++] = (dele){(uint32_t)clock, (uint32_t)len, (uint32_t)tc,
                                            (uint32_t)tk, (uint32_t)(lb & 1)};
             pend = clock + len;

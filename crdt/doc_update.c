@@ -628,6 +628,17 @@ tdm_err crdt_doc_apply(crdt_doc *d, const uint8_t *p, size_t n)
         o->client = map[o->client];
         if (o->ac != NONE32) o->ac = map[o->ac];
         if (o->kind != OP_DEL && o->bc != NONE32) o->bc = map[o->bc];
+        /* a delete cannot name its own client's clocks past its end: they do
+         * not exist when it is made (found by fuzz_update: such a delete was
+         * recorded, the characters arrived later undeleted, and the
+         * document's snapshot did not load). Checked on document indices, so
+         * a client listed twice in the update does not get around it. */
+        if (o->kind == OP_DEL && o->ac == o->client &&
+            (uint64_t)(o->back ? o->ak : o->ak + o->len - 1) >= (uint64_t)o->clock + o->len) {
+            e = TDM_EMALFORMED;
+            doc_clients_truncate(d, n0);
+            goto out;
+        }
     }
     doc_txn_begin(d);
     if (!apply_direct(d, &l, d->sc_u32 + nids, &e)) e = apply_planned(d, &l);

@@ -2815,6 +2815,40 @@ START_TEST(test_regressions)
     ck_ok(crdt_doc_apply(k2, u.data, u.len));
     ck_assert_uint_eq(crdt_doc_pending(k2), 0);
     ck_text(k2, "");
+    /* fuzz_update finding: a delete naming its own client's clocks past its
+     * end (client 5: "abcdefghij" at 0..9, a delete at 10 of 5:17..19, then
+     * "0123456789" at 13..22) was recorded while the characters it named came
+     * in undeleted, and the document's snapshot did not load. Refused whole,
+     * also when the update lists the client twice to hide it. */
+    {
+        crdt_doc *o = doc_new(1);
+        ck_assert_int_eq(
+            crdt_doc_apply(o, BYTES(0x83, 0x01, 0x81, 0x05, 0x81, 0x83, 0x00, 0x00, 0x83, 0x83,
+                                    0xf6, 0xf6, 0x6a, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i',
+                                    'j', 0x82, 0x11, 0x03, 0x83, 0x09, 0xf6, 0x6a, '0', '1', '2',
+                                    '3', '4', '5', '6', '7', '8', '9')),
+            TDM_EMALFORMED);
+        ck_assert_int_eq(
+            crdt_doc_apply(o, BYTES(0x83, 0x01, 0x82, 0x05, 0x05, 0x81, 0x83, 0x00, 0x00, 0x83,
+                                    0x83, 0xf6, 0xf6, 0x6a, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h',
+                                    'i', 'j', 0x82, 0x82, 0x01, 0x11, 0x03, 0x83, 0x09, 0xf6, 0x6a,
+                                    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')),
+            TDM_EMALFORMED);
+        ck_assert_uint_eq(crdt_doc_len(o), 0);
+        ck_assert_uint_eq(crdt_doc_pending(o), 0);
+        /* the same delete of 5:2..4 (before it) is fine and round-trips */
+        ck_ok(crdt_doc_apply(o, BYTES(0x83, 0x01, 0x81, 0x05, 0x81, 0x83, 0x00, 0x00, 0x83, 0x83,
+                                      0xf6, 0xf6, 0x6a, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i',
+                                      'j', 0x82, 0x02, 0x03, 0x83, 0x09, 0xf6, 0x6a, '0', '1', '2',
+                                      '3', '4', '5', '6', '7', '8', '9')));
+        ck_text(o, "abfghij0123456789");
+        tbuf_reset(&sn);
+        ck_ok(crdt_doc_snapshot(o, &sn));
+        crdt_doc *o2 = from_snapshot(&sn, 3);
+        ck_text(o2, "abfghij0123456789");
+        crdt_doc_free(o2);
+        crdt_doc_free(o);
+    }
     /* fuzz finding: an origin naming the loader's own client index (one past
      * the snapshot's table) is refused */
     crdt_doc *m = doc_new(7);
@@ -2907,6 +2941,10 @@ START_TEST(test_snapshot_crafted)
         COL(0x01, 0x03, 0x02, 0x00, 0xe0, 0xff, 0xff, 0xff, 0x1f), TDM_EMALFORMED);
     BAD(5, COL(0x01, 0x40, 0x00, 0x00, 0x03), "abc", COL(0x01, 0x03, 0x02, 0x00, 0x02),
         TDM_EMALFORMED); /* next 5: a hole at 9:4 */
+    /* a delete naming its own client's clocks past its end (9:3 deletes 9:5),
+     * refused as crdt_doc_apply refuses it */
+    BAD(4, COL(0x01, 0x40, 0x00, 0x00, 0x03), "abc", COL(0x01, 0x03, 0x02, 0x00, 0x0a),
+        TDM_EMALFORMED);
 #undef BAD
     /* fuzz_snapshot: a delete whose target client (5, second in the table)
      * holds no operations loaded, but the re-snapshot left client 5 out of
