@@ -328,15 +328,29 @@ static void edit_rounds(wsc_ctx *x, np_peer **ps, size_t n, unsigned *rng, int r
     }
 }
 
+/* ---- the fixture: a redis-server and two nodes A and B ---------------------------------- */
+
+static redis RD;
+static srvp A, B;
+
+static void setup(void)
+{
+    redis_start(&RD);
+    node_start(&A, &RD);
+    node_start(&B, &RD);
+}
+
+static void teardown(void)
+{
+    ck_assert_int_eq(srvp_stop(&A), 0);
+    ck_assert_int_eq(srvp_stop(&B), 0);
+    redis_stop(&RD);
+}
+
 /* ---- tests ------------------------------------------------------------------------------ */
 
 START_TEST(test_two_nodes_edit_chat_presence)
 {
-    redis rd;
-    redis_start(&rd);
-    srvp A, B;
-    node_start(&A, &rd);
-    node_start(&B, &rd);
     srvp *nodes[] = {&A, &B};
     wsc_ctx *x = wsc_new();
     np_peer a, b, c;
@@ -415,19 +429,11 @@ START_TEST(test_two_nodes_edit_chat_presence)
     np_free(&a);
     np_free(&b);
     np_free(&c);
-    ck_assert_int_eq(srvp_stop(&A), 0);
-    ck_assert_int_eq(srvp_stop(&B), 0);
-    redis_stop(&rd);
 }
 END_TEST
 
 START_TEST(test_node_killed_mid_edit)
 {
-    redis rd;
-    redis_start(&rd);
-    srvp A, B;
-    node_start(&A, &rd);
-    node_start(&B, &rd);
     srvp *nodes[] = {&A, &B};
     wsc_ctx *x = wsc_new();
     np_peer a, b, a2;
@@ -464,7 +470,7 @@ START_TEST(test_node_killed_mid_edit)
         ck_assert_int_eq(sync_client_flush(b.cl, b.ch), TDM_OK);
         pump_for(x, bb, 1, 10);
     }
-    node_restart(&A, &rd);
+    node_restart(&A, &RD);
     np_open(&a2, x, A.port, "crash", 2003, false, NULL);
     np_peer *ps2[] = {&a2, &b};
     wait_synced(x, ps2, 2);
@@ -496,19 +502,11 @@ START_TEST(test_node_killed_mid_edit)
     np_free(&a);
     np_free(&a2);
     np_free(&b);
-    ck_assert_int_eq(srvp_stop(&A), 0);
-    ck_assert_int_eq(srvp_stop(&B), 0);
-    redis_stop(&rd);
 }
 END_TEST
 
 START_TEST(test_redis_restart_and_outage)
 {
-    redis rd;
-    redis_start(&rd);
-    srvp A, B;
-    node_start(&A, &rd);
-    node_start(&B, &rd);
     srvp *nodes[] = {&A, &B};
     wsc_ctx *x = wsc_new();
     np_peer a, b;
@@ -523,7 +521,7 @@ START_TEST(test_redis_restart_and_outage)
     wait_chat(x, ps, 2, &b, 1, 0);
 
     /* Redis goes away; both nodes keep taking edits (acked locally) */
-    redis_kill(&rd);
+    redis_kill(&RD);
     edit_rounds(x, ps, 2, &rng, 15);
     pump_for(x, ps, 2, 500);
     ck_assert_uint_eq(sync_client_unacked(a.cl, a.ch), 0);
@@ -535,7 +533,7 @@ START_TEST(test_redis_restart_and_outage)
 
     /* Redis comes back empty on the same port: the nodes reconnect and
      * repair through the state-vector exchange */
-    ck_assert(redis_spawn(&rd));
+    ck_assert(redis_spawn(&RD));
     wait_converged(x, ps, 2, 30000);
     expect_texts(ps, 2, nodes, 2, "outage");
 
@@ -551,9 +549,6 @@ START_TEST(test_redis_restart_and_outage)
     wsc_free(x);
     np_free(&a);
     np_free(&b);
-    ck_assert_int_eq(srvp_stop(&A), 0);
-    ck_assert_int_eq(srvp_stop(&B), 0);
-    redis_stop(&rd);
 }
 END_TEST
 
@@ -561,11 +556,7 @@ END_TEST
  * from the others, and the three of them converge */
 START_TEST(test_late_third_node)
 {
-    redis rd;
-    redis_start(&rd);
-    srvp A, B, C;
-    node_start(&A, &rd);
-    node_start(&B, &rd);
+    srvp C;
     wsc_ctx *x = wsc_new();
     np_peer a, b, c;
     np_open(&a, x, A.port, "late", 4001, false, NULL);
@@ -577,7 +568,7 @@ START_TEST(test_late_third_node)
     wait_converged(x, ps, 2, 30000);
     say(&a, "x");
     wait_chat(x, ps, 2, &b, 1, 0);
-    node_start(&C, &rd);
+    node_start(&C, &RD);
     srvp *nodes[] = {&A, &B, &C};
     np_open(&c, x, C.port, "late", 4003, false, NULL);
     wait_synced(x, ps, 3);
@@ -593,10 +584,7 @@ START_TEST(test_late_third_node)
     np_free(&a);
     np_free(&b);
     np_free(&c);
-    ck_assert_int_eq(srvp_stop(&A), 0);
-    ck_assert_int_eq(srvp_stop(&B), 0);
     ck_assert_int_eq(srvp_stop(&C), 0);
-    redis_stop(&rd);
 }
 END_TEST
 
@@ -618,11 +606,6 @@ static void redis_cmd(int port, const char *cmd, char *out, size_t cap)
  * nodes keep equal histories */
 START_TEST(test_chat_gap_skipped)
 {
-    redis rd;
-    redis_start(&rd);
-    srvp A, B;
-    node_start(&A, &rd);
-    node_start(&B, &rd);
     srvp *nodes[] = {&A, &B};
     wsc_ctx *x = wsc_new();
     np_peer a, b;
@@ -633,7 +616,7 @@ START_TEST(test_chat_gap_skipped)
     say(&a, "first");
     wait_chat(x, ps, 2, &b, 1, 0);
     char ans[64];
-    redis_cmd(rd.port, "INCR tandem:chat:gap\r\n", ans, sizeof ans);
+    redis_cmd(RD.port, "INCR tandem:chat:gap\r\n", ans, sizeof ans);
     ck_assert_str_eq(ans, ":2\r\n"); /* id 2 is taken and will never be published */
     say(&a, "second");
     unsigned rng = 5;
@@ -651,9 +634,6 @@ START_TEST(test_chat_gap_skipped)
     wsc_free(x);
     np_free(&a);
     np_free(&b);
-    ck_assert_int_eq(srvp_stop(&A), 0);
-    ck_assert_int_eq(srvp_stop(&B), 0);
-    redis_stop(&rd);
 }
 END_TEST
 
@@ -662,6 +642,7 @@ static Suite *suite(void)
     Suite *s = suite_create("cluster");
     TCase *tc = tcase_create("redis");
     tcase_set_timeout(tc, 180);
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_two_nodes_edit_chat_presence);
     tcase_add_test(tc, test_node_killed_mid_edit);
     tcase_add_test(tc, test_redis_restart_and_outage);
