@@ -327,7 +327,12 @@ static redisContext *connect_to(srv_redis *r)
         redisFree(c);
         return NULL;
     }
-    if (c) redisSetTimeout(c, (struct timeval){5, 0});
+    if (c) {
+        redisSetTimeout(c, (struct timeval){5, 0});
+        /* TCP keepalive: a subscriber blocked in a read notices a Redis
+         * host that vanished without closing the connection */
+        redisEnableKeepAlive(c);
+    }
     return c;
 }
 

@@ -19,8 +19,14 @@
 #include "server_proc.h"
 #include "sync_peer.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include <signal.h>
 #include <spawn.h>
@@ -163,6 +169,105 @@ static void node_start(srvp *s, const redis *r)
     srvp_opts o;
     node_opts(r, &o, args);
     ck_assert_msg(srvp_start_opts(s, TANDEM_BIN, &o), "could not start a node");
+}
+
+/* ---- a TCP proxy in front of Redis, to cut one node off ----------------------------------- */
+
+#define PX_PAIRS 16
+
+typedef struct proxy {
+    int lfd, port, up_port;
+    pthread_t th;
+    atomic_int cut, stop;
+    int pair[PX_PAIRS][2]; /* node side, Redis side; -1: free */
+} proxy;
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k <= 0) return false;
+        p += k, n -= (size_t)k;
+    }
+    return true;
+}
+
+static void px_close(proxy *px, int i)
+{
+    close(px->pair[i][0]);
+    close(px->pair[i][1]);
+    px->pair[i][0] = px->pair[i][1] = -1;
+}
+
+/* Forward bytes both ways; while cut: close every connection and refuse new
+ * ones (the node sees its connections drop and its reconnects fail). */
+static void *px_main(void *arg)
+{
+    proxy *px = arg;
+    static char buf[65536];
+    while (!atomic_load(&px->stop)) {
+        bool cut = atomic_load(&px->cut);
+        struct pollfd pf[1 + 2 * PX_PAIRS];
+        int at[1 + 2 * PX_PAIRS];
+        int n = 0;
+        pf[n] = (struct pollfd){px->lfd, POLLIN, 0}, at[n++] = -1;
+        for (int i = 0; i < PX_PAIRS; i++) {
+            if (px->pair[i][0] < 0) continue;
+            if (cut) {
+                px_close(px, i);
+                continue;
+            }
+            pf[n] = (struct pollfd){px->pair[i][0], POLLIN, 0}, at[n++] = 2 * i;
+            pf[n] = (struct pollfd){px->pair[i][1], POLLIN, 0}, at[n++] = 2 * i + 1;
+        }
+        if (poll(pf, (nfds_t)n, 20) <= 0) continue;
+        if (pf[0].revents & POLLIN) {
+            int c = accept(px->lfd, NULL, NULL);
+            int slot = -1;
+            for (int i = 0; i < PX_PAIRS && slot < 0; i++)
+                if (px->pair[i][0] < 0) slot = i;
+            int u = c >= 0 && !cut && slot >= 0 ? srvp_connect(px->up_port) : -1;
+            if (u < 0) {
+                if (c >= 0) close(c);
+            } else {
+                px->pair[slot][0] = c;
+                px->pair[slot][1] = u;
+            }
+        }
+        for (int k = 1; k < n; k++) {
+            int i = at[k] / 2, side = at[k] % 2;
+            if (!pf[k].revents || px->pair[i][0] < 0) continue;
+            ssize_t got = read(px->pair[i][side], buf, sizeof buf);
+            if (got <= 0 || !write_all(px->pair[i][1 - side], buf, (size_t)got)) px_close(px, i);
+        }
+    }
+    for (int i = 0; i < PX_PAIRS; i++)
+        if (px->pair[i][0] >= 0) px_close(px, i);
+    return NULL;
+}
+
+static void px_start(proxy *px, int up_port)
+{
+    memset(px, 0, sizeof *px);
+    for (int i = 0; i < PX_PAIRS; i++) px->pair[i][0] = px->pair[i][1] = -1;
+    px->up_port = up_port;
+    px->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(px->lfd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(px->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(px->lfd, 16), 0);
+    socklen_t al = sizeof a;
+    ck_assert_int_eq(getsockname(px->lfd, (struct sockaddr *)&a, &al), 0);
+    px->port = ntohs(a.sin_port);
+    ck_assert_int_eq(pthread_create(&px->th, NULL, px_main, px), 0);
+}
+
+static void px_stop(proxy *px)
+{
+    atomic_store(&px->stop, 1);
+    pthread_join(px->th, NULL);
+    close(px->lfd);
 }
 
 static void node_restart(srvp *s, const redis *r)
@@ -637,6 +742,59 @@ START_TEST(test_chat_gap_skipped)
 }
 END_TEST
 
+/* one node cut off from Redis (a proxy in front of it drops its connections
+ * and refuses new ones) while the others stay connected: both sides take
+ * edits and chat goes on where Redis is reachable; once the proxy lets it
+ * through again the node reconnects and catches up (document and chat) */
+START_TEST(test_node_cut_off)
+{
+    proxy px;
+    px_start(&px, RD.port);
+    redis via = RD;
+    snprintf(via.url, sizeof via.url, "redis://127.0.0.1:%d", px.port);
+    srvp C;
+    node_start(&C, &via);
+    srvp *nodes[] = {&B, &C};
+    wsc_ctx *x = wsc_new();
+    np_peer b, c;
+    np_open(&b, x, B.port, "cut", 6001, false, NULL);
+    np_open(&c, x, C.port, "cut", 6002, false, NULL);
+    np_peer *ps[] = {&b, &c};
+    wait_synced(x, ps, 2);
+    unsigned rng = 31337;
+    edit_rounds(x, ps, 2, &rng, 10);
+    wait_converged(x, ps, 2, 30000);
+    say(&b, "one");
+    wait_chat(x, ps, 2, &c, 1, 0);
+
+    atomic_store(&px.cut, 1);
+    pump_for(x, ps, 2, 300);
+    edit_rounds(x, ps, 2, &rng, 15);
+    say(&b, "while C was cut off"); /* B still reaches Redis: stored and acked */
+    wait_chat(x, ps, 2, &b, 0, 1);
+    pump_for(x, ps, 2, 500);
+    ck_assert_uint_eq(sync_client_unacked(c.cl, c.ch), 0); /* C acks from its own store */
+    ck_assert_uint_eq(c.nchat, 1);
+    char *tb = np_text(&b), *tc = np_text(&c);
+    ck_assert_str_ne(tb, tc);
+    free(tb);
+    free(tc);
+
+    atomic_store(&px.cut, 0);
+    wait_converged(x, ps, 2, 30000);
+    expect_texts(ps, 2, nodes, 2, "cut");
+    expect_chat(nodes, 2, "cut", 2);
+    wait_chat(x, ps, 2, &c, 2, 0); /* c is sent the record C caught up on */
+    ck_assert_uint_eq(c.chat_ids[1], b.last_chat_ack_id);
+    ck_assert_uint_eq(b.errors + c.errors, 0);
+    wsc_free(x);
+    np_free(&b);
+    np_free(&c);
+    ck_assert_int_eq(srvp_stop(&C), 0);
+    px_stop(&px);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cluster");
@@ -648,6 +806,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_redis_restart_and_outage);
     tcase_add_test(tc, test_late_third_node);
     tcase_add_test(tc, test_chat_gap_skipped);
+    tcase_add_test(tc, test_node_cut_off);
     suite_add_tcase(s, tc);
     return s;
 }
