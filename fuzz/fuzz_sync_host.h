@@ -20,6 +20,7 @@
 typedef struct fh_blob {
     uint8_t *p;
     size_t n;
+    uint64_t src, op_id; /* OT history: the submitter persist_ot got */
 } fh_blob;
 
 typedef struct fh_chat {
@@ -147,13 +148,15 @@ static tdm_err fh_persist(void *ctx, const char *name, const uint8_t *p, size_t 
 }
 
 static tdm_err fh_persist_ot(void *ctx, const char *name, uint64_t version, const uint8_t *p,
-                             size_t n)
+                             size_t n, uint64_t src, uint64_t op_id)
 {
     fh_host *h = ctx;
     fh_doc *d = fh_find(h, name, true);
     if (d->nops == 0) d->ot_first = version;
     FZ_CHECK(version == d->ot_first + d->nops); /* contiguous */
     fh_blob_push(&d->ops, &d->nops, p, n);
+    d->ops[d->nops - 1].src = src;
+    d->ops[d->nops - 1].op_id = op_id;
     return TDM_OK;
 }
 
@@ -220,7 +223,7 @@ static tdm_err fh_ot_history(void *ctx, const char *name, uint64_t from, sync_ot
     if (from < d->ot_first || from > d->ot_first + d->nops) return TDM_ERANGE;
     for (uint64_t v = from; v < d->ot_first + d->nops; v++) {
         fh_blob *b = &d->ops[v - d->ot_first];
-        tdm_err e = emit(arg, v, b->p, b->n);
+        tdm_err e = emit(arg, v, b->p, b->n, b->src, b->op_id);
         if (e) return e;
     }
     return TDM_OK;

@@ -2,8 +2,13 @@
  *   load_room       store_doc_load (synchronous read; NOTFOUND -> new room)
  *   persist_update  store_append_async      } callbacks run on the storage
  *   persist_chat    store_chat_append_async } writer thread and only push
- *   persist_ot      store_ot_append_async (no callback)  into the inbox
- *   chat_history    store_chat_range, ot_history store_ot_range (reads)
+ *   persist_ot      held until the room's next persist_update, then both go
+ *                   as ONE job (store_append_ot_async: one transaction, so
+ *                   a crash cannot keep the one without the other); an OT
+ *                   record with no update after it is written alone
+ *                   (store_ot_put_async, no callback) before any other job
+ *                   and in srv_host_drain, so it is never held for long
+ *   chat_history    store_chat_range, ot_history store_ot_range_rec (reads)
  *   fresh_client_id (start-up time in ms << 20) | counter
  *   room_event      srv_room_event (per-room SSE streams, srv_room_events.c)
  * The service thread applies inbox entries with sync_server_durable in
@@ -70,13 +75,47 @@ static sync_load_result host_load_room(void *ctx, const char *name, const crdt_d
     return SYNC_LOAD_OK;
 }
 
+/* The OT record waiting for its room's update (sync calls persist_ot just
+ * before the persist_update of the same change). Event-loop thread only;
+ * one server per process (owner tells which). */
+static struct ot_stash {
+    srv *owner;
+    bool held;
+    char name[SYNCM_MAX_NAME + 1];
+    store_ot_rec rec; /* rec.op points into buf */
+    uint8_t *buf;
+    size_t cap;
+} stash;
+
+/* write a held OT record on its own (no update followed it) */
+static void stash_flush(srv *s)
+{
+    if (!stash.held || stash.owner != s) return;
+    stash.held = false;
+    tdm_err e = store_ot_put_async(s->st, stash.name, strlen(stash.name), &stash.rec, NULL, NULL);
+    if (e)
+        lwsl_warn("tandem: OT history of '%s' at %llu not stored: %s\n", stash.name,
+                  (unsigned long long)stash.rec.version, tdm_strerror(e));
+}
+
 static tdm_err host_persist_update(void *ctx, const char *name, const uint8_t *p, size_t n,
                                    uint64_t token)
 {
     srv *s = ctx;
+    bool with_ot = stash.held && stash.owner == s && strcmp(stash.name, name) == 0;
+    if (!with_ot) stash_flush(s);
     srv_job *j = job_new(s, token);
-    if (!j) return TDM_ENOMEM;
-    tdm_err e = store_append_async(s->st, name, strlen(name), p, n, job_done, j);
+    if (!j) {
+        stash_flush(s);
+        return TDM_ENOMEM;
+    }
+    tdm_err e;
+    if (with_ot) {
+        e = store_append_ot_async(s->st, name, strlen(name), p, n, &stash.rec, job_done, j);
+        stash.held = false;
+    } else {
+        e = store_append_async(s->st, name, strlen(name), p, n, job_done, j);
+    }
     if (e)
         free(j);
     else
@@ -85,10 +124,26 @@ static tdm_err host_persist_update(void *ctx, const char *name, const uint8_t *p
 }
 
 static tdm_err host_persist_ot(void *ctx, const char *name, uint64_t version, const uint8_t *op,
-                               size_t n)
+                               size_t n, uint64_t src, uint64_t op_id)
 {
     srv *s = ctx;
-    return store_ot_append_async(s->st, name, strlen(name), version, op, n, NULL, NULL);
+    if (stash.owner != s && stash.held) return TDM_EINVAL; /* a second server in the process */
+    stash_flush(s);
+    if (!op || n == 0 || strlen(name) > SYNCM_MAX_NAME) return TDM_EINVAL;
+    if (n > stash.cap) {
+        size_t cap = n < 256 ? 256 : n;
+        uint8_t *b = realloc(stash.buf, cap);
+        if (!b) return TDM_ENOMEM;
+        stash.buf = b;
+        stash.cap = cap;
+    }
+    memcpy(stash.buf, op, n);
+    strcpy(stash.name, name);
+    stash.owner = s;
+    stash.rec = (store_ot_rec){
+        .version = version, .src = src, .op_id = op_id, .op = stash.buf, .op_len = n};
+    stash.held = true;
+    return TDM_OK;
 }
 
 /* The store deduplicates chat by (user, cmid): cmid is the sender's client
@@ -109,6 +164,7 @@ static tdm_err host_persist_chat(void *ctx, const char *name, const sync_chat_re
                                  uint64_t token)
 {
     srv *s = ctx;
+    stash_flush(s);
     uint8_t cmid[16];
     put_be64(cmid, rec->client_id);
     put_be64(cmid + 8, rec->msg_id);
@@ -173,10 +229,10 @@ typedef struct ot_walk {
     tdm_err err;
 } ot_walk;
 
-static int ot_one(void *ctx, uint64_t version, const uint8_t *p, size_t n)
+static int ot_one(void *ctx, const store_ot_rec *r)
 {
     ot_walk *w = ctx;
-    w->err = w->emit(w->arg, version, p, n);
+    w->err = w->emit(w->arg, r->version, r->op, r->op_len, r->src, r->op_id);
     return w->err != TDM_OK;
 }
 
@@ -185,7 +241,8 @@ static tdm_err host_ot_history(void *ctx, const char *name, uint64_t from, sync_
 {
     srv *s = ctx;
     ot_walk w = {emit, arg, TDM_OK};
-    tdm_err e = store_ot_range(s->st, name, strlen(name), from, ot_one, &w);
+    stash_flush(s); /* queued; the read sees what is committed */
+    tdm_err e = store_ot_range_rec(s->st, name, strlen(name), from, ot_one, &w);
     if (e == TDM_ENOTFOUND) return TDM_ERANGE;
     return e ? e : w.err;
 }
@@ -208,6 +265,7 @@ void srv_host_make(srv *s, sync_host *h)
 
 void srv_host_drain(srv *s)
 {
+    stash_flush(s); /* (also the last call before the store is closed) */
     srv_done batch[256];
     size_t n;
     while ((n = srv_inbox_take(&s->inbox, batch, sizeof batch / sizeof batch[0])) > 0) {

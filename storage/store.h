@@ -346,6 +346,44 @@ typedef int (*store_ot_fn)(void *ctx, uint64_t version, const uint8_t *p, size_t
 tdm_err store_ot_range(store *st, const void *name, size_t name_len, uint64_t from_version,
                        store_ot_fn fn, void *ctx);
 
+/* store_ot_rec - one stored OT operation with its submitter. Records
+ * written with src and op_id both 0 (CRDT changes, store_ot_append) use the
+ * first record format (the operation alone); others the second (submitter's
+ * client id and op id, then the operation: docs/STORAGE.md). Records of the
+ * first format read back with src = op_id = 0. */
+typedef struct store_ot_rec {
+    uint64_t version; /* the operation turns version into version + 1 */
+    uint64_t src;     /* the submitter's client id (OT_REMOTE src); 0 = none */
+    uint64_t op_id;   /* the submitter's operation id; 0 = none */
+    const uint8_t *op; /* ot_op wire form (validated by the caller); in */
+    size_t op_len;     /* records passed to callbacks it points into the
+                        * database and is valid only during the call */
+} store_ot_rec;
+
+/* store_ot_put_async / store_ot_put - store_ot_append(_async) of a record
+ * with its submitter. */
+tdm_err store_ot_put_async(store *st, const void *name, size_t name_len, const store_ot_rec *rec,
+                           store_done_fn cb, void *ctx);
+tdm_err store_ot_put(store *st, const void *name, size_t name_len, const store_ot_rec *rec);
+
+/* store_append_ot_async - one change of a room: append update bytes
+ * p[0..n) to the log of `name` (as store_append_async) and store `rec` in
+ * its OT history (as store_ot_put_async) in ONE job, so they are committed
+ * in the same transaction (group commit as usual): after a crash either
+ * both are stored or neither. cb gets the update's result (its sequence
+ * number as id); the OT record is not stored when the update is not, and an
+ * OT-only failure (TDM_ECONFLICT, a gap) does not fail the update: the
+ * history then stops there, as with store_ot_append_async. Errors as
+ * store_append_async. Any thread (see the top of this file). */
+tdm_err store_append_ot_async(store *st, const void *name, size_t name_len, const uint8_t *p,
+                              size_t n, const store_ot_rec *rec, store_done_fn cb, void *ctx);
+
+/* store_ot_rec_fn - one record; non-zero stops. */
+typedef int (*store_ot_rec_fn)(void *ctx, const store_ot_rec *rec);
+/* store_ot_range_rec - store_ot_range with the submitter of each record. */
+tdm_err store_ot_range_rec(store *st, const void *name, size_t name_len, uint64_t from_version,
+                           store_ot_rec_fn fn, void *ctx);
+
 /* ---- Push subscriptions ---------------------------------------------------- */
 
 typedef struct store_bytes {

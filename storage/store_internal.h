@@ -28,7 +28,8 @@
 #define STORE_TAG_LOG   'L'
 #define STORE_TAG_SNAP  'S'
 #define STORE_TAG_CHAT  'C'
-#define STORE_TAG_OT    'O'
+#define STORE_TAG_OT    'O' /* OT record, format 1: the operation */
+#define STORE_TAG_OT2   'o' /* OT record, format 2: src u64, op_id u64, operation */
 #define STORE_TAG_PUSH  'P'
 #define STORE_FRAME_HDR 5u
 
@@ -54,6 +55,7 @@ typedef enum store__job_kind {
     STORE_JOB_APPEND,
     STORE_JOB_CHAT,
     STORE_JOB_OT,
+    STORE_JOB_APPEND_OT, /* update (data, n) + OT record (data2, n2: a framed payload) */
     STORE_JOB_CREATE,
     STORE_JOB_DELETE,
     STORE_JOB_COMPACT,    /* by name */
@@ -77,6 +79,9 @@ typedef struct store__job {
     size_t key_len;
     const uint8_t *data;
     size_t n;
+    const uint8_t *data2; /* APPEND_OT: the OT record payload (after data) */
+    size_t n2;
+    uint8_t tag2;        /* OT jobs: STORE_TAG_OT or STORE_TAG_OT2 */
     size_t cost; /* bytes counted against the queue */
     /* results, reset before each attempt */
     tdm_err err;
@@ -204,6 +209,11 @@ bool store__wants_compact(const store *st, const store__meta *m);
 /* ---- store_chat.c / store_ot.c / store_push.c ---- */
 int store__exec_chat(store *st, MDB_txn *txn, store__job *j);
 int store__exec_ot(store *st, MDB_txn *txn, store__job *j);
+/* STORE_JOB_APPEND_OT: the update, then (only if it was stored) the OT record. */
+int store__exec_append_ot(store *st, MDB_txn *txn, store__job *j);
+/* Check a stored OT value (either format) and decode it into *r (version
+ * not set). TDM_ECORRUPT for a bad frame or a short format-2 payload. */
+tdm_err store__ot_unframe(const MDB_val *v, store_ot_rec *r);
 int store__exec_push_put(store *st, MDB_txn *txn, store__job *j);
 int store__exec_push_del(store *st, MDB_txn *txn, store__job *j);
 /* Decode a chat record payload. */

@@ -1,7 +1,10 @@
 /* store_ot.c - OT version history per document: operation `version` turns
- * version `version` into version + 1; contiguous, trimmed to the retention. */
+ * version `version` into version + 1; contiguous, trimmed to the retention.
+ * Each record may carry its submitter (client id, op id: format 2); the
+ * combined job stores a room's update and its OT record in one transaction. */
 #include "store_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int store__exec_ot(store *st, MDB_txn *txn, store__job *j)
@@ -26,7 +29,7 @@ int store__exec_ot(store *st, MDB_txn *txn, store__job *j)
     MDB_val k = {16, kb};
     /* An empty history may have stale entries only if metadata is corrupt;
      * overwrite is then the safe choice for the first version. */
-    rc = store__put_framed(txn, st->db_ot, &k, STORE_TAG_OT, j->data, j->n,
+    rc = store__put_framed(txn, st->db_ot, &k, j->tag2 ? j->tag2 : STORE_TAG_OT, j->data, j->n,
                            empty ? 0 : MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) {
         j->err = TDM_ECORRUPT;
@@ -48,44 +51,170 @@ int store__exec_ot(store *st, MDB_txn *txn, store__job *j)
     return rc;
 }
 
-static tdm_err ot_job(const void *name, size_t name_len, uint64_t version, const uint8_t *p,
-                      size_t n, store__job **out)
+int store__exec_append_ot(store *st, MDB_txn *txn, store__job *j)
 {
-    if (!p || n == 0 || version == UINT64_MAX) return TDM_EINVAL;
+    int rc = store__exec_append(st, txn, j); /* j->data, j->n: the update */
+    if (rc || j->err) return rc;             /* REDO leaves both out */
+    store__job o = *j;
+    o.data = j->data2;
+    o.n = j->n2;
+    o.err = TDM_OK;
+    /* the document exists now (the append made it): no REDO from here, and
+     * an OT-only failure leaves the update stored (the history stops) */
+    rc = store__exec_ot(st, txn, &o);
+    return rc == STORE_RC_REDO ? 0 : rc;
+}
+
+tdm_err store__ot_unframe(const MDB_val *v, store_ot_rec *r)
+{
+    const uint8_t *p;
+    size_t n;
+    r->src = r->op_id = 0;
+    if (v->mv_size >= 1 && ((const uint8_t *)v->mv_data)[0] == STORE_TAG_OT2) {
+        tdm_err e = store__unframe(v, STORE_TAG_OT2, &p, &n);
+        if (e) return e;
+        if (n <= 16) return TDM_ECORRUPT;
+        r->src = store__get_u64(p);
+        r->op_id = store__get_u64(p + 8);
+        p += 16, n -= 16;
+    } else {
+        tdm_err e = store__unframe(v, STORE_TAG_OT, &p, &n);
+        if (e) return e;
+    }
+    r->op = p;
+    r->op_len = n;
+    return TDM_OK;
+}
+
+/* The record format for rec: 2 only when it names a submitter. */
+static uint8_t rec_tag(const store_ot_rec *rec)
+{
+    return rec->src || rec->op_id ? STORE_TAG_OT2 : STORE_TAG_OT;
+}
+
+static tdm_err rec_check(const void *name, size_t name_len, const store_ot_rec *rec)
+{
+    if (!rec || !rec->op || rec->op_len == 0 || rec->version == UINT64_MAX) return TDM_EINVAL;
     tdm_err ne = store__name_check(name, name_len);
     if (ne) return ne;
-    if (n > STORE_UPDATE_MAX) return TDM_ETOOBIG;
-    store__job *j = store__job_new(STORE_JOB_OT, name, name_len, p, n);
+    if (rec->op_len > STORE_UPDATE_MAX) return TDM_ETOOBIG;
+    return TDM_OK;
+}
+
+/* A job whose data is `pre` (pre_n bytes, may be 0) followed by the OT
+ * payload of rec; data2 set when pre_n > 0. */
+static tdm_err rec_job(store__job_kind kind, const void *name, size_t name_len, const uint8_t *pre,
+                       size_t pre_n, const store_ot_rec *rec, store__job **out)
+{
+    uint8_t tag = rec_tag(rec);
+    size_t hdr = tag == STORE_TAG_OT2 ? 16 : 0;
+    size_t total = pre_n + hdr + rec->op_len;
+    store__job *j = store__job_new(kind, name, name_len, NULL, 0);
     if (!j) return TDM_ENOMEM;
-    j->arg = version;
+    store__job *big = realloc(j, sizeof *j + name_len + total);
+    if (!big) {
+        free(j);
+        return TDM_ENOMEM;
+    }
+    j = big;
+    uint8_t *b = (uint8_t *)(j + 1);
+    j->key = b;
+    uint8_t *d = b + name_len;
+    if (pre_n) memcpy(d, pre, pre_n);
+    uint8_t *o = d + pre_n;
+    if (hdr) {
+        store__put_u64(o, rec->src);
+        store__put_u64(o + 8, rec->op_id);
+    }
+    memcpy(o + hdr, rec->op, rec->op_len);
+    if (pre_n) {
+        j->data = d;
+        j->n = pre_n;
+        j->data2 = o;
+        j->n2 = hdr + rec->op_len;
+    } else {
+        j->data = o;
+        j->n = hdr + rec->op_len;
+    }
+    j->tag2 = tag;
+    j->arg = rec->version;
+    j->cost = sizeof *j + name_len + total;
     *out = j;
     return TDM_OK;
 }
 
-tdm_err store_ot_append_async(store *st, const void *name, size_t name_len, uint64_t version,
-                              const uint8_t *p, size_t n, store_done_fn cb, void *ctx)
+tdm_err store_ot_put_async(store *st, const void *name, size_t name_len, const store_ot_rec *rec,
+                           store_done_fn cb, void *ctx)
 {
     if (!st) return TDM_EINVAL;
-    store__job *j;
-    tdm_err e = ot_job(name, name_len, version, p, n, &j);
+    tdm_err e = rec_check(name, name_len, rec);
+    store__job *j = NULL;
+    if (!e) e = rec_job(STORE_JOB_OT, name, name_len, NULL, 0, rec, &j);
     if (e) return e;
     j->cb = cb;
     j->ctx = ctx;
     return store__enqueue(st, j, st->opts.queue_block);
 }
 
-tdm_err store_ot_append(store *st, const void *name, size_t name_len, uint64_t version,
-                        const uint8_t *p, size_t n)
+tdm_err store_ot_put(store *st, const void *name, size_t name_len, const store_ot_rec *rec)
 {
     if (!st) return TDM_EINVAL;
-    store__job *j;
-    tdm_err e = ot_job(name, name_len, version, p, n, &j);
+    tdm_err e = rec_check(name, name_len, rec);
+    store__job *j = NULL;
+    if (!e) e = rec_job(STORE_JOB_OT, name, name_len, NULL, 0, rec, &j);
     if (e) return e;
     return store__run_sync(st, j, NULL, NULL);
 }
 
+tdm_err store_append_ot_async(store *st, const void *name, size_t name_len, const uint8_t *p,
+                              size_t n, const store_ot_rec *rec, store_done_fn cb, void *ctx)
+{
+    if (!st || !p || n == 0) return TDM_EINVAL;
+    if (n > STORE_UPDATE_MAX) return TDM_ETOOBIG;
+    tdm_err e = rec_check(name, name_len, rec);
+    store__job *j = NULL;
+    if (!e) e = rec_job(STORE_JOB_APPEND_OT, name, name_len, p, n, rec, &j);
+    if (e) return e;
+    j->cb = cb;
+    j->ctx = ctx;
+    return store__enqueue(st, j, st->opts.queue_block);
+}
+
+tdm_err store_ot_append_async(store *st, const void *name, size_t name_len, uint64_t version,
+                              const uint8_t *p, size_t n, store_done_fn cb, void *ctx)
+{
+    store_ot_rec r = {.version = version, .op = p, .op_len = n};
+    return store_ot_put_async(st, name, name_len, &r, cb, ctx);
+}
+
+tdm_err store_ot_append(store *st, const void *name, size_t name_len, uint64_t version,
+                        const uint8_t *p, size_t n)
+{
+    store_ot_rec r = {.version = version, .op = p, .op_len = n};
+    return store_ot_put(st, name, name_len, &r);
+}
+
+typedef struct plain_walk {
+    store_ot_fn fn;
+    void *ctx;
+} plain_walk;
+
+static int plain_one(void *ctx, const store_ot_rec *r)
+{
+    plain_walk *w = ctx;
+    return w->fn(w->ctx, r->version, r->op, r->op_len);
+}
+
 tdm_err store_ot_range(store *st, const void *name, size_t name_len, uint64_t from_version,
                        store_ot_fn fn, void *ctx)
+{
+    if (!fn) return TDM_EINVAL;
+    plain_walk w = {fn, ctx};
+    return store_ot_range_rec(st, name, name_len, from_version, plain_one, &w);
+}
+
+tdm_err store_ot_range_rec(store *st, const void *name, size_t name_len, uint64_t from_version,
+                           store_ot_rec_fn fn, void *ctx)
 {
     if (!st || !fn) return TDM_EINVAL;
     tdm_err ne = store__name_check(name, name_len);
@@ -108,13 +237,13 @@ tdm_err store_ot_range(store *st, const void *name, size_t name_len, uint64_t fr
     while (!e && !rc && k.mv_size == 16 && memcmp(k.mv_data, kb, 8) == 0) {
         uint64_t ver = store__get_u64((const uint8_t *)k.mv_data + 8);
         if (ver >= m.pub.ot_next) break;
-        const uint8_t *p;
-        size_t n;
-        e = store__unframe(&v, STORE_TAG_OT, &p, &n);
+        store_ot_rec rec;
+        e = store__ot_unframe(&v, &rec);
         if (!e && ver != expect) e = TDM_ECORRUPT; /* a hole in the history */
         if (e) break;
         expect++;
-        if (fn(ctx, ver, p, n)) {
+        rec.version = ver;
+        if (fn(ctx, &rec)) {
             expect = m.pub.ot_next;
             break;
         }

@@ -44,7 +44,10 @@ static int walk_prefix(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint8_t tag, vctx
         uint64_t n = store__get_u64((const uint8_t *)k.mv_data + 8);
         const uint8_t *p;
         size_t len;
-        tdm_err e = store__unframe(&v, tag, &p, &len);
+        store_ot_rec rec;
+        tdm_err e = tag == STORE_TAG_OT ? store__ot_unframe(&v, &rec) /* either format */
+                                        : store__unframe(&v, tag, &p, &len);
+        if (!e && tag == STORE_TAG_OT) p = rec.op, len = rec.op_len;
         if (e)
             problem(vc,
                     tag == STORE_TAG_LOG    ? "update fails its checksum"

@@ -125,6 +125,8 @@ static int exec_job(store *st, MDB_txn *txn, store__job *j)
         return store__exec_chat(st, txn, j);
     case STORE_JOB_OT:
         return store__exec_ot(st, txn, j);
+    case STORE_JOB_APPEND_OT:
+        return store__exec_append_ot(st, txn, j);
     case STORE_JOB_CREATE:
         return store__exec_create(st, txn, j);
     case STORE_JOB_DELETE:

@@ -70,7 +70,8 @@ typedef struct host_walk {
     tdm_err err;
 } host_walk;
 
-static tdm_err host_emit(void *arg, uint64_t version, const uint8_t *p, size_t n)
+static tdm_err host_emit(void *arg, uint64_t version, const uint8_t *p, size_t n, uint64_t src,
+                         uint64_t op_id)
 {
     host_walk *w = arg;
     if (version < w->next) return TDM_OK;         /* older than asked: skip */
@@ -79,7 +80,7 @@ static tdm_err host_emit(void *arg, uint64_t version, const uint8_t *p, size_t n
     ot_op *op = NULL;
     tdm_err e = ot_op_decode(p, n, &op);
     if (e) return w->err = TDM_ERANGE; /* unusable history counts as missing */
-    e = w->fn(w->arg, version + 1, op, 0, 0);
+    e = w->fn(w->arg, version + 1, op, src, op_id);
     ot_op_free(op);
     if (e) return w->err = e;
     w->next++;
@@ -109,10 +110,22 @@ static tdm_err hist_walk(sync_room *r, uint64_t from, hist_fn fn, void *arg)
 
 /* ------------------------------------------------------------ OT_OP */
 
+typedef struct xform {
+    ot_op *op;
+    uint64_t src, op_id; /* the submitter (src 0: no duplicate check) */
+    uint64_t dup;        /* the version the same operation produced, or 0 */
+} xform;
+
+/* stops with TDM_ECONFLICT at an operation the same client submitted under the
+ * same op id: a resend (its ack was lost), not a new operation */
 static tdm_err xform_fn(void *arg, uint64_t version, const ot_op *h, uint64_t src, uint64_t op_id)
 {
-    (void)version, (void)src, (void)op_id;
-    ot_op **op = arg;
+    xform *x = arg;
+    if (x->src && src == x->src && op_id == x->op_id) {
+        x->dup = version;
+        return TDM_ECONFLICT;
+    }
+    ot_op **op = &x->op;
     ot_op *next = NULL;
     /* the late operation goes after the ones already in history (ot.js order:
      * the client's insert wins ties on the left, as its own client does) */
@@ -161,9 +174,19 @@ tdm_err sync__on_ot_op(sync_session *ss, sync_chan *c, const syncm *m)
                          "base version from the future", m->op);
         return TDM_EINVAL;
     }
-    ot_op *op = NULL;
-    tdm_err e = ot_op_clone(m->op, &op);
-    if (!e) e = hist_walk(r, m->version, xform_fn, &op);
+    xform x = {.src = ss->client_id, .op_id = m->op_id};
+    tdm_err e = ot_op_clone(m->op, &x.op);
+    if (!e) e = hist_walk(r, m->version, xform_fn, &x);
+    ot_op *op = x.op;
+    if (e == TDM_ECONFLICT && x.dup) {
+        /* already applied (ShareDB's check): acked with the version it
+         * produced, in order behind what is pending, and nothing changes */
+        sync_pending p = {.kind = SYNC_P_OT, .chan = c, .seq = m->op_id, .version = x.dup};
+        sync__persist(r, &p, NULL, 0, c);
+        sync__pending_drain(srv);
+        ot_op_free(op);
+        return TDM_OK;
+    }
     if (!e && ot_op_base_len(op) != crdt_doc_len(r->doc)) e = TDM_EBASELEN;
     crdt_sv *before = NULL;
     tbuf diff;

@@ -314,7 +314,7 @@ void sync__room_commit(sync_room *r, sync_chan *origin, uint64_t src, uint64_t o
         tbuf b;
         tbuf_init(&b, 0);
         tdm_err e = ot_op_encode(d, &b);
-        if (!e) e = srv->host.persist_ot(srv->host.ctx, r->name, from, b.data, b.len);
+        if (!e) e = srv->host.persist_ot(srv->host.ctx, r->name, from, b.data, b.len, src, op_id);
         if (e) r->ot_persist_failed = true;
         tbuf_fini(&b);
     }

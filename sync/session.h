@@ -114,7 +114,11 @@ typedef struct sync_chat_rec {
 /* Sinks the host calls from inside chat_history() / ot_history(). A non-OK
  * return means "stop": the host returns it. */
 typedef tdm_err (*sync_chat_emit)(void *arg, const sync_chat_rec *rec);
-typedef tdm_err (*sync_ot_emit)(void *arg, uint64_t version, const uint8_t *op, size_t n);
+/* sync_ot_emit: the operation turning `version` into version + 1 and its
+ * submitter as persist_ot received them (src, op_id 0 when unknown, e.g. a
+ * record stored before the host kept them). */
+typedef tdm_err (*sync_ot_emit)(void *arg, uint64_t version, const uint8_t *op, size_t n,
+                                uint64_t src, uint64_t op_id);
 
 /* What a room_event() call reports. */
 typedef enum sync_room_event_kind {
@@ -189,11 +193,16 @@ typedef struct sync_host {
                               uint64_t token);
     /* persist_ot - record the OT operation (ot_op wire form) that turns
      * version `version` of room `name` into version + 1, for every visible
-     * change (OT or CRDT). Queued, no callback: it must become durable no
-     * later than the persist_update that follows it (same or earlier
-     * commit). Errors are remembered (history from then on is memory-only). */
+     * change (OT or CRDT), with its submitter: `src` the OT client's HELLO
+     * client id and `op_id` its operation id as OT_REMOTE carries them (both
+     * 0 for a CRDT change); ot_history must give them back (catch-ups after
+     * a restart show a client its own operation, and duplicates are
+     * recognized). Queued, no callback: it must become durable no later than
+     * the persist_update of the same room that follows it (the server host
+     * stores both in one transaction: a crash cannot separate them). Errors
+     * are remembered (history from then on is memory-only). */
     tdm_err (*persist_ot)(void *ctx, const char *name, uint64_t version, const uint8_t *op,
-                          size_t n);
+                          size_t n, uint64_t src, uint64_t op_id);
     /* persist_chat - store a chat record (rec->id is 0). Asynchronous like
      * persist_update; the durable call passes the assigned id (monotonic per
      * room) and duplicate = true when (user, client_id, msg_id) was stored
@@ -204,7 +213,7 @@ typedef struct sync_host {
     tdm_err (*chat_history)(void *ctx, const char *name, uint64_t after, size_t limit,
                             sync_chat_emit emit, void *arg);
     /* ot_history - emit the stored operations of room `name` with version >=
-     * from, in order (synchronous read). TDM_ERANGE (or fewer operations than
+     * from, in order, with the src / op_id persist_ot got (synchronous read). TDM_ERANGE (or fewer operations than
      * asked) when `from` is older than what is kept: the client is too far
      * behind. */
     tdm_err (*ot_history)(void *ctx, const char *name, uint64_t from, sync_ot_emit emit, void *arg);

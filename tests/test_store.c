@@ -967,6 +967,126 @@ START_TEST(test_ot_history)
 }
 END_TEST
 
+/* Records with their submitter (format 2) next to records without one
+ * (format 1, as written before submitters were kept), and the combined
+ * update + OT job. */
+typedef struct rec_seen {
+    uint64_t version[16], src[16], op_id[16];
+    uint8_t first_byte[16];
+    int n;
+} rec_seen;
+
+static int rec_collect(void *ctx, const store_ot_rec *r)
+{
+    rec_seen *s = ctx;
+    ck_assert_int_lt(s->n, 16);
+    ck_assert_uint_ge(r->op_len, 1);
+    s->version[s->n] = r->version;
+    s->src[s->n] = r->src;
+    s->op_id[s->n] = r->op_id;
+    s->first_byte[s->n] = r->op[0];
+    s->n++;
+    return 0;
+}
+
+START_TEST(test_ot_records_with_submitter)
+{
+    store_opts o = {.ot_retention = 6};
+    store *st = open_store(&o);
+    uint8_t b = 0;
+    /* version 0: the old API (no submitter: format 1) */
+    ck_assert_int_eq(store_ot_append(st, NM("s"), 0, &b, 1), TDM_OK);
+    /* versions 1, 2: an OT client's operations; 3: a CRDT change (src 0) */
+    uint8_t op2[3] = {1, 2, 3};
+    store_ot_rec r = {.version = 1, .src = 0x1234567890abULL, .op_id = 7, .op = op2, .op_len = 3};
+    ck_assert_int_eq(store_ot_put(st, NM("s"), &r), TDM_OK);
+    r.version = 2, r.op_id = 9, op2[0] = 2;
+    ck_assert_int_eq(store_ot_put(st, NM("s"), &r), TDM_OK);
+    b = 3;
+    store_ot_rec crdt = {.version = 3, .op = &b, .op_len = 1};
+    ck_assert_int_eq(store_ot_put(st, NM("s"), &crdt), TDM_OK);
+    /* bad input changes nothing */
+    ck_assert_int_eq(store_ot_put(st, NM("s"), NULL), TDM_EINVAL);
+    store_ot_rec empty = {.version = 4, .src = 1, .op_id = 1, .op = &b, .op_len = 0};
+    ck_assert_int_eq(store_ot_put(st, NM("s"), &empty), TDM_EINVAL);
+    r.version = 9; /* not contiguous */
+    ck_assert_int_eq(store_ot_put(st, NM("s"), &r), TDM_ECONFLICT);
+    store_close(st);
+
+    st = open_store(&o);
+    rec_seen s = {0};
+    ck_assert_int_eq(store_ot_range_rec(st, NM("s"), 0, rec_collect, &s), TDM_OK);
+    ck_assert_int_eq(s.n, 4);
+    ck_assert_uint_eq(s.src[0], 0); /* the format-1 record reads as "no submitter" */
+    ck_assert_uint_eq(s.op_id[0], 0);
+    ck_assert_uint_eq(s.first_byte[0], 0);
+    ck_assert_uint_eq(s.src[1], 0x1234567890abULL);
+    ck_assert_uint_eq(s.op_id[1], 7);
+    ck_assert_uint_eq(s.first_byte[1], 1);
+    ck_assert_uint_eq(s.op_id[2], 9);
+    ck_assert_uint_eq(s.first_byte[2], 2);
+    ck_assert_uint_eq(s.src[3], 0);
+    ck_assert_uint_eq(s.version[3], 3);
+    /* the plain walk sees the operations alone, whatever the format */
+    ot_seen os = {0};
+    ck_assert_int_eq(store_ot_range(st, NM("s"), 3, ot_collect, &os), TDM_OK);
+    ck_assert_int_eq(os.n, 1);
+
+    /* the combined job: the update and the OT record in one transaction */
+    su_editor ed;
+    su_editor_init(&ed, 5, 11);
+    atomic_store(&g_plain_done, 0);
+    for (uint64_t v = 4; v < 10; v++) {
+        su_edit(&ed, 4);
+        b = (uint8_t)v;
+        store_ot_rec c = {.version = v, .src = 77, .op_id = 2 * v + 1, .op = &b, .op_len = 1};
+        ck_assert_int_eq(
+            store_append_ot_async(st, NM("s"), ed.upd.data, ed.upd.len, &c, plain_done, NULL),
+            TDM_OK);
+    }
+    /* a record that does not continue the history: the update is still
+     * stored (its result is what the callback gets), the history is not */
+    su_edit(&ed, 4);
+    store_ot_rec gap = {.version = 42, .src = 77, .op_id = 99, .op = &b, .op_len = 1};
+    ck_assert_int_eq(
+        store_append_ot_async(st, NM("s"), ed.upd.data, ed.upd.len, &gap, plain_done, NULL),
+        TDM_OK);
+    ck_assert_int_eq(store_append_ot_async(st, NM("s"), NULL, 0, &gap, plain_done, NULL),
+                     TDM_EINVAL);
+    ck_assert_int_eq(
+        store_append_ot_async(st, NM("s"), ed.upd.data, ed.upd.len, NULL, plain_done, NULL),
+        TDM_EINVAL);
+    store_close(st);
+    ck_assert_int_eq(atomic_load(&g_plain_done), 7);
+
+    st = open_store(&o);
+    store_doc_meta m;
+    ck_assert_int_eq(store_doc_info(st, NM("s"), &m), TDM_OK);
+    ck_assert_uint_eq(m.updates, 7);
+    ck_assert_uint_eq(m.ot_next, 10);
+    ck_assert_uint_eq(m.ot_first, 4); /* retention 6 trimmed 0..3, formats mixed */
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(store_ot_range_rec(st, NM("s"), 4, rec_collect, &s), TDM_OK);
+    ck_assert_int_eq(s.n, 6);
+    for (int i = 0; i < 6; i++) {
+        ck_assert_uint_eq(s.version[i], 4 + (uint64_t)i);
+        ck_assert_uint_eq(s.src[i], 77);
+        ck_assert_uint_eq(s.op_id[i], 2 * s.version[i] + 1);
+        ck_assert_uint_eq(s.first_byte[i], (uint8_t)s.version[i]);
+    }
+    crdt_doc *doc;
+    crdt_doc_opts dopt = {.client = 9};
+    ck_assert_int_eq(store_doc_load(st, NM("s"), &dopt, &doc, &m), TDM_OK);
+    su_assert_same(doc, ed.doc);
+    crdt_doc_free(doc);
+    size_t problems = 1;
+    ck_assert_int_eq(store_verify_doc(st, NM("s"), NULL, NULL, &problems), TDM_OK);
+    ck_assert_uint_eq(problems, 0);
+    su_editor_fini(&ed);
+    store_close(st);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ damage */
 
 /* Overwrite the value of key (id|n) in sub-database `db` with v[0..n). */
@@ -1303,6 +1423,7 @@ static Suite *store_suite(void)
     tcase_add_test(tx, test_chat);
     tcase_add_test(tx, test_push);
     tcase_add_test(tx, test_ot_history);
+    tcase_add_test(tx, test_ot_records_with_submitter);
     suite_add_tcase(s, tx);
     TCase *td = tcase_create("damage");
     tcase_add_checked_fixture(td, setup, teardown);

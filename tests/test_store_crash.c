@@ -12,6 +12,12 @@
  * finds no problem), and that everything reported in earlier rounds is still
  * there. The directory carries over from round to round.
  *
+ * test_crash_update_ot: the same with every update stored together with
+ * its OT history record (store_append_ot_async, as the server stores an OT
+ * client's change): after every kill the log and the history still pair
+ * up (next_seq - 1 == ot_next; the history has no gap and names each
+ * record's submitter).
+ *
  * 20 rounds in CI; TANDEM_SOAK=N runs 20 * N. */
 #include <check.h>
 #include <errno.h>
@@ -55,6 +61,7 @@ static store_opts crash_opts(void)
 /* ---- the child ---------------------------------------------------------------- */
 
 static int g_pipe = -1;
+static bool g_with_ot; /* test_crash_update_ot: updates go with an OT record */
 
 static void put_report(const report *r)
 {
@@ -91,9 +98,26 @@ static void child(const char *dir, uint64_t client, uint64_t seed)
     if (!ed.sv || crdt_doc_state_vector(ed.doc, ed.sv)) _exit(3);
     tbuf_init(&ed.upd, 0);
     ed.rng.s = seed;
+    store_doc_meta meta = {0};
+    if (g_with_ot) {
+        e = store_doc_info(st, NM_DOC, &meta);
+        if (e && e != TDM_ENOTFOUND) _exit(3);
+    }
+    uint64_t version = meta.ot_next;
     for (uint64_t i = 0;; i++) {
         su_edit(&ed, 4);
         void *clock = (void *)(uintptr_t)crdt_sv_get(ed.sv, client);
+        if (g_with_ot) {
+            uint8_t op = (uint8_t)version;
+            store_ot_rec rec = {
+                .version = version, .src = client, .op_id = 2 * i + 1, .op = &op, .op_len = 1};
+            while ((e = store_append_ot_async(st, NM_DOC, ed.upd.data, ed.upd.len, &rec, on_update,
+                                              clock)) == TDM_ETOOBIG)
+                sched_yield();
+            if (e) _exit(4);
+            version++;
+            continue;
+        }
         if (i % 97 == 0) { /* now and then the synchronous path */
             uint64_t seq;
             if (store_append(st, NM_DOC, ed.upd.data, ed.upd.len, &seq)) _exit(4);
@@ -134,6 +158,22 @@ static int chat_last(void *ctx, const store_chat_msg *m)
     return 0;
 }
 
+typedef struct ot_check {
+    uint64_t next;
+} ot_check;
+
+static int ot_rec_check(void *ctx, const store_ot_rec *r)
+{
+    ot_check *c = ctx;
+    ck_assert_uint_eq(r->version, c->next);
+    ck_assert_uint_ge(r->src, 5000); /* a round's client id */
+    ck_assert_uint_eq(r->op_id % 2, 1);
+    ck_assert_uint_eq(r->op_len, 1);
+    ck_assert_uint_eq(r->op[0], (uint8_t)r->version);
+    c->next++;
+    return 0;
+}
+
 static void check_store(const char *dir, const seen *s, uint64_t round)
 {
     store *st;
@@ -161,6 +201,17 @@ static void check_store(const char *dir, const seen *s, uint64_t round)
                       (unsigned long long)round, (unsigned long long)s->clients[i],
                       crdt_sv_get(sv, s->clients[i]), (unsigned long long)s->clocks[i]);
     ck_assert_uint_gt(m.next_seq, s->max_seq);
+    if (g_with_ot) {
+        /* every stored update has its OT record and no record is without
+         * its update, whatever the kill interrupted */
+        ck_assert_msg(m.next_seq - 1 == m.ot_next,
+                      "round %llu: %llu updates stored but OT history up to %llu",
+                      (unsigned long long)round, (unsigned long long)(m.next_seq - 1),
+                      (unsigned long long)m.ot_next);
+        ot_check oc = {.next = m.ot_first};
+        ck_assert_int_eq(store_ot_range_rec(st, NM_DOC, m.ot_first, ot_rec_check, &oc), TDM_OK);
+        ck_assert_uint_eq(oc.next, m.ot_next);
+    }
     if (s->max_chat) {
         uint64_t last = 0;
         ck_assert_int_eq(
@@ -278,12 +329,29 @@ START_TEST(test_crash_rounds)
 }
 END_TEST
 
+START_TEST(test_crash_update_ot)
+{
+    g_with_ot = true;
+    char dir[4096];
+    su_tmpdir(dir, sizeof dir);
+    seen *s = calloc(1, sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    su_rng rng = {0x07ed};
+    for (uint64_t r = 0; r < 20; r++) run_round(dir, s, r, &rng);
+    ck_assert_uint_gt(s->max_seq, 20);
+    free(s);
+    su_rmtree(dir);
+    g_with_ot = false;
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_crash");
     TCase *tc = tcase_create("sigkill");
     tcase_set_timeout(tc, 3600);
     tcase_add_test(tc, test_crash_rounds);
+    tcase_add_test(tc, test_crash_update_ot);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1019,6 +1019,180 @@ START_TEST(test_ot_ack_holds_remote)
 }
 END_TEST
 
+/* A server restart over the same host storage: the old server's sessions
+ * are gone, writes it still held are lost unless the host has them (the
+ * harness stores at persist time, so everything persisted survives; acks
+ * not yet released are lost with the "crash"). */
+static void th_restart(th *h, const sync_server_opts *opts)
+{
+    sync_server_free(h->srv);
+    h->srv = NULL;
+    h->ntoks = 0; /* the acks were never sent */
+    h->hold = false;
+    sync_host host = {.ctx = h,
+                      .authorize = h_authorize,
+                      .fresh_client_id = h_fresh,
+                      .load_room = h_load,
+                      .persist_update = h_persist,
+                      .persist_ot = h_persist_ot,
+                      .persist_chat = h_persist_chat,
+                      .chat_history = h_chat_history,
+                      .ot_history = h_ot_history,
+                      .rate_limit = h_rate,
+                      .room_closed = h_closed};
+    sync_server_opts o = {.hash_seed = 42};
+    if (opts) o = *opts;
+    ck_assert_int_eq(sync_server_new(&host, &o, &h->srv), TDM_OK);
+}
+
+START_TEST(test_ot_own_op_after_restart)
+{
+    /* the op was stored, the server died before the ack: after the restart
+     * the catch-up comes from the host's history, which must still name
+     * the submitter, so the client takes it as its ack (not applied twice) */
+    th h;
+    th_init(&h, NULL);
+    peer a, o;
+    peer_init(&a, 1, "a:w");
+    peer_init(&o, 2, "o:w");
+    peer *ps[] = {&a, &o};
+    sub_crdt(&a, "doc");
+    uint32_t ch;
+    ck_assert_int_eq(sync_client_subscribe_ot(o.cl, "doc", false, &ch), TDM_OK);
+    peer_connect(&h, &a, 0);
+    peer_connect(&h, &o, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    ins(&a, 0, "base");
+    net_run(&h, ps, 2, NULL, 0);
+    h.hold = true;
+    ot_ins(&o, ch, 4, "+once");
+    net_run(&h, ps, 2, NULL, 0);
+    ck_assert_int_eq(sync_client_ot_state(o.cl, ch), SYNC_OT_AWAITING_ACK);
+    hdoc *d = th_doc(&h, "doc", false);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_uint_eq(d->nops, 2);
+    ck_assert_uint_eq(d->ops[0].src, 0);   /* a CRDT change */
+    ck_assert_uint_eq(d->ops[1].src, 2);   /* o's HELLO client id ... */
+    ck_assert_uint_eq(d->ops[1].op_id, 1); /* ... and op id */
+    peer_disconnect(&o, 0);
+    peer_disconnect(&a, 0);
+    th_restart(&h, NULL);
+    peer_connect(&h, &a, 0);
+    net_run(&h, ps, 1, NULL, 0);
+    ins(&a, 0, ">"); /* a CRDT change after the restart: src 0 */
+    net_run(&h, ps, 1, NULL, 0);
+    peer_connect(&h, &o, 0);
+    net_run(&h, ps, 2, NULL, 0);
+    expect_ot(&h, &o, ch, "doc");
+    char *t = room_text(&h, "doc");
+    ck_assert_str_eq(t, ">base+once");
+    free(t);
+    ck_assert_uint_eq(o.nerr, 0);
+    peer_disconnect(&a, 0);
+    peer_disconnect(&o, 0);
+    peer_fini(&a);
+    peer_fini(&o);
+    th_fini(&h);
+}
+END_TEST
+
+/* one raw OT session with client id 77 (raw_hello) subscribed to "doc" at
+ * `version` (no catch-up wanted: the room is at that version) */
+static sync_session *raw_ot(th *h, uint64_t version)
+{
+    sync_session *ss = raw_hello(h, "raw:w");
+    syncm sub = {.type = SYNCM_SUBSCRIBE,
+                 .channel = 1,
+                 .name = {(const uint8_t *)"doc", 3},
+                 .mode = SYNC_MODE_OT,
+                 .has_version = true,
+                 .version = version};
+    ck_assert_int_eq(raw_send(ss, &sub), TDM_OK);
+    syncm out[8];
+    size_t n = raw_drain(ss, out, 8);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(out[0].type, SYNCM_SUBSCRIBED);
+    raw_clear(out, n);
+    return ss;
+}
+
+static void expect_ot_ack(sync_session *ss, uint64_t op_id, uint64_t version)
+{
+    syncm out[8];
+    size_t n = raw_drain(ss, out, 8);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(out[0].type, SYNCM_OT_ACK);
+    ck_assert_uint_eq(out[0].op_id, op_id);
+    ck_assert_uint_eq(out[0].version, version);
+    raw_clear(out, n);
+}
+
+START_TEST(test_ot_resend_acked_not_applied)
+{
+    /* an OT_OP whose (client id, op id) is in the history since its base
+     * version is a resend: acked with the version it made, nothing changes
+     * (from memory, and from the host's history after a restart) */
+    th h;
+    th_init(&h, NULL);
+    peer a;
+    peer_init(&a, 1, "a:w");
+    peer *ps[] = {&a};
+    sub_crdt(&a, "doc");
+    peer_connect(&h, &a, 0);
+    net_run(&h, ps, 1, NULL, 0);
+    ins(&a, 0, "abc");
+    net_run(&h, ps, 1, NULL, 0);
+    sync_session *ss = raw_ot(&h, 1);
+    ot_op *op = mk_ins(3, 3, "!");
+    syncm o = {.type = SYNCM_OT_OP, .channel = 1, .version = 1, .op_id = 5, .op = op};
+    ck_assert_int_eq(raw_send(ss, &o), TDM_OK);
+    net_run(&h, ps, 1, NULL, 0);
+    expect_ot_ack(ss, 5, 2);
+    ins(&a, 0, "x"); /* version 3 */
+    net_run(&h, ps, 1, NULL, 0);
+    syncm out[8];
+    size_t n = raw_drain(ss, out, 8);
+    ck_assert_uint_eq(n, 1); /* the OT_REMOTE of version 3 */
+    raw_clear(out, n);
+    size_t persists = h.persists;
+    ck_assert_int_eq(raw_send(ss, &o), TDM_OK); /* the same op again, same base */
+    net_run(&h, ps, 1, NULL, 0);
+    expect_ot_ack(ss, 5, 2);
+    ck_assert_uint_eq(sync_server_room_version(h.srv, "doc"), 3);
+    ck_assert_uint_eq(h.persists, persists);
+    char *t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "xabc!");
+    free(t);
+    sync_session_close(ss, 0);
+    peer_disconnect(&a, 0);
+
+    /* after a restart the history comes from the host, with the submitter */
+    th_restart(&h, NULL);
+    peer_connect(&h, &a, 0);
+    net_run(&h, ps, 1, NULL, 0);
+    ss = raw_ot(&h, 3);
+    ck_assert_int_eq(raw_send(ss, &o), TDM_OK);
+    net_run(&h, ps, 1, NULL, 0);
+    expect_ot_ack(ss, 5, 2);
+    t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "xabc!");
+    free(t);
+    /* another op id is a new operation (transformed over versions 2, 3) */
+    o.op_id = 7;
+    ck_assert_int_eq(raw_send(ss, &o), TDM_OK);
+    net_run(&h, ps, 1, NULL, 0);
+    expect_ot_ack(ss, 7, 4);
+    t = room_text(&h, "doc");
+    ck_assert_str_eq(t, "xabc!!");
+    free(t);
+    sync_session_close(ss, 0);
+    ot_op_free(op);
+    peer_disconnect(&a, 0);
+    peer_fini(&a);
+    th_fini(&h);
+}
+END_TEST
+
 /* ------------------------------------------------------------ chat */
 
 static void chat(peer *p, const char *text, uint64_t *msg_id)
@@ -1658,6 +1832,8 @@ static Suite *sync_suite(void)
     tcase_add_test(to, test_ot_gap_resync);
     tcase_add_test(to, test_ot_too_far_behind_raw);
     tcase_add_test(to, test_ot_ack_holds_remote);
+    tcase_add_test(to, test_ot_own_op_after_restart);
+    tcase_add_test(to, test_ot_resend_acked_not_applied);
     suite_add_tcase(s, to);
     TCase *tp = tcase_create("chat_presence");
     tcase_add_test(tp, test_chat);

@@ -20,6 +20,7 @@
 typedef struct hblob {
     uint8_t *p;
     size_t n;
+    uint64_t src, op_id; /* OT history: the submitter persist_ot got */
 } hblob;
 
 typedef struct hchat {
@@ -150,13 +151,15 @@ static tdm_err h_persist(void *ctx, const char *name, const uint8_t *p, size_t n
 }
 
 static tdm_err h_persist_ot(void *ctx, const char *name, uint64_t version, const uint8_t *p,
-                            size_t n)
+                            size_t n, uint64_t src, uint64_t op_id)
 {
     th *h = ctx;
     hdoc *d = th_doc(h, name, true);
     if (d->nops == 0) d->ot_first = version;
     ck_assert_uint_eq(version, d->ot_first + d->nops); /* contiguous */
     blob_push(&d->ops, &d->nops, p, n);
+    d->ops[d->nops - 1].src = src;
+    d->ops[d->nops - 1].op_id = op_id;
     return TDM_OK;
 }
 
@@ -225,7 +228,7 @@ static tdm_err h_ot_history(void *ctx, const char *name, uint64_t from, sync_ot_
     if (from < d->ot_first || from < h->ot_trim || from > d->ot_first + d->nops) return TDM_ERANGE;
     for (uint64_t v = from; v < d->ot_first + d->nops; v++) {
         hblob *b = &d->ops[v - d->ot_first];
-        tdm_err e = emit(arg, v, b->p, b->n);
+        tdm_err e = emit(arg, v, b->p, b->n, b->src, b->op_id);
         if (e) return e;
     }
     return TDM_OK;
