@@ -795,6 +795,29 @@ START_TEST(test_node_cut_off)
 }
 END_TEST
 
+/* a malformed --redis URL is a usage error: exit 2 with the reason, and
+ * nothing is served */
+START_TEST(test_bad_redis_url)
+{
+    static const char *const bad[] = {"http://127.0.0.1:6379", "redis://",        "redis://h:0",
+                                      "redis://h:70000",       "redis://u:p@h:1", "redis://h:1/3"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "d=$(mktemp -d) && timeout 10 '%s' serve --dev --port 1 --data \"$d\" --redis '%s' 2>&1; "
+                 "echo \"rc=$?\"; rm -rf \"$d\"",
+                 TANDEM_BIN, bad[i]);
+        FILE *f = popen(cmd, "r");
+        ck_assert_ptr_nonnull(f);
+        char out[4096];
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        pclose(f);
+        ck_assert_msg(strstr(out, "bad Redis URL") && strstr(out, "rc=2"), "%s: %s", bad[i], out);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cluster");
@@ -808,6 +831,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_chat_gap_skipped);
     tcase_add_test(tc, test_node_cut_off);
     suite_add_tcase(s, tc);
+    TCase *cfg = tcase_create("config");
+    tcase_add_test(cfg, test_bad_redis_url);
+    suite_add_tcase(s, cfg);
     return s;
 }
 
