@@ -3,6 +3,9 @@
 # Safe to run repeatedly; runs `apt-get update` once when something must be installed.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libcbor-dev check libjansson-dev zlib1g-dev clang libclang-rt-14-dev liblmdb-dev lmdb-utils libjwt-dev libssl-dev libwebsockets-dev)
+# the server's and tandem-bench-load's event loop: libev (ev.h, -lev) under lws's evlib-ev
+# plugin; both come with libwebsockets-dev on Debian 12, listed so the build's needs are explicit
+PKGS+=(libev-dev libwebsockets-evlib-ev)
 # the demo page's end-to-end tests (server/web/demo/e2e) drive Debian's Chromium through playwright-core
 PKGS+=(chromium)
 # Web Push (issue 7): libcurl sends the notifications; tests/push runs on node (npm ci)
