@@ -132,7 +132,8 @@ typedef struct srv_redis {
     char host[256];
     int port;
     uint64_t node;
-    sync_host orig; /* the wrapped callbacks */
+    uint64_t ot_off; /* this node's OT version space starts here (see w_load_room) */
+    sync_host orig;  /* the wrapped callbacks */
     pthread_t sub_th, pub_th;
     bool sub_started, pub_started;
     pthread_mutex_t mu; /* everything below up to `in` */
@@ -820,11 +821,50 @@ static sync_load_result w_load_room(void *ctx, const char *name, const crdt_doc_
     srv_redis *r = R(ctx);
     sync_load_result res = r->orig.load_room(ctx, name, opts, doc, info);
     if (res == SYNC_LOAD_OK || res == SYNC_LOAD_NEW) {
+        /* Each node numbers the changes it applies itself (they arrive in
+         * different orders), so an OT version of one node means nothing on
+         * another: every run of a node puts its versions in a space of its
+         * own (stored OT history mapped in and out by w_persist_ot /
+         * w_ot_history). An OT client that moves to another node then has a
+         * version outside its history and is resynchronized from a
+         * snapshot (ERROR TOO_FAR_BEHIND) instead of being sent operations
+         * that do not apply to its text. */
+        info->version += r->ot_off;
         rroom *x = room_get(r, name);
         if (x && x->next_id - 1 > info->last_chat_id) info->last_chat_id = x->next_id - 1;
         push_in(r, item_new(IT_OPENED, name, NULL, 0));
     }
     return res;
+}
+
+static tdm_err w_persist_ot(void *ctx, const char *name, uint64_t version, const uint8_t *op,
+                            size_t n, uint64_t src, uint64_t op_id)
+{
+    srv_redis *r = R(ctx);
+    if (version < r->ot_off) return TDM_ERANGE; /* not of this run's space */
+    return r->orig.persist_ot(ctx, name, version - r->ot_off, op, n, src, op_id);
+}
+
+typedef struct ot_shift {
+    sync_ot_emit emit;
+    void *arg;
+    uint64_t off;
+} ot_shift;
+
+static tdm_err ot_shift_one(void *arg, uint64_t version, const uint8_t *op, size_t n, uint64_t src,
+                            uint64_t op_id)
+{
+    ot_shift *w = arg;
+    return w->emit(w->arg, version + w->off, op, n, src, op_id);
+}
+
+static tdm_err w_ot_history(void *ctx, const char *name, uint64_t from, sync_ot_emit emit,
+                            void *arg)
+{
+    srv_redis *r = R(ctx);
+    if (from < r->ot_off) return TDM_ERANGE; /* another node's (or run's) version */
+    ot_shift w = {emit, arg, r->ot_off};
+    return r->orig.ot_history(ctx, name, from - r->ot_off, ot_shift_one, &w);
 }
 
 static void w_room_event(void *ctx, const char *name, const sync_room_event *ev)
@@ -890,6 +930,8 @@ tdm_err srv_redis_open(srv *s)
         close(fd);
     }
     r->node ^= srv_now_ms() ^ ((uint64_t)getpid() << 40);
+    /* 1..2047 times 2^40: below 2^51, so versions stay exact in JavaScript */
+    r->ot_off = ((r->node >> 17) % 2047 + 1) << 40;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     s->redis = r;
@@ -913,6 +955,8 @@ void srv_redis_host(srv *s, sync_host *h)
     h->persist_update = w_persist_update;
     h->persist_chat = w_persist_chat;
     h->load_room = w_load_room;
+    if (h->persist_ot) h->persist_ot = w_persist_ot;
+    if (h->ot_history) h->ot_history = w_ot_history;
     h->room_event = w_room_event;
     h->relay = w_relay;
 }

@@ -152,8 +152,7 @@ static sync_errcode load(sync_server *srv, sync_room *r)
     if (res != SYNC_LOAD_OK && res != SYNC_LOAD_NEW) return SYNC_ERR_LOAD_FAILED;
     if (res == SYNC_LOAD_NEW) {
         if (crdt_doc_new_opts(&dopts, &doc)) return SYNC_ERR_INTERNAL;
-        r->is_new = true;
-        info.version = 0;
+        r->is_new = true; /* info.version: 0 unless the host set a first version */
     }
     r->doc = doc;
     r->version = r->hbase = info.version;

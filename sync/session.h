@@ -178,8 +178,9 @@ typedef struct sync_host {
     /* load_room - load document `name` into a new document created with
      * crdt_doc_new_opts(opts) (the host may use its own loader with the same
      * opts, e.g. store_doc_load) and store it in *doc (ownership passes to
-     * sync); fill *info. SYNC_LOAD_NEW / UNKNOWN / ERROR leave *doc NULL (a
-     * document returned anyway is freed). */
+     * sync); fill *info (zeroed by the caller). SYNC_LOAD_NEW / UNKNOWN /
+     * ERROR leave *doc NULL (a document returned anyway is freed); with NEW,
+     * info->version is the first version number (normally left 0). */
     sync_load_result (*load_room)(void *ctx, const char *name, const crdt_doc_opts *opts,
                                   crdt_doc **doc, sync_room_info *info);
     /* persist_update - start making update bytes p[0..n) of room `name`

@@ -795,6 +795,40 @@ START_TEST(test_node_cut_off)
 }
 END_TEST
 
+/* an OT client that moves to another node (its node's version numbers mean
+ * nothing there) is resynchronized from a snapshot, not sent operations that
+ * do not fit its text, and everyone converges */
+START_TEST(test_ot_client_moves_node)
+{
+    srvp *nodes[] = {&A, &B};
+    wsc_ctx *x = wsc_new();
+    np_peer o, b, c;
+    np_open(&o, x, A.port, "otmove", 7001, true, NULL);
+    np_open(&b, x, B.port, "otmove", 7002, false, NULL);
+    np_open(&c, x, A.port, "otmove", 7003, false, NULL);
+    np_peer *ps[] = {&o, &b, &c};
+    wait_synced(x, ps, 3);
+    unsigned rng = 2024;
+    edit_rounds(x, ps, 3, &rng, 30); /* concurrent: the nodes apply them in different orders */
+    wait_converged(x, ps, 3, 30000);
+    np_drop(&o);
+    np_peer *bc[] = {&b, &c};
+    edit_rounds(x, bc, 2, &rng, 10);
+    o.port = B.port;
+    np_connect(&o);
+    wait_synced(x, ps, 3);
+    edit_rounds(x, ps, 3, &rng, 10);
+    wait_converged(x, ps, 3, 30000);
+    expect_texts(ps, 3, nodes, 2, "otmove");
+    ck_assert_uint_ge(o.err_count[SYNC_ERR_TOO_FAR_BEHIND], 1); /* resynchronized */
+    ck_assert_uint_eq(b.errors + c.errors, 0);
+    wsc_free(x);
+    np_free(&o);
+    np_free(&b);
+    np_free(&c);
+}
+END_TEST
+
 /* a malformed --redis URL is a usage error: exit 2 with the reason, and
  * nothing is served */
 START_TEST(test_bad_redis_url)
@@ -804,7 +838,8 @@ START_TEST(test_bad_redis_url)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char cmd[512];
         snprintf(cmd, sizeof cmd,
-                 "d=$(mktemp -d) && timeout 10 '%s' serve --dev --port 1 --data \"$d\" --redis '%s' 2>&1; "
+                 "d=$(mktemp -d) && timeout 10 '%s' serve --dev --port 1 --data \"$d\" --redis "
+                 "'%s' 2>&1; "
                  "echo \"rc=$?\"; rm -rf \"$d\"",
                  TANDEM_BIN, bad[i]);
         FILE *f = popen(cmd, "r");
@@ -830,6 +865,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_late_third_node);
     tcase_add_test(tc, test_chat_gap_skipped);
     tcase_add_test(tc, test_node_cut_off);
+    tcase_add_test(tc, test_ot_client_moves_node);
     suite_add_tcase(s, tc);
     TCase *cfg = tcase_create("config");
     tcase_add_test(cfg, test_bad_redis_url);
