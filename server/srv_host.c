@@ -5,9 +5,11 @@
  *   persist_ot      held until the room's next persist_update, then both go
  *                   as ONE job (store_append_ot_async: one transaction, so
  *                   a crash cannot keep the one without the other); an OT
- *                   record with no update after it is written alone
- *                   (store_ot_put_async, no callback) before any other job
- *                   and in srv_host_drain, so it is never held for long
+ *                   record that no update of its room follows (rare: an
+ *                   out-of-memory path) is written alone (store_ot_put_async,
+ *                   no callback) before the next job of any kind, before an
+ *                   ot_history read and in srv_host_drain (also at shutdown,
+ *                   before the store closes)
  *   chat_history    store_chat_range, ot_history store_ot_range_rec (reads)
  *   fresh_client_id (start-up time in ms << 20) | counter
  *   room_event      srv_room_event (per-room SSE streams, srv_room_events.c)
@@ -75,44 +77,53 @@ static sync_load_result host_load_room(void *ctx, const char *name, const crdt_d
     return SYNC_LOAD_OK;
 }
 
-/* The OT record waiting for its room's update (sync calls persist_ot just
- * before the persist_update of the same change). Event-loop thread only;
- * one server per process (owner tells which). */
-static struct ot_stash {
-    srv *owner;
-    bool held;
-    char name[SYNCM_MAX_NAME + 1];
-    store_ot_rec rec; /* rec.op points into buf */
-    uint8_t *buf;
-    size_t cap;
-} stash;
-
-/* write a held OT record on its own (no update followed it) */
-static void stash_flush(srv *s)
+/* An OT record waits in s->ot_held for its room's update (sync calls
+ * persist_ot just before the persist_update of the same change). */
+static void held_clear(srv *s)
 {
-    if (!stash.held || stash.owner != s) return;
-    stash.held = false;
-    tdm_err e = store_ot_put_async(s->st, stash.name, strlen(stash.name), &stash.rec, NULL, NULL);
+    free(s->ot_held.op);
+    s->ot_held.op = NULL;
+    s->ot_held.held = false;
+}
+
+/* write a held OT record on its own (no update of its room followed it) */
+static void held_flush(srv *s)
+{
+    if (!s->ot_held.held) return;
+    store_ot_rec rec = {.version = s->ot_held.version,
+                        .src = s->ot_held.src,
+                        .op_id = s->ot_held.op_id,
+                        .op = s->ot_held.op,
+                        .op_len = s->ot_held.op_len};
+    const char *name = s->ot_held.name;
+    tdm_err e = store_ot_put_async(s->st, name, strlen(name), &rec, NULL, NULL);
     if (e)
-        lwsl_warn("tandem: OT history of '%s' at %llu not stored: %s\n", stash.name,
-                  (unsigned long long)stash.rec.version, tdm_strerror(e));
+        lwsl_warn("tandem: OT history of '%s' at %llu not stored: %s\n", name,
+                  (unsigned long long)rec.version, tdm_strerror(e));
+    held_clear(s);
 }
 
 static tdm_err host_persist_update(void *ctx, const char *name, const uint8_t *p, size_t n,
                                    uint64_t token)
 {
     srv *s = ctx;
-    bool with_ot = stash.held && stash.owner == s && strcmp(stash.name, name) == 0;
-    if (!with_ot) stash_flush(s);
+    bool with_ot = s->ot_held.held && strcmp(s->ot_held.name, name) == 0;
+    if (!with_ot) held_flush(s);
     srv_job *j = job_new(s, token);
     if (!j) {
-        stash_flush(s);
+        held_flush(s);
         return TDM_ENOMEM;
     }
     tdm_err e;
     if (with_ot) {
-        e = store_append_ot_async(s->st, name, strlen(name), p, n, &stash.rec, job_done, j);
-        stash.held = false;
+        /* the change's update and its OT record: one job, one transaction */
+        store_ot_rec rec = {.version = s->ot_held.version,
+                            .src = s->ot_held.src,
+                            .op_id = s->ot_held.op_id,
+                            .op = s->ot_held.op,
+                            .op_len = s->ot_held.op_len};
+        e = store_append_ot_async(s->st, name, strlen(name), p, n, &rec, job_done, j);
+        held_clear(s); /* the job holds a copy; on failure neither is stored */
     } else {
         e = store_append_async(s->st, name, strlen(name), p, n, job_done, j);
     }
@@ -127,22 +138,19 @@ static tdm_err host_persist_ot(void *ctx, const char *name, uint64_t version, co
                                size_t n, uint64_t src, uint64_t op_id)
 {
     srv *s = ctx;
-    if (stash.owner != s && stash.held) return TDM_EINVAL; /* a second server in the process */
-    stash_flush(s);
-    if (!op || n == 0 || strlen(name) > SYNCM_MAX_NAME) return TDM_EINVAL;
-    if (n > stash.cap) {
-        size_t cap = n < 256 ? 256 : n;
-        uint8_t *b = realloc(stash.buf, cap);
-        if (!b) return TDM_ENOMEM;
-        stash.buf = b;
-        stash.cap = cap;
-    }
-    memcpy(stash.buf, op, n);
-    strcpy(stash.name, name);
-    stash.owner = s;
-    stash.rec = (store_ot_rec){
-        .version = version, .src = src, .op_id = op_id, .op = stash.buf, .op_len = n};
-    stash.held = true;
+    held_flush(s);
+    size_t nl = strlen(name);
+    if (!op || n == 0 || nl >= sizeof s->ot_held.name) return TDM_EINVAL;
+    uint8_t *copy = malloc(n);
+    if (!copy) return TDM_ENOMEM;
+    memcpy(copy, op, n);
+    memcpy(s->ot_held.name, name, nl + 1);
+    s->ot_held.version = version;
+    s->ot_held.src = src;
+    s->ot_held.op_id = op_id;
+    s->ot_held.op = copy;
+    s->ot_held.op_len = n;
+    s->ot_held.held = true;
     return TDM_OK;
 }
 
@@ -164,7 +172,7 @@ static tdm_err host_persist_chat(void *ctx, const char *name, const sync_chat_re
                                  uint64_t token)
 {
     srv *s = ctx;
-    stash_flush(s);
+    held_flush(s);
     uint8_t cmid[16];
     put_be64(cmid, rec->client_id);
     put_be64(cmid + 8, rec->msg_id);
@@ -241,7 +249,7 @@ static tdm_err host_ot_history(void *ctx, const char *name, uint64_t from, sync_
 {
     srv *s = ctx;
     ot_walk w = {emit, arg, TDM_OK};
-    stash_flush(s); /* queued; the read sees what is committed */
+    held_flush(s); /* queued; the read sees what is committed */
     tdm_err e = store_ot_range_rec(s->st, name, strlen(name), from, ot_one, &w);
     if (e == TDM_ENOTFOUND) return TDM_ERANGE;
     return e ? e : w.err;
@@ -265,7 +273,7 @@ void srv_host_make(srv *s, sync_host *h)
 
 void srv_host_drain(srv *s)
 {
-    stash_flush(s); /* (also the last call before the store is closed) */
+    held_flush(s); /* (also the last call before the store is closed) */
     srv_done batch[256];
     size_t n;
     while ((n = srv_inbox_take(&s->inbox, batch, sizeof batch / sizeof batch[0])) > 0) {

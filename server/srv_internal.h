@@ -109,6 +109,13 @@ struct srv {
     uint8_t *wbuf; /* outbound scratch: LWS_PRE + frame (lws keeps what it cannot send) */
     size_t wcap;
     uint64_t id_base, id_count; /* fresh_client_id */
+    struct {
+        bool held;
+        uint64_t version, src, op_id;
+        uint8_t *op; /* malloc'd; freed once handed to the store */
+        size_t op_len;
+        char name[SYNCM_MAX_NAME + 1];
+    } ot_held; /* srv_host.c: an OT record waiting for its room's persist_update */
     uint64_t started_ms;
     bool stopping;       /* shutdown begun: no new connections */
     char web_real[4096]; /* realpath of cfg.web_root ("" when missing) */
