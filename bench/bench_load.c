@@ -102,9 +102,10 @@ typedef struct bl_writer {
     uint32_t conn, room;
     uint64_t client;
     uint64_t next_ns;
-    uint32_t sent;    /* edits made = the next clock */
-    uint64_t *at_ns;  /* send time per clock */
-    uint32_t flushed; /* edits handed to the sync client */
+    uint32_t sent;      /* edits made = the next clock */
+    uint64_t *at_ns;    /* send time per clock */
+    uint32_t flushed;   /* edits handed to the sync client */
+    uint64_t *flush_ns; /* send time per flushed update (the ACK latency's start) */
     uint64_t acked;
     uint64_t late;
     char *token;
@@ -136,6 +137,8 @@ struct bl {
     uint64_t win_start_ns, win_end_ns; /* measured window */
     uint32_t *samples;                 /* latency in microseconds */
     size_t nsamples, samples_cap, samples_dropped;
+    uint32_t *ack_samples; /* flush -> ACK (durable) in microseconds, in the window */
+    size_t nack_samples, ack_samples_cap;
     uint64_t delivered, dups, foreign, frames_in, frames_out, bytes_in, bytes_out;
     uint64_t win_frames_in0, win_frames_in1, win_sent0, win_sent1;
     uint64_t err_codes[BL_MAX_ERR_CODES + 1];
@@ -239,10 +242,15 @@ static long json_int(const char *js, const char *key)
 
 /* ------------------------------------------------------------ /proc */
 
-static bool proc_cpu_ticks(long pid, uint64_t *ticks)
+/* utime + stime of /proc/PID/stat (all threads) or, with main_only, of
+ * /proc/PID/task/PID/stat (the main thread: the server's lws service thread) */
+static bool proc_cpu_ticks_of(long pid, bool main_only, uint64_t *ticks)
 {
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    char path[96], buf[4096];
+    if (main_only)
+        snprintf(path, sizeof path, "/proc/%ld/task/%ld/stat", pid, pid);
+    else
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f) return false;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -256,6 +264,11 @@ static bool proc_cpu_ticks(long pid, uint64_t *ticks)
         return false;
     *ticks = (uint64_t)ut + st;
     return true;
+}
+
+static bool proc_cpu_ticks(long pid, uint64_t *ticks)
+{
+    return proc_cpu_ticks_of(pid, false, ticks);
 }
 
 /* VmRSS and VmHWM in kB (0 when unknown); *file_kb (may be NULL): RssFile,
@@ -427,7 +440,18 @@ static void ev_ack(void *ctx, uint32_t channel, uint64_t seq)
     bl_conn *c = ctx;
     (void)channel;
     (void)seq;
-    if (c->writer >= 0) c->b->writers[c->writer].acked++;
+    if (c->writer < 0) return;
+    bl *b = c->b;
+    bl_writer *w = &b->writers[c->writer];
+    /* the server acks each UPDATE once it is durable, in order */
+    if (w->acked < w->flushed && b->nack_samples < b->ack_samples_cap) {
+        uint64_t at = w->flush_ns[w->acked], t = now_ns();
+        if (at >= b->win_start_ns && at < b->win_end_ns && t >= at) {
+            uint64_t us = (t - at) / 1000u;
+            b->ack_samples[b->nack_samples++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+        }
+    }
+    w->acked++;
 }
 
 static void conn_gone(bl *b, bl_conn *c, int state)
@@ -608,7 +632,7 @@ static void writers_tick(bl *b, uint64_t t)
         static const char ch[] = "abcdefghijklmnopqrstuvwxyz";
         if (crdt_doc_insert(c->doc, crdt_doc_len(c->doc), &ch[w->sent % 26], 1)) continue;
         w->at_ns[w->sent++] = now_ns();
-        if (sync_client_flush(c->sc, c->ch) == TDM_OK) w->flushed++;
+        if (sync_client_flush(c->sc, c->ch) == TDM_OK) w->flush_ns[w->flushed++] = now_ns();
         want_write(c);
     }
 }
@@ -934,9 +958,10 @@ static void raise_nofile(void)
 /* ------------------------------------------------------------ main */
 
 typedef struct bl_result {
-    double connect_s, window_s, cpu_pct, updates_per_s, frames_in_per_s;
+    double connect_s, window_s, cpu_pct, main_cpu_pct, updates_per_s, frames_in_per_s;
     uint64_t rss0, rss1, rss2, hwm, file2, lost, expected, sent_total;
     double p50, p99, p999, max;
+    double ack_p50, ack_p99, ack_max;
     double load1;
 } bl_result;
 
@@ -961,7 +986,9 @@ static void report(bl *b, const bl_result *r, bool ok_floors)
                "\"updates_per_s\":%.1f,\"frames_in_per_s\":%.1f,\"deliveries_expected\":%llu,"
                "\"delivered\":%llu,\"lost\":%llu,\"duplicates\":%llu,\"foreign\":%llu,"
                "\"samples\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
-               "\"server_cpu_pct\":%.1f,\"server_rss_base_kb\":%llu,\"server_rss_kb\":%llu,"
+               "\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f,\"ack_max_ms\":%.3f,"
+               "\"server_cpu_pct\":%.1f,\"server_main_cpu_pct\":%.1f,\"server_rss_base_kb\":%llu,"
+               "\"server_rss_kb\":%llu,"
                "\"server_rss_end_kb\":%llu,\"server_file_end_kb\":%llu,\"server_hwm_kb\":%llu,"
                "\"rss_per_conn_bytes\":%.0f,"
                "\"wire_in_per_conn\":%.0f,\"wire_out_per_conn\":%.0f,\"errors\":%llu,"
@@ -973,11 +1000,12 @@ static void report(bl *b, const bl_result *r, bool ok_floors)
                r->updates_per_s, r->frames_in_per_s, (unsigned long long)r->expected,
                (unsigned long long)b->delivered, (unsigned long long)r->lost,
                (unsigned long long)b->dups, (unsigned long long)b->foreign, b->nsamples, r->p50,
-               r->p99, r->p999, r->max, r->cpu_pct, (unsigned long long)r->rss0,
-               (unsigned long long)r->rss1, (unsigned long long)r->rss2,
-               (unsigned long long)r->file2, (unsigned long long)r->hwm, rss_per_conn,
-               (double)b->bytes_in / conns, (double)b->bytes_out / conns,
-               (unsigned long long)errors, (unsigned long long)unacked, (unsigned long long)late,
+               r->p99, r->p999, r->max, r->ack_p50, r->ack_p99, r->ack_max, r->cpu_pct,
+               r->main_cpu_pct, (unsigned long long)r->rss0, (unsigned long long)r->rss1,
+               (unsigned long long)r->rss2, (unsigned long long)r->file2,
+               (unsigned long long)r->hwm, rss_per_conn, (double)b->bytes_in / conns,
+               (double)b->bytes_out / conns, (unsigned long long)errors,
+               (unsigned long long)unacked, (unsigned long long)late,
                (unsigned long long)b->decode_errors, (unsigned long long)closed_codes, r->load1,
                ok_floors ? "true" : "false");
         return;
@@ -998,7 +1026,12 @@ static void report(bl *b, const bl_result *r, bool ok_floors)
         printf("  fan-out latency over %zu (update, receiver) pairs: p50 %.3f ms, p99 %.3f ms, "
                "p99.9 %.3f ms, max %.3f ms\n",
                b->nsamples, r->p50, r->p99, r->p999, r->max);
-        printf("  server CPU %.1f%% of one core over %.2f s\n", r->cpu_pct, r->window_s);
+        printf("  ACK latency (update sent -> durable ACK) over %zu updates: p50 %.3f ms, "
+               "p99 %.3f ms, max %.3f ms\n",
+               b->nack_samples, r->ack_p50, r->ack_p99, r->ack_max);
+        printf("  server CPU %.1f%% of one core over %.2f s (main thread %.1f%%, other threads "
+               "%.1f%%)\n",
+               r->cpu_pct, r->window_s, r->main_cpu_pct, r->cpu_pct - r->main_cpu_pct);
         printf("  writers: unacked %llu, late ticks %llu; errors %llu\n",
                (unsigned long long)unacked, (unsigned long long)late, (unsigned long long)errors);
     }
@@ -1055,7 +1088,9 @@ int main(int argc, char **argv)
                       1024;
         if (want > BL_MAX_SAMPLES) want = BL_MAX_SAMPLES;
         b->samples = malloc(want * sizeof *b->samples);
-        if (!b->writers || !b->samples) goto oom;
+        b->ack_samples_cap = (size_t)((double)b->nwriters * o->rate * o->seconds * 1.2) + 1024;
+        b->ack_samples = malloc(b->ack_samples_cap * sizeof *b->ack_samples);
+        if (!b->writers || !b->samples || !b->ack_samples) goto oom;
         b->samples_cap = want; /* past it samples are dropped (counted) */
         uint64_t phase = (uint64_t)(1e9 / o->rate) / (b->nwriters ? b->nwriters : 1);
         for (uint32_t i = 0; i < b->nwriters; i++) {
@@ -1064,7 +1099,8 @@ int main(int argc, char **argv)
             w->conn = w->room + (i % o->wpr) * o->rooms;
             w->client = BL_CLIENT_BASE + i;
             w->at_ns = calloc(b->max_edits, sizeof *w->at_ns);
-            if (!w->at_ns) goto oom;
+            w->flush_ns = calloc(b->max_edits, sizeof *w->flush_ns);
+            if (!w->at_ns || !w->flush_ns) goto oom;
             w->next_ns = phase * i; /* offset added when writing starts */
             if (!o->no_tokens) {
                 char path[128];
@@ -1136,7 +1172,7 @@ int main(int argc, char **argv)
     run_until(b, now_ns() + 1000000000u, NULL);
     proc_mem(pid, &r.rss1, &hwm_dummy, NULL);
 
-    uint64_t ticks1 = 0, ticks2 = 0;
+    uint64_t ticks1 = 0, ticks2 = 0, mticks1 = 0, mticks2 = 0;
     uint64_t tw0, tw1;
     if (o->idle) {
         tw0 = now_ns();
@@ -1153,11 +1189,13 @@ int main(int argc, char **argv)
         run_until(b, b->win_start_ns, NULL);
         tw0 = now_ns();
         proc_cpu_ticks(pid, &ticks1);
+        proc_cpu_ticks_of(pid, true, &mticks1);
         b->win_frames_in0 = b->frames_in;
         for (uint32_t i = 0; i < b->nwriters; i++) b->win_sent0 += b->writers[i].sent;
         run_until(b, b->win_end_ns, NULL);
         tw1 = now_ns();
         proc_cpu_ticks(pid, &ticks2);
+        proc_cpu_ticks_of(pid, true, &mticks2);
         b->win_frames_in1 = b->frames_in;
         for (uint32_t i = 0; i < b->nwriters; i++) b->win_sent1 += b->writers[i].sent;
         b->writing = false;
@@ -1167,6 +1205,9 @@ int main(int argc, char **argv)
     r.cpu_pct = r.window_s > 0
                     ? (double)(ticks2 - ticks1) / (double)sysconf(_SC_CLK_TCK) / r.window_s * 100.0
                     : 0;
+    r.main_cpu_pct = r.window_s > 0 ? (double)(mticks2 - mticks1) / (double)sysconf(_SC_CLK_TCK) /
+                                          r.window_s * 100.0
+                                    : 0;
     proc_mem(pid, &r.rss2, &r.hwm, &r.file2);
     if (!o->idle) {
         r.updates_per_s = (double)(b->win_sent1 - b->win_sent0) / r.window_s;
@@ -1179,6 +1220,10 @@ int main(int argc, char **argv)
         r.p99 = pct(b->samples, b->nsamples, 0.99);
         r.p999 = pct(b->samples, b->nsamples, 0.999);
         r.max = b->nsamples ? b->samples[b->nsamples - 1] / 1000.0 : 0;
+        qsort(b->ack_samples, b->nack_samples, sizeof *b->ack_samples, cmp_u32);
+        r.ack_p50 = pct(b->ack_samples, b->nack_samples, 0.50);
+        r.ack_p99 = pct(b->ack_samples, b->nack_samples, 0.99);
+        r.ack_max = b->nack_samples ? b->ack_samples[b->nack_samples - 1] / 1000.0 : 0;
     }
     double la[3] = {0};
     if (getloadavg(la, 3) > 0) r.load1 = la[0];
@@ -1209,11 +1254,13 @@ out:
     }
     for (uint32_t i = 0; b->writers && i < b->nwriters; i++) {
         free(b->writers[i].at_ns);
+        free(b->writers[i].flush_ns);
         free(b->writers[i].token);
     }
     free(b->writers);
     free(b->conns);
     free(b->samples);
+    free(b->ack_samples);
     free(b->wbuf);
     free(b);
     return rc;

@@ -136,8 +136,10 @@ if command -v jq >/dev/null; then
                       else $v[(($v|length) - 1) / 2 | floor] end;
           {mode: .[0].mode, conns: .[0].conns, rooms: .[0].rooms, runs: length,
            p50_ms: med(.p50_ms), p99_ms: med(.p99_ms), max_ms: med(.max_ms),
+           ack_p50_ms: med(.ack_p50_ms), ack_p99_ms: med(.ack_p99_ms),
            lost_total: (map(.lost) | add), updates_per_s: med(.updates_per_s),
            frames_in_per_s: med(.frames_in_per_s), server_cpu_pct: med(.server_cpu_pct),
+           server_main_cpu_pct: med(.server_main_cpu_pct),
            server_rss_mb: (med(.server_rss_kb) / 1024 * 10 | round / 10),
            server_peak_mb: (med(.server_hwm_kb) / 1024 * 10 | round / 10),
            rss_per_conn_bytes: med(.rss_per_conn_bytes),
