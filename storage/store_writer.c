@@ -1,11 +1,13 @@
 /* store_writer.c - the writer thread: a bounded job queue, group commit (all
- * queued jobs in one transaction), map growth on MDB_MAP_FULL, callbacks after
+ * queued jobs in one transaction, at most one transaction start per
+ * opts.gather_us under load), map growth on MDB_MAP_FULL, callbacks after
  * the commit, and automatic compaction. */
 #include "store_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 store__job *store__job_new(store__job_kind kind, const void *key, size_t key_len, const void *data,
                            size_t n)
@@ -300,15 +302,64 @@ static void auto_compact(store *st)
     st->ntouched = 0;
 }
 
+/* The minimum time between the starts of two write transactions, in
+ * nanoseconds (0: none): opts.gather_us, else TANDEM_STORE_GATHER_US (decimal
+ * microseconds, 0 = off, at most 1 s), else STORE_GATHER_US. */
+static uint64_t gather_ns(const store *st)
+{
+    uint32_t us = st->opts.gather_us;
+    if (!us) {
+        us = STORE_GATHER_US;
+        const char *v = getenv("TANDEM_STORE_GATHER_US");
+        if (v && *v >= '0' && *v <= '9') {
+            char *end = NULL;
+            unsigned long x = strtoul(v, &end, 10);
+            if (*end == '\0' && x <= 1000000ul) us = x ? (uint32_t)x : STORE_GATHER_OFF;
+        }
+    }
+    return us == STORE_GATHER_OFF ? 0 : (uint64_t)us * 1000u;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Group commit under load: when the previous transaction started less than
+ * `gap` ago, sleep (mu released) until `gap` after its start, so the jobs
+ * that arrive meanwhile share the next transaction and its fsync. Only under
+ * load (the previous batch or the queue holds more than one job: one caller
+ * doing one synchronous write after another never waits); not when stopping
+ * or when a full batch is already queued. (mu held) */
+static void gather(store *st, uint64_t gap, uint64_t last_start, size_t last_n)
+{
+    if (!gap || !last_start || st->stopping || st->queued >= STORE_BATCH_MAX) return;
+    if (last_n < 2 && st->queued < 2) return;
+    uint64_t until = last_start + gap, now = mono_ns();
+    if (now >= until) return; /* idle or slow commits: no wait */
+    struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+    pthread_mutex_unlock(&st->mu);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+    pthread_mutex_lock(&st->mu);
+}
+
 static void *writer_main(void *arg)
 {
     store *st = arg;
+    uint64_t gap = gather_ns(st), last_start = 0;
+    size_t last_n = 0;
     pthread_mutex_lock(&st->mu);
     for (;;) {
         while (!st->head && !st->stopping) pthread_cond_wait(&st->cv_work, &st->mu);
         if (!st->head) break;
+        gather(st, gap, last_start, last_n);
+        last_start = mono_ns();
         size_t n;
         store__job *list = take_batch(st, &n);
+        last_n = n;
         pthread_cond_broadcast(&st->cv_space);
         pthread_mutex_unlock(&st->mu);
 
