@@ -131,6 +131,9 @@ typedef struct srv_redis {
     srv *s;
     char host[256];
     int port;
+    int db;                            /* SELECT db when > 0 */
+    char user[SRV_REDIS_USER_MAX + 1]; /* AUTH user (empty: none) */
+    char pass[SRV_REDIS_PASS_MAX + 1]; /* AUTH password (empty: no AUTH); never logged */
     uint64_t node;
     uint64_t ot_off; /* this node's OT version space starts here (see w_load_room) */
     sync_host orig;  /* the wrapped callbacks */
@@ -320,19 +323,97 @@ static bool stopping(srv_redis *r)
     return s;
 }
 
-static redisContext *connect_to(srv_redis *r)
+/* copy msg to out with every occurrence of the password replaced by "***" */
+static void scrub(const srv_redis *r, const char *msg, char *out, size_t cap)
+{
+    size_t pl = strlen(r->pass), o = 0;
+    for (const char *p = msg; *p && o + 4 < cap;) {
+        if (pl && strncmp(p, r->pass, pl) == 0) {
+            memcpy(out + o, "***", 3);
+            o += 3;
+            p += pl;
+        } else {
+            out[o++] = *p == '\n' || *p == '\r' ? ' ' : *p;
+            p++;
+        }
+    }
+    out[o] = '\0';
+}
+
+typedef enum login_res { LOGIN_OK, LOGIN_IO, LOGIN_REFUSED } login_res;
+
+/* one command of the login; LOGIN_REFUSED with the (scrubbed) error in why */
+static login_res login_step(srv_redis *r, redisReply *rep, redisContext *c, const char *what,
+                            char *why, size_t cap)
+{
+    if (!rep) {
+        snprintf(why, cap, "%s: %s", what, c->errstr[0] ? c->errstr : "connection lost");
+        return LOGIN_IO;
+    }
+    login_res res = LOGIN_OK;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        char msg[256];
+        scrub(r, rep->str ? rep->str : "error", msg, sizeof msg);
+        snprintf(why, cap, "%s refused: %s", what, msg);
+        res = LOGIN_REFUSED;
+    }
+    freeReplyObject(rep);
+    return res;
+}
+
+/* AUTH (when a password is set), SELECT (db > 0) and a PING that tells a
+ * server wanting a password we did not give (NOAUTH) */
+static login_res login(srv_redis *r, redisContext *c, char *why, size_t cap)
+{
+    login_res res = LOGIN_OK;
+    if (r->pass[0]) {
+        redisReply *rep = r->user[0] ? redisCommand(c, "AUTH %b %b", r->user, strlen(r->user),
+                                                    r->pass, strlen(r->pass))
+                                     : redisCommand(c, "AUTH %b", r->pass, strlen(r->pass));
+        res = login_step(r, rep, c, "AUTH", why, cap);
+    }
+    if (res == LOGIN_OK && r->db > 0)
+        res = login_step(r, redisCommand(c, "SELECT %d", r->db), c, "SELECT", why, cap);
+    if (res == LOGIN_OK) res = login_step(r, redisCommand(c, "PING"), c, "PING", why, cap);
+    return res;
+}
+
+/* connect and log in; NULL when Redis is away or refused the login (*res
+ * says which, why the reason) */
+static redisContext *connect_login(srv_redis *r, login_res *res, char *why, size_t cap)
 {
     struct timeval tv = {1, 0};
     redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
-    if (c && c->err) {
+    *res = LOGIN_IO;
+    if (!c || c->err) {
+        snprintf(why, cap, "connect: %s", c ? c->errstr : "out of memory");
+        if (c) redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, (struct timeval){5, 0});
+    /* TCP keepalive: a subscriber blocked in a read notices a Redis
+     * host that vanished without closing the connection */
+    redisEnableKeepAlive(c);
+    *res = login(r, c, why, cap);
+    if (*res != LOGIN_OK) {
         redisFree(c);
         return NULL;
     }
+    return c;
+}
+
+/* a thread's connection attempt: log a refused login once per distinct
+ * reason (retried with backoff like any other failure) */
+static redisContext *connect_to(srv_redis *r, const char *who, char *last, size_t cap)
+{
+    login_res res;
+    char why[320];
+    redisContext *c = connect_login(r, &res, why, sizeof why);
     if (c) {
-        redisSetTimeout(c, (struct timeval){5, 0});
-        /* TCP keepalive: a subscriber blocked in a read notices a Redis
-         * host that vanished without closing the connection */
-        redisEnableKeepAlive(c);
+        last[0] = '\0';
+    } else if (res == LOGIN_REFUSED && strcmp(last, why) != 0) {
+        lwsl_err("tandem: redis %s at %s:%d: %s; retrying\n", who, r->host, r->port, why);
+        snprintf(last, cap, "%s", why);
     }
     return c;
 }
@@ -359,15 +440,17 @@ static void *sub_main(void *arg)
 {
     srv_redis *r = arg;
     unsigned backoff = 100;
+    char last[320] = "";
     while (!stopping(r)) {
-        redisContext *c = connect_to(r);
+        redisContext *c = connect_to(r, "subscriber", last, sizeof last);
         redisReply *rep = c ? redisCommand(c, "PSUBSCRIBE " CHAN_PREFIX "*") : NULL;
-        if (!rep) {
+        bool ok = rep && rep->type == REDIS_REPLY_ARRAY;
+        if (rep) freeReplyObject(rep);
+        if (!ok) {
             if (c) redisFree(c);
             sleep_backoff(r, &backoff);
             continue;
         }
-        freeReplyObject(rep);
         redisSetTimeout(c, (struct timeval){0, 0}); /* block until a message or shutdown */
         backoff = 100;
         pthread_mutex_lock(&r->mu);
@@ -455,6 +538,7 @@ static void *pub_main(void *arg)
     srv_redis *r = arg;
     redisContext *c = NULL;
     unsigned backoff = 100;
+    char last[320] = "";
     for (;;) {
         pthread_mutex_lock(&r->mu);
         while (!r->stop && !r->out.head) pthread_cond_wait(&r->cv, &r->mu);
@@ -462,7 +546,7 @@ static void *pub_main(void *arg)
         item *batch = stop ? NULL : q_take_all(&r->out);
         pthread_mutex_unlock(&r->mu);
         if (stop) break;
-        if (!c) c = connect_to(r);
+        if (!c) c = connect_to(r, "publisher", last, sizeof last);
         if (!c) {
             /* Redis is away: what was queued is dropped (the state-vector
              * exchange repairs documents; chat writes fail at once) */
@@ -890,25 +974,127 @@ static void w_relay(void *ctx, const char *name, sync_relay_kind kind, const uin
 
 /* ------------------------------------------------------------ public */
 
-static bool parse_url(srv_redis *r, const char *url)
+/* percent-decode [p, p + n) into out (cap bytes with the NUL); false for a
+ * bad escape, a NUL or control byte, a raw '@' or ':' (`colon_ok` false),
+ * or too long */
+static bool pct_decode(const char *p, size_t n, char *out, size_t cap, bool colon_ok)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = (unsigned char)p[i];
+        if (c == '%') {
+            unsigned v = 0;
+            for (int k = 1; k <= 2; k++) {
+                char h = i + (size_t)k < n ? p[i + (size_t)k] : '\0';
+                int d = h >= '0' && h <= '9'   ? h - '0'
+                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                               : -1;
+                if (d < 0) return false;
+                v = v << 4 | (unsigned)d;
+            }
+            c = v;
+            i += 2;
+        } else if (c == '@' || (c == ':' && !colon_ok)) {
+            return false;
+        }
+        if (c < 0x20 || c == 0x7f || o + 1 >= cap) return false;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+/* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]; USER without a password only
+ * with TANDEM_REDIS_PASSWORD. The reason for a refusal goes to why (never
+ * the password). */
+static bool parse_url(srv_redis *r, const char *url, const char *env_pass, const char **why)
 {
     const char *p = url;
+    *why = "want redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]";
+    if (strncmp(p, "rediss://", 9) == 0) {
+        *why = "rediss:// (TLS) is not supported: this build's hiredis (0.14) has no TLS; "
+               "see docs/SCALING.md";
+        return false;
+    }
     if (strncmp(p, "redis://", 8) == 0) p += 8;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *ui = p, *colon = memchr(ui, ':', (size_t)(at - ui));
+        if (!colon) {
+            /* USER@HOST: the password comes from the environment */
+            if (!env_pass || !*env_pass) {
+                *why = "a user without a password (give USER:PASSWORD@ or set "
+                       "TANDEM_REDIS_PASSWORD)";
+                return false;
+            }
+            colon = at;
+        }
+        if (!pct_decode(ui, (size_t)(colon - ui), r->user, sizeof r->user, false)) {
+            *why = "malformed user (percent-encode '@', ':' and '/', at most 128 bytes)";
+            return false;
+        }
+        if (colon < at) {
+            if (colon + 1 == at) {
+                *why = "empty password";
+                return false;
+            }
+            if (!pct_decode(colon + 1, (size_t)(at - colon - 1), r->pass, sizeof r->pass, true)) {
+                *why = "malformed password (percent-encode '@' and '/' as %40 and %2F, "
+                       "no control bytes, at most 512 bytes)";
+                return false;
+            }
+        }
+        if (memchr(ui, '/', (size_t)(at - ui))) {
+            *why = "malformed userinfo (percent-encode '/' as %2F)";
+            return false;
+        }
+        p = at + 1;
+    }
+    if (!r->pass[0] && env_pass && *env_pass) {
+        if (strlen(env_pass) > SRV_REDIS_PASS_MAX) {
+            *why = "TANDEM_REDIS_PASSWORD is longer than 512 bytes";
+            return false;
+        }
+        snprintf(r->pass, sizeof r->pass, "%s", env_pass);
+    }
+    *why = "want redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]";
     const char *end = p + strcspn(p, "/");
     const char *colon = memchr(p, ':', (size_t)(end - p));
     const char *hend = colon ? colon : end;
-    if (hend == p || (size_t)(hend - p) >= sizeof r->host || memchr(p, '@', (size_t)(end - p)))
-        return false;
+    if (hend == p || (size_t)(hend - p) >= sizeof r->host) return false;
     memcpy(r->host, p, (size_t)(hend - p));
     r->host[hend - p] = '\0';
     r->port = 6379;
     if (colon) {
         char *e = NULL;
         long v = strtol(colon + 1, &e, 10);
-        if (e != end || v < 1 || v > 65535) return false;
+        if (e != end || v < 1 || v > 65535 || colon[1] < '0' || colon[1] > '9') return false;
         r->port = (int)v;
     }
-    return *end == '\0' || strcmp(end, "/") == 0 || strcmp(end, "/0") == 0;
+    r->db = 0;
+    if (*end == '\0' || strcmp(end, "/") == 0) return true;
+    char *e = NULL;
+    long v = strtol(end + 1, &e, 10);
+    if (*e || end[1] < '0' || end[1] > '9' || v < 0 || v > 65535) {
+        *why = "the database must be a number from 0 to 65535 (redis://HOST[:PORT]/DB)";
+        return false;
+    }
+    r->db = (int)v;
+    return true;
+}
+
+/* url with anything before the last '@' (user and password) as "***" */
+static void redact_url(const char *url, char *out, size_t cap)
+{
+    const char *at = strrchr(url, '@');
+    if (!at) {
+        snprintf(out, cap, "%s", url);
+        return;
+    }
+    const char *sch = strstr(url, "://");
+    int pre = sch && sch < at ? (int)(sch + 3 - url) : 0;
+    snprintf(out, cap, "%.*s***%s", pre, url, at);
 }
 
 tdm_err srv_redis_open(srv *s)
@@ -919,11 +1105,32 @@ tdm_err srv_redis_open(srv *s)
     if (!r) return TDM_ENOMEM;
     r->s = s;
     r->sub_fd = -1;
-    if (!parse_url(r, url)) {
-        fprintf(stderr, "tandem serve: bad Redis URL '%s' (want redis://HOST[:PORT])\n", url);
+    const char *why = NULL;
+    if (!parse_url(r, url, getenv("TANDEM_REDIS_PASSWORD"), &why)) {
+        char shown[512];
+        redact_url(url, shown, sizeof shown);
+        fprintf(stderr, "tandem serve: bad Redis URL '%s': %s\n", shown, why);
+        memset(r->pass, 0, sizeof r->pass);
         free(r);
         return TDM_EINVAL;
     }
+    /* One connection first: a login Redis refuses (wrong or missing
+     * password, a database it does not have) is a configuration error and
+     * stops the start. Redis not reachable yet is not: the threads retry. */
+    login_res lr;
+    char lwhy[320];
+    redisContext *probe = connect_login(r, &lr, lwhy, sizeof lwhy);
+    if (probe) redisFree(probe);
+    if (lr == LOGIN_REFUSED) {
+        fprintf(stderr, "tandem serve: Redis at %s:%d refused the login: %s\n", r->host, r->port,
+                lwhy);
+        memset(r->pass, 0, sizeof r->pass);
+        free(r);
+        return TDM_EINVAL;
+    }
+    if (lr == LOGIN_IO && !s->cfg.quiet)
+        fprintf(stderr, "tandem serve: Redis at %s:%d not reachable yet (%s); retrying\n", r->host,
+                r->port, lwhy);
     int fd = open("/dev/urandom", O_RDONLY);
     if (fd >= 0) {
         if (read(fd, &r->node, sizeof r->node) != (ssize_t)sizeof r->node) r->node = 0;
@@ -942,8 +1149,10 @@ tdm_err srv_redis_open(srv *s)
         return TDM_ENOMEM;
     }
     if (!s->cfg.quiet)
-        fprintf(stderr, "tandem serve: relaying rooms through redis://%s:%d (node %016llx)\n",
-                r->host, r->port, (unsigned long long)r->node);
+        fprintf(stderr,
+                "tandem serve: relaying rooms through redis://%s:%d/%d%s%s (node %016llx)\n",
+                r->host, r->port, r->db, r->pass[0] ? " with a password" : "",
+                r->user[0] ? " as a named user" : "", (unsigned long long)r->node);
     return TDM_OK;
 }
 
@@ -1073,6 +1282,7 @@ void srv_redis_close(srv *s)
         }
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
+    memset(r->pass, 0, sizeof r->pass);
     free(r);
     s->redis = NULL;
 }

@@ -19,9 +19,9 @@
  * Threads: two threads per node, each with its own blocking hiredis
  * connection: a subscriber (PSUBSCRIBE tandem:room:*) and a publisher
  * (PUBLISH, chat id allocation). Both reconnect with backoff (100 ms doubling
- * to 2 s). They hand work to the service thread through a mutex-protected
- * queue and lws_cancel_service; the service thread never waits on Redis.
- * Every srv_redis_* function below runs on the service thread.
+ * to 2 s), logging in again each time. They hand work to the service thread through a
+ * mutex-protected queue and lws_cancel_service; the service thread never waits on Redis. Every
+ * srv_redis_* function below runs on the service thread.
  */
 #ifndef TANDEM_SRV_REDIS_H
 #define TANDEM_SRV_REDIS_H
@@ -39,11 +39,22 @@ struct srv;
 #define SRV_REDIS_QUEUE_BYTES ((size_t)256 << 20) /* bytes queued each way; past it: dropped */
 #define SRV_REDIS_CHAT_BUFFER 1024u               /* out-of-order chat records held per room */
 #define SRV_REDIS_GAP_MS      5000u               /* a chat gap nobody fills this long is skipped */
+#define SRV_REDIS_USER_MAX    128u                /* AUTH user name, bytes (decoded) */
+#define SRV_REDIS_PASS_MAX    512u                /* AUTH password, bytes (decoded) */
 
 /* srv_redis_open - when s->cfg.redis_url is set: parse it
- * (redis://HOST[:PORT], default port 6379), pick a random node id and
- * start the two threads (they connect in the background). TDM_EINVAL for a
- * malformed URL (message on stderr), TDM_ENOMEM. Nothing without a URL. */
+ * (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], default port 6379, db 0;
+ * USER and PASSWORD percent-encoded; the password may instead come from
+ * the environment variable TANDEM_REDIS_PASSWORD, used when the URL has
+ * none), connect once to check the login, pick a random node id and start
+ * the two threads (they connect in the background). Every connection of
+ * either thread sends AUTH (with a password), SELECT (db > 0) and PING
+ * before anything else. The password is never printed or logged (messages
+ * show the URL with its userinfo as "***"). TDM_EINVAL for a malformed URL
+ * or a login Redis refuses at start (wrong or missing password, bad db;
+ * message on stderr; Redis not reachable is not an error: the threads
+ * retry), TDM_ENOMEM. Nothing without a URL. Later refused logins are
+ * logged once per reason and retried with backoff. */
 tdm_err srv_redis_open(struct srv *s);
 /* srv_redis_host - wrap the host callbacks that relay (persist_update,
  * persist_chat, load_room, room_event, relay). No-op when not open. Call

@@ -56,6 +56,7 @@ typedef struct redis {
     int port;
     char dir[64];
     char url[64];
+    const char *pass; /* --requirepass (NULL: none) */
 } redis;
 
 static const char *redis_bin(void)
@@ -74,7 +75,8 @@ static bool redis_ping(int port)
     if (fd < 0) return false;
     bool ok = write(fd, "PING\r\n", 6) == 6;
     char b[16] = {0};
-    ok = ok && read(fd, b, sizeof b - 1) >= 5 && strncmp(b, "+PONG", 5) == 0;
+    ok = ok && read(fd, b, sizeof b - 1) >= 5 &&
+         (strncmp(b, "+PONG", 5) == 0 || strncmp(b, "-NOAUTH", 7) == 0);
     close(fd);
     return ok;
 }
@@ -87,7 +89,8 @@ static bool redis_spawn(redis *r)
     snprintf(port, sizeof port, "%d", r->port);
     const char *argv[] = {bin,  "--port",       port,      "--bind", "127.0.0.1", "--save",
                           "",   "--appendonly", "no",      "--dir",  r->dir,      "--daemonize",
-                          "no", "--loglevel",   "warning", NULL};
+                          "no", "--loglevel",   "warning", NULL,     NULL,        NULL};
+    if (r->pass) argv[15] = "--requirepass", argv[16] = r->pass;
     char log[128];
     snprintf(log, sizeof log, "%s/redis.log", r->dir);
     posix_spawn_file_actions_t fa;
@@ -111,9 +114,10 @@ static bool redis_spawn(redis *r)
     return false;
 }
 
-static void redis_start(redis *r)
+static void redis_start_auth(redis *r, const char *pass)
 {
     memset(r, 0, sizeof *r);
+    r->pass = pass;
     snprintf(r->dir, sizeof r->dir, "/tmp/tandem-redis-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(r->dir));
     for (int attempt = 0; attempt < 20; attempt++) {
@@ -132,6 +136,11 @@ static void redis_start(redis *r)
         }
     }
     ck_abort_msg("could not start redis-server");
+}
+
+static void redis_start(redis *r)
+{
+    redis_start_auth(r, NULL);
 }
 
 static void redis_kill(redis *r)
@@ -829,12 +838,199 @@ START_TEST(test_ot_client_moves_node)
 }
 END_TEST
 
+/* ---- Redis with a password ------------------------------------------------------------ */
+
+#define AUTH_PASS     "s3c@t/pw:x"          /* needs percent-encoding in a URL */
+#define AUTH_PASS_URL "s3c%%40t%%2Fpw%%3Ax" /* the same, encoded (a format string) */
+
+static void node_start_url(srvp *s, const char *url, const char *extra_env)
+{
+    const char *env[] = {"TANDEM_CONNECT_RATE=0", extra_env, NULL};
+    const char *args[] = {"--redis", url, NULL};
+    srvp_opts o;
+    memset(&o, 0, sizeof o);
+    o.args = args;
+    o.env = env;
+    ck_assert_msg(srvp_start_opts(s, TANDEM_BIN, &o), "could not start a node (%s)", url);
+}
+
+/* send inline commands to redis and read until `lines` CRLFs arrived */
+static void redis_cmds(int port, const char *cmds, int lines, char *out, size_t cap)
+{
+    int fd = srvp_connect(port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, cmds, strlen(cmds)), (ssize_t)strlen(cmds));
+    size_t n = 0;
+    int seen = 0;
+    uint64_t end = srvp_mono_ms() + 5000;
+    while (seen < lines && n + 1 < cap && srvp_mono_ms() < end) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        ssize_t k = read(fd, out + n, cap - 1 - n);
+        if (k <= 0) break;
+        for (ssize_t i = 0; i < k; i++) seen += out[n + (size_t)i] == '\n';
+        n += (size_t)k;
+    }
+    out[n] = '\0';
+    close(fd);
+}
+
+/* `tandem serve --redis url` that must not start: its output and exit status */
+static void serve_fails(const char *url, char *out, size_t cap)
+{
+    char cmd[768];
+    snprintf(cmd, sizeof cmd,
+             "d=$(mktemp -d) && env -u TANDEM_REDIS_PASSWORD timeout 10 '%s' serve --dev --port 1 "
+             "--data \"$d\" --redis '%s' 2>&1; echo \"rc=$?\"; rm -rf \"$d\"",
+             TANDEM_BIN, url);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    pclose(f);
+}
+
+/* the password appears nowhere a node shows (its log, /metrics, /healthz) */
+static void expect_no_secret(const srvp *s)
+{
+    const char *paths[] = {"/metrics", "/healthz"};
+    for (size_t i = 0; i < 2; i++) {
+        srvp_http r = srvp_get(s->port, paths[i]);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_msg(!strstr(r.body, "s3c@t") && !strstr(r.body, "s3c%40t"), "%s leaks: %s",
+                      paths[i], r.body);
+        srvp_http_free(&r);
+    }
+    FILE *f = fopen(s->log, "r");
+    ck_assert_ptr_nonnull(f);
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    ck_assert_msg(!strstr(buf, "s3c@t") && !strstr(buf, "s3c%40t"), "log leaks: %s", buf);
+}
+
+static bool metric_is(int port, const char *line)
+{
+    srvp_http r = srvp_get(port, "/metrics");
+    bool ok = r.status == 200 && r.body && strstr(r.body, line);
+    srvp_http_free(&r);
+    return ok;
+}
+
+static void wait_metric(int port, const char *line, int ms)
+{
+    uint64_t end = srvp_mono_ms() + (uint64_t)ms;
+    while (!metric_is(port, line)) {
+        ck_assert_msg(srvp_mono_ms() < end, "port %d: no '%s' in /metrics", port, line);
+        nap_ms(100);
+    }
+}
+
+/* redis-server --requirepass: a node with the password in its URL (database
+ * 2, percent-encoded) and one with it in TANDEM_REDIS_PASSWORD (user
+ * "default" in the URL) relay edits and chat through database 2; nodes with
+ * a wrong or no password do not start (exit 2, the reason, never the
+ * password) and the right ones keep working; the password is in no log,
+ * /metrics or /healthz; a password changed under running nodes makes their
+ * reconnections fail (logged, retried) until it is changed back */
+START_TEST(test_redis_auth)
+{
+    redis rd;
+    redis_start_auth(&rd, AUTH_PASS);
+    char url_a[160], url_b[160], bad[160], out[4096];
+    snprintf(url_a, sizeof url_a, "redis://:" AUTH_PASS_URL "@127.0.0.1:%d/2", rd.port);
+    snprintf(url_b, sizeof url_b, "redis://default@127.0.0.1:%d/2", rd.port);
+    srvp a2, b2;
+    node_start_url(&a2, url_a, NULL);
+    node_start_url(&b2, url_b, "TANDEM_REDIS_PASSWORD=" AUTH_PASS);
+    srvp *nodes[] = {&a2, &b2};
+    wait_metric(a2.port, "tandem_redis_connected 1", 10000);
+    wait_metric(b2.port, "tandem_redis_connected 1", 10000);
+
+    wsc_ctx *x = wsc_new();
+    np_peer a, b;
+    np_open(&a, x, a2.port, "auth", 8001, false, NULL);
+    np_open(&b, x, b2.port, "auth", 8002, false, NULL);
+    np_peer *ps[] = {&a, &b};
+    wait_synced(x, ps, 2);
+    unsigned rng = 77;
+    edit_rounds(x, ps, 2, &rng, 10);
+    wait_converged(x, ps, 2, 30000);
+    say(&a, "through an authenticated redis");
+    wait_chat(x, ps, 2, &b, 1, 0);
+    /* the chat counter lives in database 2, not 0 */
+    redis_cmds(rd.port,
+               "AUTH " AUTH_PASS "\r\nEXISTS tandem:chat:auth\r\nSELECT 2\r\n"
+               "EXISTS tandem:chat:auth\r\n",
+               4, out, sizeof out);
+    ck_assert_str_eq(out, "+OK\r\n:0\r\n+OK\r\n:1\r\n");
+
+    /* wrong password, no password: refused at start with the reason */
+    snprintf(bad, sizeof bad, "redis://:WrongHunter2@127.0.0.1:%d", rd.port);
+    serve_fails(bad, out, sizeof out);
+    ck_assert_msg(strstr(out, "refused the login") && strstr(out, "WRONGPASS") &&
+                      strstr(out, "rc=2") && !strstr(out, "WrongHunter2"),
+                  "%s", out);
+    snprintf(bad, sizeof bad, "redis://127.0.0.1:%d", rd.port);
+    serve_fails(bad, out, sizeof out);
+    ck_assert_msg(strstr(out, "NOAUTH") && strstr(out, "rc=2"), "%s", out);
+    edit_rounds(x, ps, 2, &rng, 5);
+    wait_converged(x, ps, 2, 30000);
+    expect_texts(ps, 2, nodes, 2, "auth");
+    expect_no_secret(&a2);
+    expect_no_secret(&b2);
+
+    /* the password changes and the nodes are disconnected: their new
+     * logins are refused (logged, retried) until it is set back */
+    redis_cmds(rd.port,
+               "AUTH " AUTH_PASS "\r\nCONFIG SET requirepass other\r\n"
+               "CLIENT KILL TYPE pubsub\r\nCLIENT KILL TYPE normal\r\n",
+               4, out, sizeof out);
+    ck_assert_msg(strncmp(out, "+OK\r\n+OK\r\n:", 11) == 0, "%s", out);
+    wait_metric(a2.port, "tandem_redis_connected 0", 10000);
+    pump_for(x, ps, 2, 1500);
+    redis_cmds(rd.port, "AUTH other\r\nCONFIG SET requirepass " AUTH_PASS "\r\n", 2, out,
+               sizeof out);
+    ck_assert_str_eq(out, "+OK\r\n+OK\r\n");
+    wait_metric(a2.port, "tandem_redis_connected 1", 15000);
+    wait_metric(b2.port, "tandem_redis_connected 1", 15000);
+    FILE *f = fopen(a2.log, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    ck_assert_msg(strstr(out, "AUTH refused: WRONGPASS") && strstr(out, "retrying"), "%s", out);
+    edit_rounds(x, ps, 2, &rng, 5);
+    wait_converged(x, ps, 2, 30000);
+    expect_texts(ps, 2, nodes, 2, "auth");
+    expect_no_secret(&a2);
+    ck_assert_uint_eq(a.errors + b.errors, 0);
+    wsc_free(x);
+    np_free(&a);
+    np_free(&b);
+    ck_assert_int_eq(srvp_stop(&a2), 0);
+    ck_assert_int_eq(srvp_stop(&b2), 0);
+    redis_stop(&rd);
+}
+END_TEST
+
 /* a malformed --redis URL is a usage error: exit 2 with the reason, and
  * nothing is served */
 START_TEST(test_bad_redis_url)
 {
-    static const char *const bad[] = {"http://127.0.0.1:6379", "redis://",        "redis://h:0",
-                                      "redis://h:70000",       "redis://u:p@h:1", "redis://h:1/3"};
+    static const char *const bad[] = {"http://127.0.0.1:6379",
+                                      "redis://",
+                                      "redis://h:0",
+                                      "redis://h:70000",
+                                      "redis://u@h:1",
+                                      "redis://h:1/x",
+                                      "redis://:@h:1",
+                                      "rediss://h:1",
+                                      "redis://:hunter2%zz@h:1",
+                                      "redis://:hunter2@x@h:1",
+                                      "redis://:hunter2/x@h:1",
+                                      "redis://u%00:hunter2@h:1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char cmd[512];
         snprintf(cmd, sizeof cmd,
@@ -849,6 +1045,7 @@ START_TEST(test_bad_redis_url)
         out[n] = '\0';
         pclose(f);
         ck_assert_msg(strstr(out, "bad Redis URL") && strstr(out, "rc=2"), "%s: %s", bad[i], out);
+        ck_assert_msg(!strstr(out, "hunter2"), "the password is shown: %s", out);
     }
 }
 END_TEST
@@ -869,6 +1066,8 @@ static Suite *suite(void)
     suite_add_tcase(s, tc);
     TCase *cfg = tcase_create("config");
     tcase_add_test(cfg, test_bad_redis_url);
+    tcase_set_timeout(cfg, 120);
+    tcase_add_test(cfg, test_redis_auth);
     suite_add_tcase(s, cfg);
     return s;
 }
