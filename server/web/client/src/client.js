@@ -13,7 +13,7 @@
 import { Emitter } from './emitter.js';
 import { encodeMessage, decodeMessage, MSG, ERR, ERR_NAMES, CAPS, SUBPROTOCOL, PROTOCOL_VERSION, CodecError } from './codec.js';
 import { TandemDocument } from './document.js';
-import { defaultStorage } from './storage.js';
+import { defaultStorage, identityStorageKey } from './storage.js';
 
 const DEFAULTS = {
   minDelay: 1000,
@@ -51,7 +51,10 @@ export class TandemClient extends Emitter {
    * @param {() => string | Promise<string>} [opts.getToken] called before every connect and before expiry
    * @param {any} [opts.WebSocket] a WebSocket constructor (Node: the `ws` package); default globalThis.WebSocket
    * @param {{getItem(k: string): string|null, setItem(k: string, v: string): void, removeItem(k: string): void}} [opts.storage]
-   * @param {number} [opts.clientId] replica id for HELLO (default random, 53 bits)
+   * @param {number} [opts.clientId] replica id for HELLO (default random, 53 bits, or the remembered one)
+   * @param {string} [opts.instanceKey] scopes every storage key of this client (one per tab, say); '' = the shared keys
+   * @param {boolean} [opts.rememberClientId] keep the client id in storage and reuse it on the next load
+   *   (default: true when instanceKey is set), so unacknowledged chat is resent under the same id
    * @param {boolean} [opts.autoConnect] connect in the constructor (default true)
    * @param {number} [opts.minDelay] first reconnect delay, ms (1000)
    * @param {number} [opts.maxDelay] reconnect delay cap, ms (30000)
@@ -67,7 +70,15 @@ export class TandemClient extends Emitter {
     this._WS = opts.WebSocket ?? globalThis.WebSocket;
     if (!this._WS) throw new TypeError('TandemClient: no WebSocket implementation (pass opts.WebSocket)');
     this.storage = opts.storage ?? defaultStorage();
-    this.clientId = opts.clientId ?? randomClientId();
+    if (opts.instanceKey !== undefined && (typeof opts.instanceKey !== 'string' || opts.instanceKey.length > 256)) {
+      throw new TypeError('TandemClient: instanceKey must be a string of at most 256 characters');
+    }
+    this.instanceKey = opts.instanceKey ?? '';
+    this._idKey = identityStorageKey(this.url, this.instanceKey);
+    this._remember = opts.clientId === undefined && (opts.rememberClientId ?? this.instanceKey !== '');
+    this._awClockSaved = 0; // highest awareness clock sent (remembered ids: every document starts above it)
+    this.clientId = opts.clientId ?? (this._remember ? this._loadIdentity() : null) ?? randomClientId();
+    if (this._remember) this._saveIdentity();
     this._o = { ...DEFAULTS, ...opts };
     this._random = opts.random ?? Math.random;
     /** @type {'connecting'|'online'|'offline'|'reconnecting'} */
@@ -86,6 +97,37 @@ export class TandemClient extends Emitter {
     this.sessionId = null;
     this._installOnlineListeners();
     if (opts.autoConnect !== false) this.connect();
+  }
+
+  // ------------------------------------------------------------ identity
+
+  // The remembered client id (and the highest awareness clock it sent, so a
+  // reloaded page's presence wins over the tombstone its last load left on
+  // the server). null when none or damaged.
+  _loadIdentity() {
+    try {
+      const rec = JSON.parse(this.storage.getItem(this._idKey) ?? 'null');
+      if (rec?.v !== 1 || !Number.isSafeInteger(rec.clientId) || rec.clientId <= 0) return null;
+      if (Number.isSafeInteger(rec.clock) && rec.clock > 0 && rec.clock < 0xffffffff) this._awClockSaved = rec.clock;
+      return rec.clientId;
+    } catch {
+      return null;
+    }
+  }
+
+  _saveIdentity() {
+    try {
+      this.storage.setItem(this._idKey, JSON.stringify({ v: 1, clientId: this.clientId, clock: this._awClockSaved }));
+    } catch (e) {
+      this.emit('error', { code: 0, name: 'STORAGE_ADAPTER', message: `could not save the client id: ${e?.message ?? e}` });
+    }
+  }
+
+  // an awareness frame with this clock is going out
+  _noteAwarenessClock(clock) {
+    if (!this._remember || clock <= this._awClockSaved) return;
+    this._awClockSaved = clock;
+    this._saveIdentity();
   }
 
   // ------------------------------------------------------------ public API

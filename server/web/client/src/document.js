@@ -20,7 +20,7 @@
 import { Emitter } from './emitter.js';
 import { MSG, ERR, ERR_NAMES, MODE_OT, encodeAwareness, decodeAwareness } from './codec.js';
 import * as ot from './ot.js';
-import { storageKey } from './storage.js';
+import { storageKey, chatStorageKey } from './storage.js';
 
 const utf8dec = new TextDecoder('utf-8', { fatal: true });
 const utf8enc = new TextEncoder();
@@ -31,7 +31,21 @@ const AW_MIN_GAP_MS = 50;
 const TYPING_RENEW_MS = 2000;
 const SEEN_CHAT_CAP = 10000;
 const HISTORY_PAGE = 256;
+const CHAT_OUTBOX_CAP = 1000; // messages waiting for CHAT_ACK per document
+
+// First OT op id (odd) and chat msg id (even) of a document in this page load:
+// 2048 ids per millisecond since 1970 (safe integers until 2109). A client id
+// remembered across reloads (instanceKey) thus never reuses an id of an
+// earlier load, which the server would take for a resend and drop.
+function idBase() {
+  return Date.now() * 2048;
+}
+
 const SUBSCRIBE_FAILURES = new Set([ERR.NOT_ALLOWED, ERR.UNKNOWN_DOCUMENT, ERR.LOAD_FAILED, ERR.SERVER_BUSY, ERR.RATE_LIMITED, ERR.TOO_BIG, ERR.INTERNAL]);
+
+function validChat(text) {
+  return text.length > 0 && utf8enc.encode(text).length <= 16384 && ot.isWellFormed(text);
+}
 
 export class TandemDocument extends Emitter {
   /**
@@ -50,7 +64,9 @@ export class TandemDocument extends Emitter {
     this.channel = channel;
     this.room = room;
     this._o = { chatReplay: true, persist: true, typingTimeout: 3000, ...opts };
-    this._key = storageKey(client.url, room);
+    this._key = storageKey(client.url, room, client.instanceKey);
+    this._chatKey = chatStorageKey(client.url, room, client.instanceKey);
+    const ids = idBase();
 
     // OT state (code points inside)
     this._text = ''; // local text: base + inflight + buffer
@@ -62,7 +78,7 @@ export class TandemDocument extends Emitter {
     this._inflightSent = false;
     this._inflightSrcs = []; // client ids the in-flight op was sent under
     this._buffer = null;
-    this._nextOpId = 1; // odd ids for OT ops, even for chat (an ERROR ref is unambiguous)
+    this._nextOpId = ids + 1; // odd ids for OT ops, even for chat (an ERROR ref is unambiguous)
     this._target = 0; // version SUBSCRIBED named
     this._subscribed = false;
     this.synced = false;
@@ -75,7 +91,7 @@ export class TandemDocument extends Emitter {
     // chat
     this._lastChatId = 0;
     this._seen = new Set();
-    this._nextMsgId = 2;
+    this._nextMsgId = ids + 2;
     /** @type {Map<number, {msgId: number, text: string, resolve: Function, reject: Function}>} */
     this._chatPending = new Map();
     this._historyQueue = []; // FIFO of {kind: 'replay'} | {kind: 'fetch', resolve, reject}
@@ -93,6 +109,7 @@ export class TandemDocument extends Emitter {
     this.awareness = new Awareness(this);
 
     this._restore();
+    this._restoreChat();
   }
 
   // ================================================================ text
@@ -496,6 +513,7 @@ export class TandemDocument extends Emitter {
         if (isChat && this._chatPending.has(m.ref)) {
           const p = this._chatPending.get(m.ref);
           this._chatPending.delete(m.ref);
+          this._saveChat();
           p.reject(Object.assign(new Error(m.text), { code: m.code }));
         }
         break;
@@ -542,6 +560,47 @@ export class TandemDocument extends Emitter {
     }
   }
 
+  // The chat outbox: {v: 1, msgs: [{msgId, text}]} while messages wait for
+  // their CHAT_ACK. Restored messages are resent with their msg ids; under the
+  // same client id (rememberClientId) the server's dedup makes that exactly once.
+  _saveChat() {
+    if (!this._o.persist) return;
+    const st = this.client.storage;
+    try {
+      if (this._chatPending.size === 0) {
+        st.removeItem(this._chatKey);
+        return;
+      }
+      const msgs = [...this._chatPending.values()].map((p) => ({ msgId: p.msgId, text: p.text }));
+      st.setItem(this._chatKey, JSON.stringify({ v: 1, msgs }));
+    } catch (e) {
+      this.emit('error', { code: 0, name: 'STORAGE_ADAPTER', message: `could not save unsent chat: ${e?.message ?? e}` });
+    }
+  }
+
+  _restoreChat() {
+    if (!this._o.persist) return;
+    let rec;
+    try {
+      rec = JSON.parse(this.client.storage.getItem(this._chatKey) ?? 'null');
+    } catch {
+      return; // damaged: ignored (overwritten at the next send)
+    }
+    if (rec?.v !== 1 || !Array.isArray(rec.msgs)) return;
+    for (const m of rec.msgs.slice(0, CHAT_OUTBOX_CAP)) {
+      if (!m || !Number.isSafeInteger(m.msgId) || m.msgId <= 0 || m.msgId % 2 !== 0 || this._chatPending.has(m.msgId)) continue;
+      if (typeof m.text !== 'string' || !validChat(m.text)) continue;
+      const p = { msgId: m.msgId, text: m.text, resolve: () => {}, reject: () => {}, sent: false, restored: true };
+      this._chatPending.set(m.msgId, p);
+      if (m.msgId >= this._nextMsgId) this._nextMsgId = m.msgId + 2; // new ids above the restored ones
+    }
+  }
+
+  /** Chat messages sent but not yet acknowledged: [{msgId, text, restored}] (restored = from an earlier page load). */
+  get pendingChat() {
+    return [...this._chatPending.values()].map((p) => ({ msgId: p.msgId, text: p.text, restored: !!p.restored }));
+  }
+
   _restore() {
     if (!this._o.persist) return;
     let rec;
@@ -560,7 +619,7 @@ export class TandemDocument extends Emitter {
       this._text = text;
       this._inflight = inflight;
       this._buffer = buffer;
-      this._nextOpId = Number.isSafeInteger(rec.nextOpId) && rec.nextOpId % 2 === 1 ? rec.nextOpId : 1;
+      if (Number.isSafeInteger(rec.nextOpId) && rec.nextOpId % 2 === 1) this._nextOpId = Math.max(rec.nextOpId, this._nextOpId);
       if (Number.isSafeInteger(rec.opId) && rec.opId % 2 === 1 && Array.isArray(rec.srcs)) {
         this._inflightId = rec.opId;
         this._inflightSrcs = rec.srcs.filter((x) => Number.isSafeInteger(x));
@@ -585,11 +644,13 @@ export class TandemDocument extends Emitter {
     if (typeof text !== 'string' || text.length === 0) return Promise.reject(new TypeError('chat text required'));
     if (utf8enc.encode(text).length > 16384) return Promise.reject(new RangeError('chat text over 16384 bytes'));
     if (!ot.isWellFormed(text)) return Promise.reject(new TypeError('chat text is not valid Unicode'));
+    if (this._chatPending.size >= CHAT_OUTBOX_CAP) return Promise.reject(new RangeError(`over ${CHAT_OUTBOX_CAP} chat messages waiting for the server`));
     const msgId = this._nextMsgId;
     this._nextMsgId += 2;
     return new Promise((resolve, reject) => {
       const p = { msgId, text, resolve, reject, sent: false };
       this._chatPending.set(msgId, p);
+      this._saveChat();
       this.emit('chat-pending', { msgId, text });
       if (this.synced) this._sendChat(p);
     });
@@ -609,6 +670,7 @@ export class TandemDocument extends Emitter {
     const p = this._chatPending.get(m.msgId);
     if (!p) return;
     this._chatPending.delete(m.msgId);
+    this._saveChat();
     const msg = { id: m.chatId, timeMs: m.timeMs, user: null, display: null, text: p.text, own: true, msgId: m.msgId };
     this._report(msg, false);
     p.resolve(msg);
@@ -733,7 +795,7 @@ export class Awareness extends Emitter {
     super();
     this.doc = doc;
     this.clientId = doc.client.clientId;
-    this._clock = 0;
+    this._clock = doc.client._awClockSaved; // above any clock an earlier load sent under this client id
     this._local = null; // state object (cursor in code points)
     /** @type {Map<string, {clientId: number|bigint, clock: number, state: any|null, at: number}>} */
     this._peers = new Map();
@@ -839,6 +901,7 @@ export class Awareness extends Emitter {
       }
       return;
     }
+    this.doc.client._noteAwarenessClock(this._clock);
     this.doc.client._send({ type: MSG.AWARENESS, channel: this.doc.channel, data: this._encodeLocal() });
     this._sentAt = Date.now();
   }

@@ -41,8 +41,19 @@ export interface TandemClientOptions {
   WebSocket?: any;
   /** where unsent edits are kept; default localStorage when present, else a MemoryStorage */
   storage?: StorageAdapter;
-  /** replica id for HELLO; default random 53 bits */
+  /** replica id for HELLO; default random 53 bits, or the remembered one (rememberClientId) */
   clientId?: number;
+  /**
+   * scopes every storage key of this client (pending edits, chat outbox, client id), e.g. one per
+   * browser tab; '' (default) = the shared keys "tandem:<url>:<room>". At most 256 characters.
+   */
+  instanceKey?: string;
+  /**
+   * remember the client id in storage and reuse it on the next load (default: true when instanceKey
+   * is set and clientId is not given): chat restored after a reload is then resent under the same
+   * client id and msg id, which the server deduplicates (exactly once)
+   */
+  rememberClientId?: boolean;
   /** connect in the constructor (default true) */
   autoConnect?: boolean;
   /** first reconnect delay in ms (1000) */
@@ -69,6 +80,8 @@ export class TandemClient extends Emitter {
   readonly url: string;
   readonly clientId: number;
   readonly storage: StorageAdapter;
+  /** the instanceKey option ('' = shared keys) */
+  readonly instanceKey: string;
   status: Status;
   sessionId: number | bigint | null;
   connect(): void;
@@ -149,6 +162,8 @@ export class TandemDocument extends Emitter {
   access: 0 | 1 | 2;
   /** restored unsent edits from storage when opened */
   restored?: boolean;
+  /** chat messages sent but not yet acknowledged (restored: kept from an earlier page load, resent once synced) */
+  readonly pendingChat: Array<{ msgId: number; text: string; restored: boolean }>;
   readonly awareness: Awareness;
   /** chat messages seen (replayed, received, own acked), oldest first */
   messages: ChatMessage[];
@@ -210,7 +225,12 @@ export class MemoryStorage implements StorageAdapter {
   removeItem(key: string): void;
 }
 export function defaultStorage(): StorageAdapter;
-export function storageKey(url: string, room: string): string;
+/** key of a document's unsent edits: "tandem[@instance]:<url>:<room>" */
+export function storageKey(url: string, room: string, instanceKey?: string): string;
+/** key of a document's chat outbox: "tandem-chat[@instance]:<url>:<room>" */
+export function chatStorageKey(url: string, room: string, instanceKey?: string): string;
+/** key of a client instance's remembered client id: "tandem-id[@instance]:<url>" */
+export function identityStorageKey(url: string, instanceKey?: string): string;
 
 export const MSG: Readonly<Record<string, number>>;
 export const ERR: Readonly<Record<string, number>>;

@@ -3,7 +3,10 @@
 // A storage adapter has the synchronous localStorage shape:
 //   getItem(key) -> string | null, setItem(key, value), removeItem(key).
 // Browsers use window.localStorage by default; Node (or a browser without it)
-// gets a MemoryStorage. Keys are "tandem:" + server url + ":" + room.
+// gets a MemoryStorage. Keys (instance = TandemClient's instanceKey option):
+//   tandem[@instance]:<url>:<room>       a document's unsent OT edits
+//   tandem-chat[@instance]:<url>:<room>  its chat messages not yet acknowledged
+//   tandem-id@instance:<url>             the instance's client id (remembered ids only)
 
 /** An in-memory storage adapter (a Map). Share one instance between clients to
  * simulate a page reload in tests. */
@@ -39,7 +42,22 @@ export function defaultStorage() {
   return new MemoryStorage();
 }
 
-/** The storage key of a document. */
-export function storageKey(url, room) {
-  return `tandem:${url}:${room}`;
+// "tandem" or "tandem@<instance>" (the instance key URI-encoded, so it holds no ':')
+function scoped(prefix, instanceKey) {
+  return instanceKey ? `${prefix}@${encodeURIComponent(instanceKey)}` : prefix;
+}
+
+/** The storage key of a document's unsent edits (instanceKey '' = the shared key). */
+export function storageKey(url, room, instanceKey = '') {
+  return `${scoped('tandem', instanceKey)}:${url}:${room}`;
+}
+
+/** The storage key of a document's chat outbox (messages not yet acknowledged). */
+export function chatStorageKey(url, room, instanceKey = '') {
+  return `${scoped('tandem-chat', instanceKey)}:${url}:${room}`;
+}
+
+/** The storage key of a client instance's remembered client id and awareness clock. */
+export function identityStorageKey(url, instanceKey = '') {
+  return `${scoped('tandem-id', instanceKey)}:${url}`;
 }

@@ -530,3 +530,154 @@ test('getToken: called before every attempt; a failing or hanging one schedules 
   assert.equal([...sim.conns][0].token, 'tok3', 'the fresh token is in HELLO');
   c.close();
 });
+
+// ---------------------------------------------------------------- chat outbox and instance keys
+
+test('chat outbox: a message sent offline survives a reload of the instance and is stored once', () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const storage = new MemoryStorage();
+  const a = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, instanceKey: 'tab:1', autoConnect: false });
+  const da = a.openDocument('c');
+  a.on('error', () => {});
+  da.sendChat('while offline 😀').catch(() => {});
+  assert.equal(da.pendingChat.length, 1);
+  const [{ msgId }] = da.pendingChat;
+  assert.equal(msgId % 2, 0, 'chat ids are even');
+  const key = 'tandem-chat@tab%3A1:ws://sim:c';
+  assert.deepEqual(JSON.parse(storage.getItem(key)), { v: 1, msgs: [{ msgId, text: 'while offline 😀' }] });
+  a.destroy();
+  // "reload": a new client object of the same instance on the same storage
+  const b = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, instanceKey: 'tab:1', autoConnect: false });
+  assert.equal(b.clientId, a.clientId, 'the client id is remembered per instance');
+  const db = b.openDocument('c');
+  assert.deepEqual(db.pendingChat, [{ msgId, text: 'while offline 😀', restored: true }]);
+  const seen = [];
+  db.on('chat', (m) => seen.push(m));
+  b.connect();
+  pump(sim, [b]);
+  assert.equal(sim.chat.length, 1);
+  assert.equal(sim.chat[0].text, 'while offline 😀');
+  assert.equal(Number(sim.chat[0].msgId), msgId);
+  assert.deepEqual(db.pendingChat, []);
+  assert.equal(storage.getItem(key), null, 'removed from storage once acked');
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0].own, true);
+  b.destroy();
+});
+
+test('chat outbox: a message stored whose ack was lost is resent after a reload with the same ids (deduplicated)', async () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const storage = new MemoryStorage();
+  const a = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, instanceKey: 't2', autoConnect: false });
+  const da = a.openDocument('c');
+  a.connect();
+  pump(sim, [a]);
+  da.sendChat('exactly once').catch(() => {});
+  const w = a._ws;
+  sim.handle(w, w.in.shift()); // stored by the server...
+  w.out.length = 0; // ...but the CHAT_ACK is lost
+  w.drop();
+  a.destroy();
+  assert.equal(sim.chat.length, 1);
+  const b = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, instanceKey: 't2', autoConnect: false });
+  const db = b.openDocument('c');
+  assert.equal(db.pendingChat.length, 1);
+  b.connect();
+  pump(sim, [b]);
+  assert.equal(sim.chat.length, 1, 'the resend under the same client id and msg id is a duplicate');
+  assert.equal(db.pendingChat.length, 0);
+  assert.equal(storage.getItem('tandem-chat@t2:ws://sim:c'), null);
+  // a new message of the new load gets a new id (never one of the earlier load)
+  const p = db.sendChat('second');
+  pump(sim, [b]);
+  const m = await p;
+  assert.equal(sim.chat.length, 2);
+  assert.equal(m.id, 2, JSON.stringify(sim.chat, (k, v) => (typeof v === 'bigint' ? String(v) : v)));
+  b.destroy();
+});
+
+test('instance keys: each instance restores only its own unsent edits; ids of a new load never repeat', () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const storage = new MemoryStorage();
+  const mk = (instanceKey) => new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, instanceKey, autoConnect: false });
+  const a = mk('A');
+  const da = a.openDocument('r');
+  da.insert(0, 'from A');
+  const b = mk('B');
+  assert.notEqual(b.clientId, a.clientId);
+  const db = b.openDocument('r');
+  assert.equal(db.restored, undefined, 'B does not take over A\'s edits');
+  assert.equal(db.text, '');
+  assert.notEqual(storage.getItem('tandem@A:ws://sim:r'), null);
+  assert.equal(storage.getItem('tandem:ws://sim:r'), null, 'the shared key is not used');
+  const firstOp = da._inflightId;
+  a.destroy();
+  b.destroy();
+  const t0 = Date.now();
+  while (Date.now() <= t0); // a reload happens at least a millisecond later
+  const a2 = mk('A');
+  assert.equal(a2.clientId, a.clientId);
+  const da2 = a2.openDocument('r');
+  assert.equal(da2.text, 'from A');
+  da2.insert(6, '!'); // buffered behind the restored op (it was never sent: composed into it)
+  const d2 = a2.openDocument('other room');
+  d2.insert(0, 'x');
+  assert.ok(d2._inflightId > firstOp, 'a new load starts above the ids of earlier loads');
+  assert.equal(d2._inflightId % 2, 1);
+  a2.connect();
+  pump(sim, [a2]);
+  // (the sim serves one text for every room)
+  assert.ok(sim.text.includes('from A!') && sim.text.includes('x'), sim.text);
+  assert.equal(da2.state, 'synchronized');
+  assert.equal(storage.getItem('tandem@A:ws://sim:r'), null);
+  a2.destroy();
+  assert.throws(() => mk(42), /instanceKey/);
+  // no instance key: nothing remembered, a fresh id each time
+  const s1 = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, autoConnect: false });
+  const s2 = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, autoConnect: false });
+  assert.notEqual(s1.clientId, s2.clientId);
+  assert.equal(storage.getItem('tandem-id:ws://sim'), null);
+});
+
+test('chat outbox: damaged or invalid stored records are ignored', () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const storage = new MemoryStorage();
+  storage.setItem('tandem-chat@x:ws://sim:a', '{not json');
+  storage.setItem('tandem-chat@x:ws://sim:b', JSON.stringify({ v: 1, msgs: [{ msgId: 3, text: 'odd id' }, { msgId: 4, text: '' }, { msgId: 6, text: '\ud800' }, { msgId: 8, text: 'ok' }, null] }));
+  storage.setItem('tandem-id@x:ws://sim', JSON.stringify({ v: 1, clientId: -5 }));
+  const c = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, instanceKey: 'x', autoConnect: false });
+  assert.ok(c.clientId > 0, 'a bad remembered id is replaced');
+  assert.deepEqual(c.openDocument('a').pendingChat, []);
+  assert.deepEqual(c.openDocument('b').pendingChat, [{ msgId: 8, text: 'ok', restored: true }]);
+  c.destroy();
+});
+
+test('a remembered client id: the next load\'s awareness clock starts above every clock the last one sent', () => {
+  const sim = new SimServer();
+  const WS = fakeWebSocket(sim);
+  const storage = new MemoryStorage();
+  const clocks = (c) => c._ws.in.map((f) => decodeRaw(f)).filter((m) => m[0] === 24).map((m) => decodeRaw(m[2])[0][1]);
+  const a = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, instanceKey: 'aw', autoConnect: false });
+  const da = a.openDocument('aw');
+  a.connect();
+  pump(sim, [a]);
+  for (let i = 0; i < 5; i++) {
+    da.awareness._sentAt = 0; // let each one out at once
+    da.awareness.setLocalState({ n: i });
+  }
+  const sent = clocks(a);
+  assert.equal(sent.length, 5);
+  a.destroy();
+  const b = new TandemClient({ url: 'ws://sim', WebSocket: WS, storage, instanceKey: 'aw', autoConnect: false });
+  const db = b.openDocument('aw');
+  b.connect();
+  pump(sim, [b]);
+  db.awareness.setLocalState({ n: 'again' });
+  const [first] = clocks(b);
+  assert.ok(first > Math.max(...sent), `${first} > ${Math.max(...sent)}`);
+  b.destroy();
+});
