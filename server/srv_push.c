@@ -85,6 +85,8 @@ tdm_err srv_push_open(srv *s)
     p->attempts = (unsigned)env_num("TANDEM_PUSH_ATTEMPTS", 1, 20, SRV_PUSH_ATTEMPTS);
     p->backoff_ms = env_num("TANDEM_PUSH_BACKOFF_MS", 1, 600000, SRV_PUSH_BACKOFF_MS);
     p->user_rate = (uint32_t)env_num("TANDEM_PUSH_USER_RATE", 1, 10000, SRV_PUSH_USER_RATE);
+    p->user_window_ms =
+        env_num("TANDEM_PUSH_USER_WINDOW_MS", 100, 3600000, SRV_PUSH_USER_WINDOW_MS);
     const char *sub = getenv("TANDEM_VAPID_SUBJECT");
     if (!sub || !*sub) sub = SRV_PUSH_SUBJECT;
     if (strlen(sub) > PUSH_SUB_MAX || strchr(sub, '"') || strchr(sub, '\\') ||

@@ -9,7 +9,10 @@
  * at that moment), applies the per-user cap, encrypts (aes128gcm, RFC 8291),
  * signs (VAPID, RFC 8292) and POSTs with libcurl; 404/410 remove the
  * subscription, 429/5xx and transport errors are retried with exponential
- * backoff honouring Retry-After, a bounded number of times.
+ * backoff honouring Retry-After (seconds or an HTTP-date), a bounded number
+ * of times. Messages held back by the cap are announced when the user's cap
+ * window reopens ("N more messages in ROOM") if no later notification told
+ * them.
  *
  * Threads: every function here is called on the lws service thread. The
  * worker thread (srv_push_worker.c) touches only the shared part of
@@ -32,14 +35,15 @@
 #define SRV_PUSH_BACKOFF_MS   2000u  /* first retry delay, doubling [TANDEM_PUSH_BACKOFF_MS] */
 #define SRV_PUSH_BACKOFF_MAX                                                                       \
     300000u                        /* longest wait before a retry; a longer Retry-After gives up */
-#define SRV_PUSH_USER_RATE  6u     /* notifications per user per minute [TANDEM_PUSH_USER_RATE] */
-#define SRV_PUSH_TTL_S      3600u  /* TTL header: the push service keeps it this long */
-#define SRV_PUSH_JWT_TTL_S  43200u /* VAPID token lifetime (12 h; RFC 8292 allows 24 h) */
-#define SRV_PUSH_TIMEOUT_MS 10000u /* one HTTP request, connect included */
-#define SRV_PUSH_TRACK_MAX  65536u /* (session, room, user) entries of connected users */
-#define SRV_PUSH_TEXT_MAX   240u   /* message bytes copied into a notification body */
-#define SRV_PUSH_KEY_FILE   "vapid.pem"                  /* in the data directory */
-#define SRV_PUSH_SUBJECT    "mailto:push@tandem.invalid" /* default VAPID sub */
+#define SRV_PUSH_USER_RATE      6u /* notifications per user per minute [TANDEM_PUSH_USER_RATE] */
+#define SRV_PUSH_USER_WINDOW_MS 60000u      /* the cap window [TANDEM_PUSH_USER_WINDOW_MS] */
+#define SRV_PUSH_TTL_S          3600u       /* TTL header: the push service keeps it this long */
+#define SRV_PUSH_JWT_TTL_S      43200u      /* VAPID token lifetime (12 h; RFC 8292 allows 24 h) */
+#define SRV_PUSH_TIMEOUT_MS     10000u      /* one HTTP request, connect included */
+#define SRV_PUSH_TRACK_MAX      65536u      /* (session, room, user) entries of connected users */
+#define SRV_PUSH_TEXT_MAX       240u        /* message bytes copied into a notification body */
+#define SRV_PUSH_KEY_FILE       "vapid.pem" /* in the data directory */
+#define SRV_PUSH_SUBJECT        "mailto:push@tandem.invalid" /* default VAPID sub */
 
 /* Delivery counters (service thread copy, for /metrics and the SSE stats). */
 typedef struct srv_push_counters {

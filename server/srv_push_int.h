@@ -43,14 +43,27 @@ typedef struct srv_push_dlv {
     char *payload; /* JSON, NUL-terminated (malloc'd) */
 } srv_push_dlv;
 
+/* What a user's capped messages were, for the flush when the window
+ * reopens (worker only; malloc'd while held > 0). */
+typedef struct srv_push_held {
+    char user[STORE_PUSH_USER_MAX + 1];
+    size_t user_len;
+    char room[SYNCM_MAX_NAME + 1]; /* the room of the latest held message */
+    bool other_rooms;              /* messages of other rooms were held too */
+    bool mention;                  /* one of them mentioned the user */
+    uint64_t chat_id;              /* the latest held message */
+} srv_push_held;
+
 /* Per-user cap window (worker only). */
 typedef struct srv_push_quota {
     uint64_t user_h;
-    uint64_t window_ms; /* start of the current one-minute window */
+    uint64_t window_ms; /* start of the current window (user_window_ms long) */
     uint32_t used;
-    uint32_t held;     /* capped since the last notification: told in the next one */
-    uint32_t more;     /* held count carried by the notification of event used_seq */
-    uint64_t used_seq; /* the event the decision below is for */
+    uint32_t held;      /* capped since the last notification: told in the next one, or
+                           flushed when the window reopens */
+    srv_push_held *why; /* non-NULL while held > 0 */
+    uint32_t more;      /* held count carried by the notification of event used_seq */
+    uint64_t used_seq;  /* the event the decision below is for */
     bool allowed;
 } srv_push_quota;
 
@@ -70,6 +83,7 @@ struct srv_push {
     unsigned attempts;
     uint64_t backoff_ms;
     uint32_t user_rate;
+    uint64_t user_window_ms;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;

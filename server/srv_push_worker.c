@@ -63,6 +63,7 @@ static srv_push_quota *quota_get(struct srv_push *p, uint64_t user_h, uint64_t n
         if (!p->quota) return NULL;
     }
     srv_push_quota *q = p->nquota < QUOTA_MAX ? &p->quota[p->nquota++] : &p->quota[oldest];
+    free(q->why); /* a reused entry: what it held is forgotten */
     memset(q, 0, sizeof *q);
     q->user_h = user_h;
     q->window_ms = now;
@@ -136,6 +137,47 @@ static char *payload(const srv_push_ev *ev, bool mention, uint32_t more)
     return txt;
 }
 
+/* Count one message of ev held back for a user by the cap, and remember
+ * what the flush will say. */
+static void hold(srv_push_quota *q, const uint8_t *user, size_t ulen, const srv_push_ev *ev,
+                 bool mention)
+{
+    q->held++;
+    if (!q->why) {
+        q->why = calloc(1, sizeof *q->why);
+        if (!q->why) return; /* told in the next notification only */
+        memcpy(q->why->user, user, ulen);
+        q->why->user_len = ulen;
+    } else if (strcmp(q->why->room, ev->room) != 0) {
+        q->why->other_rooms = true;
+    }
+    snprintf(q->why->room, sizeof q->why->room, "%s", ev->room);
+    q->why->mention |= mention;
+    q->why->chat_id = ev->chat_id;
+}
+
+/* The JSON of a flush: n messages held back, the latest in h->room. */
+static char *payload_held(const srv_push_held *h, uint32_t n)
+{
+    char title[SYNCM_MAX_NAME + 96], url[3 * SYNCM_MAX_NAME + 16], enc[3 * SYNCM_MAX_NAME + 8];
+    snprintf(title, sizeof title, "%u more message%s in %s%s", (unsigned)n, n == 1 ? "" : "s",
+             h->room, h->other_rooms ? " and other rooms" : "");
+    pct_encode(h->room, enc, sizeof enc);
+    snprintf(url, sizeof url, "/?room=%s", enc);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:b, s:I}", "title", title, "body",
+                          h->mention ? "One of them mentions you" : "Open the room to read them",
+                          "url", url, "room", h->room, "chat_id", (json_int_t)h->chat_id, "sender",
+                          "", "mention", h->mention, "more", (json_int_t)n);
+    if (!o) return NULL;
+    char *txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (txt && strlen(txt) > PUSH_PLAINTEXT_MAX) {
+        free(txt);
+        txt = NULL;
+    }
+    return txt;
+}
+
 static int collect_one(void *ctx, const uint8_t *user, size_t ulen, const store_push_sub *sub)
 {
     collect *c = ctx;
@@ -176,17 +218,21 @@ static int collect_one(void *ctx, const uint8_t *user, size_t ulen, const store_
     /* The per-user cap, decided once per event for all of a user's devices. */
     srv_push_quota *q = quota_get(p, uh, c->now);
     if (q) {
-        if (c->now - q->window_ms >= 60000u) q->window_ms = c->now, q->used = 0;
+        if (c->now - q->window_ms >= p->user_window_ms) q->window_ms = c->now, q->used = 0;
         if (q->used_seq != c->seq) {
             q->used_seq = c->seq;
             q->allowed = q->used < p->user_rate;
             if (q->allowed) {
                 q->used++;
-                q->more = q->held;
+                q->more = q->held; /* told in this notification: nothing to flush */
                 q->held = 0;
+                free(q->why);
+                q->why = NULL;
             } else {
-                q->held++;
+                hold(q, user, ulen, ev, mention);
             }
+        } else if (!q->allowed && q->why && strcmp(q->why->room, ev->room) == 0) {
+            q->why->mention |= mention; /* another device of the same user */
         }
         if (!q->allowed) {
             c->d->capped++;
@@ -232,12 +278,111 @@ static void handle_event(struct srv_push *p, const srv_push_ev *ev, uint64_t seq
     if (e) fprintf(stderr, "tandem serve: push: listing subscriptions: %s\n", tdm_strerror(e));
 }
 
+/* ---- the cap window reopens: tell what was held ---- */
+
+typedef struct flush_ctx {
+    struct srv_push *p;
+    const srv_push_held *h;
+    uint32_t n;
+    uint64_t now;
+    srv_push_counters *d;
+    bool any;
+} flush_ctx;
+
+/* queue a delivery of pl (owned) to sub for room; false when dropped */
+static bool enqueue(struct srv_push *p, const uint8_t *user, size_t ulen, const store_push_sub *sub,
+                    const char *room, bool mention, char *pl, uint64_t now)
+{
+    if (!pl || p->ndlv >= SRV_PUSH_QUEUE_MAX) {
+        free(pl);
+        return false;
+    }
+    srv_push_dlv *d = calloc(1, sizeof *d);
+    if (!d) {
+        free(pl);
+        return false;
+    }
+    d->payload = pl;
+    d->due_ms = now;
+    memcpy(d->user, user, ulen);
+    d->user_len = ulen;
+    memcpy(d->endpoint, sub->endpoint, sub->endpoint_len);
+    memcpy(d->p256dh, sub->p256dh, PUSH_P256_PUB_LEN);
+    memcpy(d->auth, sub->auth, PUSH_AUTH_LEN);
+    snprintf(d->room, sizeof d->room, "%s", room);
+    d->mention = mention;
+    srv_push_dlv **pp = &p->dlv;
+    while (*pp) pp = &(*pp)->next;
+    *pp = d;
+    p->ndlv++;
+    return true;
+}
+
+static int flush_one(void *ctx, const uint8_t *user, size_t ulen, const store_push_sub *sub)
+{
+    flush_ctx *f = ctx;
+    size_t rn = strlen(f->h->room);
+    bool follows = false;
+    for (size_t i = 0; i < sub->nrooms && !follows; i++)
+        follows = sub->rooms[i].n == rn && memcmp(sub->rooms[i].p, f->h->room, rn) == 0;
+    if (!follows || ulen != f->h->user_len || memcmp(user, f->h->user, ulen) != 0 ||
+        sub->p256dh_len != PUSH_P256_PUB_LEN || sub->auth_len != PUSH_AUTH_LEN ||
+        sub->endpoint_len > SRV_PUSH_ENDPOINT_MAX)
+        return 0;
+    for (srv_push_dlv *d = f->p->dlv; d; d = d->next)
+        if (strcmp(d->room, f->h->room) == 0 && strlen(d->endpoint) == sub->endpoint_len &&
+            memcmp(d->endpoint, sub->endpoint, sub->endpoint_len) == 0) {
+            f->d->coalesced++; /* one for this room is still queued */
+            return 0;
+        }
+    if (enqueue(f->p, user, ulen, sub, f->h->room, f->h->mention, payload_held(f->h, f->n), f->now))
+        f->any = true;
+    else
+        f->d->dropped++;
+    return 0;
+}
+
+/* When the earliest held-back user's window reopens (UINT64_MAX: none). */
+static uint64_t flush_due(const struct srv_push *p)
+{
+    uint64_t due = UINT64_MAX;
+    for (size_t i = 0; i < p->nquota; i++)
+        if (p->quota[i].held && p->quota[i].why && p->quota[i].window_ms + p->user_window_ms < due)
+            due = p->quota[i].window_ms + p->user_window_ms;
+    return due;
+}
+
+/* Every user whose window reopened with messages held back and not told
+ * since: one "N more messages in ROOM" to each of the user's subscriptions
+ * following the room of the latest, counted in the new window. */
+static void flush_held(struct srv_push *p, uint64_t now, srv_push_counters *d)
+{
+    for (size_t i = 0; i < p->nquota; i++) {
+        srv_push_quota *q = &p->quota[i];
+        if (!q->held || !q->why || now - q->window_ms < p->user_window_ms) continue;
+        srv_push_held *h = q->why;
+        flush_ctx f = {p, h, q->held, now, d, false};
+        q->why = NULL;
+        q->held = 0;
+        q->window_ms = now;
+        q->used = 0;
+        tdm_err e = store_push_list(p->st, (const uint8_t *)h->user, h->user_len, flush_one, &f);
+        if (e) fprintf(stderr, "tandem serve: push: listing subscriptions: %s\n", tdm_strerror(e));
+        if (f.any) q->used = 1;
+        free(h);
+    }
+}
+
 /* ---- sending ---- */
 
 typedef struct reply {
-    uint64_t retry_after_s;
+    bool has_retry_after;
+    uint64_t retry_after_ms; /* from now (0: at once) */
 } reply;
 
+/* Retry-After: delay-seconds, or an HTTP-date (curl_getdate: RFC 1123, RFC
+ * 850, asctime); a date in the past means at once, an unparseable value is
+ * ignored (the backoff applies). */
 static size_t on_header(char *b, size_t size, size_t n, void *ud)
 {
     reply *r = ud;
@@ -246,11 +391,28 @@ static size_t on_header(char *b, size_t size, size_t n, void *ud)
     if (len > sizeof name - 1 && strncasecmp(b, name, sizeof name - 1) == 0) {
         size_t i = sizeof name - 1;
         while (i < len && (b[i] == ' ' || b[i] == '\t')) i++;
-        uint64_t v = 0;
-        bool any = false;
-        while (i < len && b[i] >= '0' && b[i] <= '9' && v < 100000000u)
-            v = v * 10 + (uint64_t)(b[i++] - '0'), any = true;
-        if (any) r->retry_after_s = v; /* an HTTP-date is ignored: the backoff applies */
+        size_t e = len;
+        while (e > i && (b[e - 1] == '\r' || b[e - 1] == '\n' || b[e - 1] == ' ')) e--;
+        if (e > i && b[i] >= '0' && b[i] <= '9') {
+            uint64_t v = 0;
+            while (i < e && b[i] >= '0' && b[i] <= '9' && v < 100000000u)
+                v = v * 10 + (uint64_t)(b[i++] - '0');
+            r->has_retry_after = true;
+            r->retry_after_ms = v * 1000u;
+        } else if (e > i && e - i < 64) {
+            char date[64];
+            memcpy(date, b + i, e - i);
+            date[e - i] = '\0';
+            time_t t = curl_getdate(date, NULL);
+            if (t != (time_t)-1) {
+                struct timespec now;
+                clock_gettime(CLOCK_REALTIME, &now);
+                int64_t ms =
+                    (int64_t)t * 1000 - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000L);
+                r->has_retry_after = true;
+                r->retry_after_ms = ms > 0 ? (uint64_t)ms : 0;
+            }
+        }
     }
     return len;
 }
@@ -370,11 +532,11 @@ static void send_one(struct srv_push *p, CURL *curl, srv_push_dlv *dlv, srv_push
         for (unsigned i = 1; i < dlv->attempts && delay < SRV_PUSH_BACKOFF_MAX; i++) delay *= 2;
         if (delay > SRV_PUSH_BACKOFF_MAX) delay = SRV_PUSH_BACKOFF_MAX;
         bool give_up = dlv->attempts >= p->attempts;
-        if (rp.retry_after_s) {
-            if (rp.retry_after_s * 1000u > SRV_PUSH_BACKOFF_MAX)
+        if (rp.has_retry_after) {
+            if (rp.retry_after_ms > SRV_PUSH_BACKOFF_MAX)
                 give_up = true;
-            else if (rp.retry_after_s * 1000u > delay)
-                delay = rp.retry_after_s * 1000u;
+            else if (rp.retry_after_ms > delay)
+                delay = rp.retry_after_ms;
         }
         if (!give_up && !stopping(p)) {
             dlv->due_ms = mono_ms() + delay;
@@ -418,8 +580,15 @@ void *srv_push__worker(void *arg)
             pthread_mutex_lock(&p->mu);
             continue;
         }
+        uint64_t now = mono_ms(), fdue = flush_due(p);
+        if (fdue <= now) {
+            pthread_mutex_unlock(&p->mu);
+            flush_held(p, now, &d);
+            flush(p, &d);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
         srv_push_dlv *next = earliest(p);
-        uint64_t now = mono_ms();
         if (next && next->due_ms <= now && curl) {
             pthread_mutex_unlock(&p->mu);
             send_one(p, curl, next, &d);
@@ -427,10 +596,12 @@ void *srv_push__worker(void *arg)
             pthread_mutex_lock(&p->mu);
             continue;
         }
-        if (next && curl) {
+        uint64_t due = next && curl ? next->due_ms : UINT64_MAX;
+        if (fdue < due) due = fdue;
+        if (due != UINT64_MAX) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t wait = next->due_ms - now;
+            uint64_t wait = due - now;
             ts.tv_sec += (time_t)(wait / 1000u);
             ts.tv_nsec += (long)(wait % 1000u) * 1000000L;
             if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
@@ -446,6 +617,7 @@ void *srv_push__worker(void *arg)
         dlv_free(o);
     }
     p->ndlv = 0;
+    for (size_t i = 0; i < p->nquota; i++) free(p->quota[i].why);
     free(p->quota);
     p->quota = NULL;
     if (curl) curl_easy_cleanup(curl);

@@ -511,6 +511,111 @@ START_TEST(test_per_user_cap)
 }
 END_TEST
 
+/* Retry-After as an HTTP-date: honoured (bounded). bob: 429 with a date 2 s
+ * ahead, then 201: the retry waits for the date, not the 100 ms backoff.
+ * carol: 429 with a date an hour ahead (past the 300 s bound): given up at
+ * once. */
+START_TEST(test_retry_after_date)
+{
+    world w;
+    world_start(&w, FAST_ENV);
+    char *alice = dev_token(&w, "alice", "Alice"), *bob = dev_token(&w, "bob", "Bob");
+    char *carol = dev_token(&w, "carol", "Carol");
+    subscribe(&w, "bob", bob, "[\"d\"]");
+    subscribe(&w, "carol", carol, "[\"d\"]");
+    json_decref(svc_post(&w.v, "/control/script",
+                         "{\"id\":\"bob\",\"statuses\":[429],\"retry_after_date\":2}"));
+    json_decref(svc_post(&w.v, "/control/script",
+                         "{\"id\":\"carol\",\"statuses\":[429,429],\"retry_after_date\":3600}"));
+    np_peer a;
+    np_open(&a, w.x, w.s.port, "d", 351, false, alice);
+    np_peer *ps[] = {&a};
+    wait_synced(&w, ps, 1);
+    say(&w, &a, "after the date");
+    json_t *log = wait_pushes(&w.v, "bob", 2);
+    json_t *p0 = push_at(log, "bob", 0), *p1 = push_at(log, "bob", 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(p0, "status")), 429);
+    const char *ra = json_string_value(json_object_get(p0, "retry_after"));
+    ck_assert_msg(ra && strstr(ra, " GMT"), "not an HTTP-date: %s", ra ? ra : "(none)");
+    ck_assert_int_eq(json_integer_value(json_object_get(p1, "status")), 201);
+    /* the date is whole seconds: 1..2 s after the first try, not 100 ms */
+    ck_assert_int_ge(json_integer_value(json_object_get(p1, "at_ms")) -
+                         json_integer_value(json_object_get(p0, "at_ms")),
+                     900);
+    json_decref(log);
+    settle(&w, ps, 1, 500);
+    log = svc_log(&w.v);
+    ck_assert_uint_eq(count_for(log, "carol"), 1); /* an hour is past the bound: given up */
+    check_all_valid(log);
+    json_decref(log);
+    ck_assert_uint_eq(metric(&w, "tandem_push_sent_total"), 1);
+    ck_assert_uint_eq(metric(&w, "tandem_push_retried_total"), 1);
+    ck_assert_uint_eq(metric(&w, "tandem_push_failed_total"), 1);
+    np_free(&a);
+    free(alice), free(bob), free(carol);
+    world_stop(&w);
+}
+END_TEST
+
+/* Messages held back by the cap are announced when the window reopens: rate
+ * 2 per 1.5 s window, 6 messages (each sent after the previous push went
+ * out): 2 notifications, 4 held, then one "4 more messages in busy" when
+ * the window reopens, and nothing more after it. */
+START_TEST(test_cap_flush)
+{
+    static const char *const env[] = {"TANDEM_PUSH_BACKOFF_MS=100", "TANDEM_PUSH_USER_RATE=2",
+                                      "TANDEM_PUSH_USER_WINDOW_MS=1500", NULL};
+    world w;
+    world_start(&w, env);
+    char *alice = dev_token(&w, "alice", "Alice"), *bob = dev_token(&w, "bob", "Bob");
+    subscribe(&w, "bob", bob, "[\"busy\"]");
+    np_peer a;
+    np_open(&a, w.x, w.s.port, "busy", 451, false, alice);
+    np_peer *ps[] = {&a};
+    wait_synced(&w, ps, 1);
+    const int N = 6;
+    for (int i = 0; i < N; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "message %d", i);
+        say(&w, &a, t);
+        settle(&w, ps, 1, 100);
+    }
+    uint64_t sent = metric(&w, "tandem_push_sent_total");
+    uint64_t merged = metric(&w, "tandem_push_coalesced_total");
+    uint64_t capped = metric(&w, "tandem_push_capped_total");
+    ck_assert_uint_le(sent, 2);
+    ck_assert_uint_eq(sent + merged + capped, (uint64_t)N);
+    ck_assert_uint_ge(capped, 1);
+    json_t *log = wait_pushes(&w.v, "bob", (size_t)sent + 1); /* the flush */
+    json_t *f = push_at(log, "bob", (size_t)sent);
+    json_t *pl = json_object_get(f, "payload");
+    ck_assert_int_eq(json_integer_value(json_object_get(f, "status")), 201);
+    ck_assert_int_eq(json_integer_value(json_object_get(pl, "more")), (json_int_t)capped);
+    char title[64];
+    snprintf(title, sizeof title, "%u more messages in busy", (unsigned)capped);
+    ck_assert_str_eq(json_string_value(json_object_get(pl, "title")), title);
+    ck_assert_str_eq(json_string_value(json_object_get(pl, "room")), "busy");
+    ck_assert_str_eq(json_string_value(json_object_get(pl, "url")), "/?room=busy");
+    ck_assert(json_is_false(json_object_get(pl, "mention")));
+    /* the held messages were told once: the first push after the window
+     * is at least a window after the first one */
+    ck_assert_int_ge(json_integer_value(json_object_get(f, "at_ms")) -
+                         json_integer_value(json_object_get(push_at(log, "bob", 0), "at_ms")),
+                     1400);
+    json_decref(log);
+    settle(&w, ps, 1, 2000); /* another window: nothing more to tell */
+    log = svc_log(&w.v);
+    ck_assert_uint_eq(count_for(log, "bob"), (size_t)sent + 1);
+    check_all_valid(log);
+    json_decref(log);
+    ck_assert_uint_eq(metric(&w, "tandem_push_sent_total"), sent + 1);
+    ck_assert_uint_eq(metric(&w, "tandem_push_failed_total"), 0);
+    np_free(&a);
+    free(alice), free(bob);
+    world_stop(&w);
+}
+END_TEST
+
 /* POST body and the error message it must get. */
 static void refused(world *w, const char *token, const char *body, int status, const char *msg)
 {
@@ -703,6 +808,8 @@ int main(void)
     tcase_add_test(tc, test_gone_subscription_removed);
     tcase_add_test(tc, test_retries);
     tcase_add_test(tc, test_per_user_cap);
+    tcase_add_test(tc, test_retry_after_date);
+    tcase_add_test(tc, test_cap_flush);
     tcase_add_test(tc, test_bad_subscriptions);
     tcase_add_test(tc, test_production_mode);
     suite_add_tcase(s, tc);

@@ -15,6 +15,9 @@
 //   POST /control/sub       {"id": "a"} -> a PushSubscription JSON for
 //                           endpoint http://127.0.0.1:PORT/push/a
 //   POST /control/script    {"id": "a", "statuses": [429, 500], "retry_after": 1}
+//                           ("retry_after_date": S instead: Retry-After as an
+//                           HTTP-date S seconds from now, e.g.
+//                           "Sat, 28 Nov 2026 03:00:02 GMT")
 //   GET  /control/log       every push received, in order
 // Push endpoint:
 //   POST /push/ID           checked, decrypted, logged, answered
@@ -26,7 +29,7 @@ const http = require('node:http');
 const crypto = require('node:crypto');
 const ece = require('http_ece');
 
-const subs = new Map(); // id -> {ecdh, auth, script: [], retryAfter}
+const subs = new Map(); // id -> {ecdh, auth, script: [], retryAfter, retryAfterDate}
 const log = [];
 let vapidKey = null;
 let port = 0;
@@ -110,6 +113,9 @@ async function onPush(req, res, id) {
   else if (!v.ok || entry.decrypt_error || entry.encoding !== 'aes128gcm') status = 400;
   else if (sub.script.length) status = sub.script.shift();
   if (status === 429 && sub && sub.retryAfter !== undefined) extra['Retry-After'] = String(sub.retryAfter);
+  if (status === 429 && sub && sub.retryAfterDate !== undefined)
+    extra['Retry-After'] = new Date(Date.now() + sub.retryAfterDate * 1000).toUTCString();
+  if (extra['Retry-After']) entry.retry_after = extra['Retry-After'];
   entry.status = status;
   log.push(entry);
   res.writeHead(status, extra);
@@ -144,6 +150,7 @@ async function onControl(req, res, path) {
     if (!sub) return send(404, { error: 'no such subscription' });
     sub.script = body.statuses || [];
     sub.retryAfter = body.retry_after;
+    sub.retryAfterDate = body.retry_after_date;
     return send(200, { ok: true });
   }
   return send(404, { error: 'unknown control path' });
