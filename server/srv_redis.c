@@ -974,6 +974,13 @@ static void w_relay(void *ctx, const char *name, sync_relay_kind kind, const uin
 
 /* ------------------------------------------------------------ public */
 
+/* zero a secret in a way the compiler does not drop before free */
+static void wipe(char *p, size_t n)
+{
+    volatile char *v = p;
+    while (n--) *v++ = 0;
+}
+
 /* percent-decode [p, p + n) into out (cap bytes with the NUL); false for a
  * bad escape, a NUL or control byte, a raw '@' or ':' (`colon_ok` false),
  * or too long */
@@ -1110,7 +1117,7 @@ tdm_err srv_redis_open(srv *s)
         char shown[512];
         redact_url(url, shown, sizeof shown);
         fprintf(stderr, "tandem serve: bad Redis URL '%s': %s\n", shown, why);
-        memset(r->pass, 0, sizeof r->pass);
+        wipe(r->pass, sizeof r->pass);
         free(r);
         return TDM_EINVAL;
     }
@@ -1124,7 +1131,7 @@ tdm_err srv_redis_open(srv *s)
     if (lr == LOGIN_REFUSED) {
         fprintf(stderr, "tandem serve: Redis at %s:%d refused the login: %s\n", r->host, r->port,
                 lwhy);
-        memset(r->pass, 0, sizeof r->pass);
+        wipe(r->pass, sizeof r->pass);
         free(r);
         return TDM_EINVAL;
     }
@@ -1282,7 +1289,7 @@ void srv_redis_close(srv *s)
         }
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
-    memset(r->pass, 0, sizeof r->pass);
+    wipe(r->pass, sizeof r->pass);
     free(r);
     s->redis = NULL;
 }
