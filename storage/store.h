@@ -18,10 +18,11 @@
  * queued while it was busy (up to STORE_BATCH_MAX jobs / STORE_BATCH_BYTES),
  * writes them in ONE transaction, commits, and only then calls the callbacks,
  * in the order the jobs were queued. Jobs commit in queue order: when a job's
- * callback runs, every job queued before it has been decided. Under load the
- * writer starts a transaction at most every opts.gather_us (default 10 ms):
- * fewer, larger commits (fewer fsyncs and page writes per job) for up to
- * that much later callbacks; a job arriving at an idle store commits at once.
+ * callback runs, every job queued before it has been decided. With
+ * opts.gather_us (off by default; the server sets 10 ms) the writer starts a
+ * transaction at most that often under load: fewer, larger commits (fewer
+ * fsyncs and page writes per job) for up to that much later callbacks; a job
+ * arriving at an idle store commits at once.
  *
  * Map size. The map starts large (opts.map_size, default 1 GiB; the file is
  * sparse). When a write transaction hits MDB_MAP_FULL the writer aborts it,
@@ -116,18 +117,20 @@ typedef struct store_opts {
     uint64_t ot_retention;    /* OT versions kept per document; 0 = 10000 */
     uint64_t chat_retention;  /* chat messages kept per room; 0 = 100000 */
     unsigned max_readers;     /* concurrent read transactions; 0 = 126 */
-    uint32_t gather_us;       /* under load (the last batch or the queue held more than one
-                                 job), start a write transaction at most this often: jobs
-                                 queued less than gather_us after the previous commit
-                                 started wait for the rest of that interval, so one fsync
-                                 covers more jobs (an idle store, or one caller writing
-                                 synchronously one job at a time, commits at once);
-                                 0 = STORE_GATHER_US, or TANDEM_STORE_GATHER_US from the
-                                 environment when set; STORE_GATHER_OFF = never wait */
+    uint32_t gather_us;       /* 0 = off. Under load (the last batch or the queue held more
+                                 than one job), start a write transaction at most this often
+                                 (capped at STORE_GATHER_MAX_US): jobs queued less than gather_us
+                                 after the previous commit started wait for the rest of that
+                                 interval, so one fsync covers more jobs (an idle store, or
+                                 one caller writing synchronously one job at a time, commits
+                                 at once). For many independent writers (the server); it
+                                 slows a caller that waits for its callbacks before queueing
+                                 more (a window of W jobs: at most W per gather_us).
+                                 TANDEM_STORE_GATHER_US in the environment (decimal
+                                 microseconds, 0 = off) overrides it, for measurements. */
 } store_opts;
 
-#define STORE_GATHER_US  10000u     /* default opts.gather_us */
-#define STORE_GATHER_OFF UINT32_MAX /* opts.gather_us: commit as soon as the writer is free */
+#define STORE_GATHER_MAX_US 1000000u /* opts.gather_us at most (1 s) */
 
 /* store_open - open (and unless opts->no_create or read_only, create) the
  * database in directory `dir`, creating the directory (mode 0700) when needed.

@@ -303,21 +303,19 @@ static void auto_compact(store *st)
 }
 
 /* The minimum time between the starts of two write transactions, in
- * nanoseconds (0: none): opts.gather_us, else TANDEM_STORE_GATHER_US (decimal
- * microseconds, 0 = off, at most 1 s), else STORE_GATHER_US. */
+ * nanoseconds (0: none): TANDEM_STORE_GATHER_US when set (decimal
+ * microseconds, 0 = off, at most STORE_GATHER_MAX_US), else opts.gather_us. */
 static uint64_t gather_ns(const store *st)
 {
-    uint32_t us = st->opts.gather_us;
-    if (!us) {
-        us = STORE_GATHER_US;
-        const char *v = getenv("TANDEM_STORE_GATHER_US");
-        if (v && *v >= '0' && *v <= '9') {
-            char *end = NULL;
-            unsigned long x = strtoul(v, &end, 10);
-            if (*end == '\0' && x <= 1000000ul) us = x ? (uint32_t)x : STORE_GATHER_OFF;
-        }
+    uint64_t us = st->opts.gather_us;
+    const char *v = getenv("TANDEM_STORE_GATHER_US");
+    if (v && *v >= '0' && *v <= '9') {
+        char *end = NULL;
+        unsigned long x = strtoul(v, &end, 10);
+        if (*end == '\0' && x <= STORE_GATHER_MAX_US) us = x;
     }
-    return us == STORE_GATHER_OFF ? 0 : (uint64_t)us * 1000u;
+    if (us > STORE_GATHER_MAX_US) us = STORE_GATHER_MAX_US;
+    return us * 1000u;
 }
 
 static uint64_t mono_ns(void)
