@@ -672,6 +672,8 @@ export class TandemDocument extends Emitter {
     this._chatPending.delete(m.msgId);
     this._saveChat();
     const msg = { id: m.chatId, timeMs: m.timeMs, user: null, display: null, text: p.text, own: true, msgId: m.msgId };
+    // always, even when the record was already reported (a replay carried it before this ack)
+    this.emit('chat-acked', { msgId: m.msgId, id: m.chatId, timeMs: m.timeMs });
     this._report(msg, false);
     p.resolve(msg);
   }

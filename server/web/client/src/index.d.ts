@@ -191,6 +191,8 @@ export class TandemDocument extends Emitter {
   on(name: 'ack', fn: (e: { version: number; state: string }) => void): () => void;
   on(name: 'chat', fn: (m: ChatMessage) => void): () => void;
   on(name: 'chat-pending', fn: (e: { msgId: number; text: string }) => void): () => void;
+  /** a message of ours was stored (every ack, also of a restored message the replay already reported) */
+  on(name: 'chat-acked', fn: (e: { msgId: number; id: number; timeMs: number }) => void): () => void;
   on(name: 'chat-replayed', fn: (e: { lastId: number }) => void): () => void;
   on(name: 'typing', fn: (users: Array<{ user: string; display: string }>) => void): () => void;
   on(name: 'error', fn: (e: TandemError) => void): () => void;

@@ -94,16 +94,25 @@ async function storedButNotAcked(room, opts) {
   const b = await srv.client('ob-bob', { storage, ...opts });
   const db = b.openDocument(room);
   assert.equal(db.pendingChat.length, 1);
+  const seen = [];
+  const acked = [];
+  db.on('chat', (m) => seen.push(m));
+  db.on('chat-acked', (e) => acked.push(e));
   await waitFor(() => db.pendingChat.length === 0, 'acked after the reload');
   const stored = await messages(room);
+  await waitFor(() => seen.length === stored.length, 'every stored record reported');
   b.destroy();
-  return { a, b, stored };
+  assert.equal(acked.length, 1, 'chat-acked once, for the restored message');
+  assert.equal(acked[0].id, stored[stored.length - 1].id);
+  return { a, b, stored, seen };
 }
 
 test('chat stored but not acked before a reload: resent with the same ids, stored once', async () => {
-  const { a, b, stored } = await storedButNotAcked('outbox/acklost', { instanceKey: 'tab-2' });
+  const { a, b, stored, seen } = await storedButNotAcked('outbox/acklost', { instanceKey: 'tab-2' });
   assert.equal(b.clientId, a.clientId);
   assert.deepEqual(stored.map((m) => m.text), ['exactly once?']);
+  // the replay after the reload carried it before the ack of the resend: reported once, by the replay
+  assert.deepEqual(seen.map((m) => [m.text, m.replay]), [['exactly once?', true]]);
 });
 
 test('control: the same without a remembered client id stores the message twice', async () => {

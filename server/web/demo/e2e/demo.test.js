@@ -260,15 +260,27 @@ test('server stopped: both keep typing, one reloads, everything is merged after 
   await caretAt(b, 0);
   await b.keyboard.type('B during the outage\n');
   await shot(b, 'outage');
+  // a chat message sent during the outage waits in the library's outbox
+  await a.fill('#chat-input', 'chat during the outage');
+  await a.press('#chat-input', 'Enter');
+  const chatRows = (p) => p.evaluate(() => [...document.querySelectorAll('.chat-msg')]
+    .map((li) => ({ text: li.querySelector('.text').textContent, pending: li.classList.contains('pending') })));
+  await until(() => chatRows(a).then((r) => r.some((m) => m.text === 'chat during the outage' && m.pending)), 'the pending message in A');
   await a.reload(); // the server is down: the page comes from the service worker's cache
   await a.waitForFunction(() => window.tandemDemo?.ready === true);
   assert.equal(await editorText(a), 'line one\nA during the outage\n');
+  assert.deepEqual(await chatRows(a), [{ text: 'chat during the outage', pending: true }], 'still pending after the reload');
   await caretAt(a, -1);
   await a.keyboard.type('A after reload');
 
   await server.start(); // same port, same data
   const text = await converged([a, b], room, 40000);
   assert.equal(text, 'B during the outage\nline one\nA during the outage\nA after reload');
+  // the message restored from the outbox is stored once, shown once and no longer pending
+  await until(() => chatRows(a).then((r) => r.length === 1 && !r[0].pending), 'the message acked in A', 20000);
+  await until(() => chatRows(b).then((r) => r.length === 1), 'the message in B', 20000);
+  const api = await server.json(`/api/rooms/${encodeURIComponent(room)}/messages`);
+  assert.deepEqual(api.messages.map((m) => m.text), ['chat during the outage']);
   await shot(a, 'outage-merged');
   await closeAll([a, b]);
 });

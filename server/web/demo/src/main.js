@@ -50,7 +50,9 @@ renderMe();
 /* ------------------------------------------------------------ connection */
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const client = new TandemClient({ url: wsUrl, getToken, storage: await tabStorage(tab) });
+// the tab's storage namespace is its instance: its client id is remembered there, so
+// chat restored from the outbox after a reload is resent under the same id (exactly once)
+const client = new TandemClient({ url: wsUrl, getToken, storage: await tabStorage(tab), rememberClientId: true });
 const doc = client.openDocument(room);
 
 const conn = $('conn');
@@ -230,7 +232,10 @@ function showMessage(m) {
 }
 for (const m of doc.messages) showMessage(m);
 doc.on('chat', showMessage);
-doc.on('chat-pending', ({ msgId, text }) => chat.upsert({ key: `p${msgId}`, pending: true, mine: true, time: Date.now(), user: identity.user, name: identity.name, text }));
+const showPending = ({ msgId, text }) => chat.upsert({ key: `p${msgId}`, pending: true, mine: true, time: Date.now(), user: identity.user, name: identity.name, text });
+doc.pendingChat.forEach(showPending); // kept from before a reload, resent once synced
+doc.on('chat-pending', showPending);
+doc.on('chat-acked', ({ msgId }) => chat.remove(`p${msgId}`));
 doc.on('typing', (list) => {
   chat.setTyping(list.filter((t) => t.user !== identity.user).map((t) => t.display || t.user));
   renderPeopleNow();
