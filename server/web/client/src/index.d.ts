@@ -46,6 +46,7 @@ export interface TandemClientOptions {
   /**
    * scopes every storage key of this client (pending edits, chat outbox, client id), e.g. one per
    * browser tab; '' (default) = the shared keys "tandem:<url>:<room>". At most 256 characters.
+   * One live client per instance key at a time (a duplicated tab copies sessionStorage).
    */
   instanceKey?: string;
   /**
