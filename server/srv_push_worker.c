@@ -178,6 +178,37 @@ static char *payload_held(const srv_push_held *h, uint32_t n)
     return txt;
 }
 
+/* Queue a delivery of pl (owned; NULL: dropped) to sub for room, after
+ * the others (first come, first sent among equal due times); false when
+ * dropped (queue full, no memory). */
+static bool enqueue(struct srv_push *p, const uint8_t *user, size_t ulen, const store_push_sub *sub,
+                    const char *room, bool mention, char *pl, uint64_t now)
+{
+    if (!pl || p->ndlv >= SRV_PUSH_QUEUE_MAX) {
+        free(pl);
+        return false;
+    }
+    srv_push_dlv *d = calloc(1, sizeof *d);
+    if (!d) {
+        free(pl);
+        return false;
+    }
+    d->payload = pl;
+    d->due_ms = now;
+    memcpy(d->user, user, ulen);
+    d->user_len = ulen;
+    memcpy(d->endpoint, sub->endpoint, sub->endpoint_len);
+    memcpy(d->p256dh, sub->p256dh, PUSH_P256_PUB_LEN);
+    memcpy(d->auth, sub->auth, PUSH_AUTH_LEN);
+    snprintf(d->room, sizeof d->room, "%s", room);
+    d->mention = mention;
+    srv_push_dlv **pp = &p->dlv;
+    while (*pp) pp = &(*pp)->next;
+    *pp = d;
+    p->ndlv++;
+    return true;
+}
+
 static int collect_one(void *ctx, const uint8_t *user, size_t ulen, const store_push_sub *sub)
 {
     collect *c = ctx;
@@ -239,34 +270,9 @@ static int collect_one(void *ctx, const uint8_t *user, size_t ulen, const store_
             return 0;
         }
     }
-    if (p->ndlv >= SRV_PUSH_QUEUE_MAX) {
+    if (!enqueue(p, user, ulen, sub, ev->room, mention, payload(ev, mention, q ? q->more : 0),
+                 c->now))
         c->d->dropped++;
-        return 0;
-    }
-    srv_push_dlv *d = calloc(1, sizeof *d);
-    if (!d) {
-        c->d->dropped++;
-        return 0;
-    }
-    d->payload = payload(ev, mention, q ? q->more : 0);
-    if (!d->payload) {
-        free(d);
-        c->d->dropped++;
-        return 0;
-    }
-    d->due_ms = c->now;
-    memcpy(d->user, user, ulen);
-    d->user_len = ulen;
-    memcpy(d->endpoint, sub->endpoint, sub->endpoint_len);
-    memcpy(d->p256dh, sub->p256dh, PUSH_P256_PUB_LEN);
-    memcpy(d->auth, sub->auth, PUSH_AUTH_LEN);
-    memcpy(d->room, ev->room, rn + 1);
-    d->mention = mention;
-    /* Append (first come, first sent among equal due times). */
-    srv_push_dlv **pp = &p->dlv;
-    while (*pp) pp = &(*pp)->next;
-    *pp = d;
-    p->ndlv++;
     return 0;
 }
 
@@ -288,35 +294,6 @@ typedef struct flush_ctx {
     srv_push_counters *d;
     bool any;
 } flush_ctx;
-
-/* queue a delivery of pl (owned) to sub for room; false when dropped */
-static bool enqueue(struct srv_push *p, const uint8_t *user, size_t ulen, const store_push_sub *sub,
-                    const char *room, bool mention, char *pl, uint64_t now)
-{
-    if (!pl || p->ndlv >= SRV_PUSH_QUEUE_MAX) {
-        free(pl);
-        return false;
-    }
-    srv_push_dlv *d = calloc(1, sizeof *d);
-    if (!d) {
-        free(pl);
-        return false;
-    }
-    d->payload = pl;
-    d->due_ms = now;
-    memcpy(d->user, user, ulen);
-    d->user_len = ulen;
-    memcpy(d->endpoint, sub->endpoint, sub->endpoint_len);
-    memcpy(d->p256dh, sub->p256dh, PUSH_P256_PUB_LEN);
-    memcpy(d->auth, sub->auth, PUSH_AUTH_LEN);
-    snprintf(d->room, sizeof d->room, "%s", room);
-    d->mention = mention;
-    srv_push_dlv **pp = &p->dlv;
-    while (*pp) pp = &(*pp)->next;
-    *pp = d;
-    p->ndlv++;
-    return true;
-}
 
 static int flush_one(void *ctx, const uint8_t *user, size_t ulen, const store_push_sub *sub)
 {
