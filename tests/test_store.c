@@ -5,7 +5,8 @@
  * log: many random edits appended then loaded equal the original (text and
  *   state vector) over several documents; log walks; async group commit with
  *   several producer threads (callback counts, per-document order, batches
- *   larger than one); a full queue; callback rules.
+ *   larger than one); a full queue; callback rules; gather_us (a commit at most
+ *   once per interval under load).
  * compact: text and state vector identical before and after, the log shrinks;
  *   pending updates survive compaction; automatic compaction; compact_all with
  *   progress; a compacted whole-file copy.
@@ -545,6 +546,69 @@ START_TEST(test_queue_block)
 END_TEST
 
 /* ------------------------------------------------------------------ compact */
+
+static int gather_walk(void *ctx, uint64_t seq, const uint8_t *p, size_t n)
+{
+    char *got = ctx;
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_ge(seq, 1);
+    ck_assert_uint_le(seq, 4);
+    got[seq - 1] = (char)p[0];
+    return 0;
+}
+
+/* gather_us: under load the writer starts a transaction at most once per
+ * gather_us. A is committed alone (an idle store commits at once) and holds
+ * the writer in its callback while B1 and B2 are queued; once released, the
+ * writer sees two jobs queued less than gather_us (1 s) after A's commit
+ * started, so it waits, and C, queued 50 ms after the release, shares B1 and
+ * B2's transaction: 2 transactions for 4 jobs (without the wait B1 and B2
+ * commit before C arrives: 3). */
+START_TEST(test_gather_under_load)
+{
+    unsetenv("TANDEM_STORE_GATHER_US"); /* it would override opts.gather_us */
+    store_opts o = {.gather_us = 1000000};
+    store *st = open_store(&o);
+    gate_cb g = {.st = st, .nested_sync = TDM_OK};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    atomic_store(&g_plain_done, 0);
+    ck_assert_int_eq(store_append_async(st, NM("g"), (const uint8_t *)"a", 1, blocking_done, &g),
+                     TDM_OK);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(store_append_async(st, NM("g"), (const uint8_t *)"b", 1, plain_done, NULL),
+                         TDM_OK);
+    pthread_mutex_lock(&g.mu);
+    g.release = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    struct timespec later = {0, 50000000}; /* without the wait B1 and B2 commit meanwhile */
+    nanosleep(&later, NULL);
+    ck_assert_int_eq(store_append_async(st, NM("g"), (const uint8_t *)"c", 1, plain_done, NULL),
+                     TDM_OK);
+    while (atomic_load(&g_plain_done) < 3) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    store_stats ss;
+    ck_assert_int_eq(store_get_stats(st, &ss), TDM_OK);
+    ck_assert_uint_eq(ss.jobs, 4);
+    ck_assert_uint_eq(ss.batches, 2);
+    ck_assert_uint_eq(ss.max_batch, 3);
+    store_close(st);
+    /* everything committed, in queue order */
+    st = open_store(NULL);
+    char got[8] = {0};
+    ck_assert_int_eq(store_log_range(st, NM("g"), 0, gather_walk, got), TDM_OK);
+    ck_assert_str_eq(got, "abbc");
+    store_close(st);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+END_TEST
 
 static int progress_count(void *ctx, size_t done, size_t total, const uint8_t *name, size_t n,
                           tdm_err err)
@@ -1412,6 +1476,7 @@ static Suite *store_suite(void)
     tcase_add_test(tl, test_async_group_commit);
     tcase_add_test(tl, test_queue_full_and_rules);
     tcase_add_test(tl, test_queue_block);
+    tcase_add_test(tl, test_gather_under_load);
     suite_add_tcase(s, tl);
     TCase *tc = tcase_create("compact");
     tcase_add_checked_fixture(tc, setup, teardown);
