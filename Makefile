@@ -4,6 +4,8 @@
 #                  and the JavaScript client's tests in Node (test-web)
 #   make build  -- normal release build in build/
 #   make bench  -- build and run the trace benchmark on automerge-paper
+#   make bench-load -- build and run the server load benchmark (bench/load.sh: 2,000 connections
+#                  in 200 rooms at 20 edits/s per room, 10,000 idle; RUNS (3) runs each, medians)
 #   make run    -- set up, build (Release) and the demo page, start the server in development mode on
 #                  http://127.0.0.1:8080 with data in ./data (Ctrl-C stops it cleanly)
 #   make fuzz   -- build the libFuzzer harnesses (clang) and run each FUZZ_SECONDS (30) s
@@ -37,6 +39,11 @@ test: test-normal test-asan test-fuzz test-web test-e2e
 
 bench: build
 	./build/bench/tandem-bench-trace $(TRACES)/sequential_traces/automerge-paper.json.gz
+
+# Not part of make test: it takes minutes and measures (docs/PERFORMANCE.md, "Server load").
+.PHONY: bench-load
+bench-load: build
+	BUILD=build ./bench/load.sh
 
 # The demo page (server/web/demo): npm ci + vite build into server/web/demo/dist,
 # which tandem serve uses as its web root when it exists (docs/CLIENT.md, "Demo page").
