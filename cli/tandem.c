@@ -13,9 +13,9 @@ extern const cli_cmd cli_cmd_vapid_keys; /* cmd_vapid.c */
 #endif
 
 static const cli_cmd *const cmds[] = {
-    &cli_cmd_ls,      &cli_cmd_inspect, &cli_cmd_cat,     &cli_cmd_export, &cli_cmd_import,
-    &cli_cmd_compact, &cli_cmd_verify,  &cli_cmd_history, &cli_cmd_token,  &cli_cmd_serve,
-    &cli_cmd_vapid_keys,
+    &cli_cmd_ls,     &cli_cmd_inspect, &cli_cmd_cat,        &cli_cmd_export,
+    &cli_cmd_import, &cli_cmd_compact, &cli_cmd_verify,     &cli_cmd_history,
+    &cli_cmd_token,  &cli_cmd_serve,   &cli_cmd_vapid_keys,
 };
 
 /* Commands that later issues add: listed, and refused with exit 1. The list

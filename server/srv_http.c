@@ -200,8 +200,8 @@ static int on_body_done(srv *s, struct lws *wsi, srv_http_req *q)
         return respond_error(wsi, q, 413, "too_large", "the request body is over 16 KiB");
     }
     srv_resp r = {0};
-    tdm_err e = srv_push_post(s, wsi, q->in_path, q->in ? q->in : (const uint8_t *)"", q->in_len,
-                              &r);
+    tdm_err e =
+        srv_push_post(s, wsi, q->in_path, q->in ? q->in : (const uint8_t *)"", q->in_len, &r);
     post_reset(q);
     if (e) {
         free(r.body);

@@ -120,9 +120,9 @@ struct srv {
     bool stopping;       /* shutdown begun: no new connections */
     char web_real[4096]; /* realpath of cfg.web_root ("" when missing) */
     srv_counters n;
-    struct srv_push *push; /* Web Push (srv_push.h) */
+    struct srv_push *push;   /* Web Push (srv_push.h) */
     struct srv_redis *redis; /* several nodes through Redis (srv_redis.h); NULL: one node */
-    struct srv_sse *sse; /* every open SSE stream (srv_sse.c) */
+    struct srv_sse *sse;     /* every open SSE stream (srv_sse.c) */
     size_t nsse;
     size_t nroom_sse; /* of which per-room event streams */
     srv_rates rates;
@@ -159,11 +159,11 @@ typedef struct srv_http_req {
     uint8_t *body; /* LWS_PRE + response body, or NULL */
     size_t len, off;
     bool sending;
-    uint64_t retry_s;    /* the next response carries Retry-After (429) */
-    uint8_t *in;         /* POST body being received (capped at SRV_PUSH_BODY_MAX), or NULL */
+    uint64_t retry_s; /* the next response carries Retry-After (429) */
+    uint8_t *in;      /* POST body being received (capped at SRV_PUSH_BODY_MAX), or NULL */
     size_t in_len;
-    bool in_over;             /* the body passed the cap: answered 413 when complete */
-    char in_path[64];         /* the POST path waiting for its body */
+    bool in_over;        /* the body passed the cap: answered 413 when complete */
+    char in_path[64];    /* the POST path waiting for its body */
     struct srv_sse *sse; /* set while the request is an SSE stream */
 } srv_http_req;
 
@@ -292,4 +292,3 @@ unsigned srv_static_resolve(const srv *s, const char *path, char *real, size_t r
  * UTF-8 become U+FFFD. */
 struct json_t;
 struct json_t *srv_json_str(const void *p, size_t n);
-

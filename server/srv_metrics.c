@@ -88,10 +88,8 @@ tdm_err srv_metrics(srv *s, srv_resp *r)
     srv_push_counters pc; /* Web Push (srv_push.h, docs/PUSH.md) */
     srv_push_counters_get(s, &pc);
     COUNTER(&b, "push_subscribed_total", "Push subscriptions stored.", pc.subscribed);
-    COUNTER(&b, "push_unsubscribed_total", "Push subscriptions removed by users.",
-            pc.unsubscribed);
-    COUNTER(&b, "push_events_total", "Durable chat messages handed to the push worker.",
-            pc.events);
+    COUNTER(&b, "push_unsubscribed_total", "Push subscriptions removed by users.", pc.unsubscribed);
+    COUNTER(&b, "push_events_total", "Durable chat messages handed to the push worker.", pc.events);
     COUNTER(&b, "push_events_lost_total", "Chat messages not notified (push queue full).",
             pc.events_lost);
     COUNTER(&b, "push_skipped_total", "Followers skipped (connected to the room, or the sender).",
@@ -110,8 +108,7 @@ tdm_err srv_metrics(srv *s, srv_resp *r)
         srv_redis_counters_get(s, &rc);
         GAUGE(&b, "redis_connected", "1 while the Redis subscriber connection is up.",
               rc.connected ? 1 : 0);
-        COUNTER(&b, "redis_relayed_in_total", "Messages from other nodes handled.",
-                rc.relayed_in);
+        COUNTER(&b, "redis_relayed_in_total", "Messages from other nodes handled.", rc.relayed_in);
         COUNTER(&b, "redis_relayed_out_total", "Messages queued for the other nodes.",
                 rc.relayed_out);
         COUNTER(&b, "redis_dropped_total", "Relay messages dropped (queue cap, Redis away).",

@@ -168,7 +168,8 @@ static tdm_err open_parts(srv *s)
     tdm_err e = srv_access_open(s);
     if (e) return e;
     store_opts so = {0};
-    so.gather_us = 10000; /* under load one commit per 10 ms at most: fewer fsyncs (PERFORMANCE.md) */
+    so.gather_us =
+        10000; /* under load one commit per 10 ms at most: fewer fsyncs (PERFORMANCE.md) */
     e = store_open(c->data_dir, &so, &s->st);
     if (e) {
         fprintf(stderr, "tandem serve: cannot open the database in %s: %s\n", c->data_dir,
@@ -189,7 +190,7 @@ static tdm_err open_parts(srv *s)
     if ((e = srv_redis_open(s))) return e;
     sync_host h;
     srv_host_make(s, &h);
-    srv_redis_host(s, &h); /* several nodes: relay what sessions change */
+    srv_redis_host(s, &h);            /* several nodes: relay what sessions change */
     h.authorize = srv_push_authorize; /* srv_access_ws + who is connected where */
     h.session_output = srv_ws_output; /* fan-out asks for WRITEABLE per session */
     return sync_server_new(&h, &o, &s->sync);
@@ -293,7 +294,7 @@ static void shut_down(srv *s)
 
 static void free_parts(srv *s)
 {
-    srv_push_close(s); /* joins the push worker before the context goes */
+    srv_push_close(s);                       /* joins the push worker before the context goes */
     if (s->ctx) lws_context_destroy(s->ctx); /* CLOSED for what is left */
     s->ctx = NULL;
     if (s->evloop[0]) ev_loop_destroy(s->evloop[0]);

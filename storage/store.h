@@ -369,9 +369,9 @@ tdm_err store_ot_range(store *st, const void *name, size_t name_len, uint64_t fr
  * client id and op id, then the operation: docs/STORAGE.md). Records of the
  * first format read back with src = op_id = 0. */
 typedef struct store_ot_rec {
-    uint64_t version; /* the operation turns version into version + 1 */
-    uint64_t src;     /* the submitter's client id (OT_REMOTE src); 0 = none */
-    uint64_t op_id;   /* the submitter's operation id; 0 = none */
+    uint64_t version;  /* the operation turns version into version + 1 */
+    uint64_t src;      /* the submitter's client id (OT_REMOTE src); 0 = none */
+    uint64_t op_id;    /* the submitter's operation id; 0 = none */
     const uint8_t *op; /* ot_op wire form (validated by the caller); in */
     size_t op_len;     /* records passed to callbacks it points into the
                         * database and is valid only during the call */

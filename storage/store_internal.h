@@ -81,8 +81,8 @@ typedef struct store__job {
     size_t n;
     const uint8_t *data2; /* APPEND_OT: the OT record payload (after data) */
     size_t n2;
-    uint8_t tag2;        /* OT jobs: STORE_TAG_OT or STORE_TAG_OT2 */
-    size_t cost; /* bytes counted against the queue */
+    uint8_t tag2; /* OT jobs: STORE_TAG_OT or STORE_TAG_OT2 */
+    size_t cost;  /* bytes counted against the queue */
     /* results, reset before each attempt */
     tdm_err err;
     uint64_t id;

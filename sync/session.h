@@ -214,9 +214,9 @@ typedef struct sync_host {
     tdm_err (*chat_history)(void *ctx, const char *name, uint64_t after, size_t limit,
                             sync_chat_emit emit, void *arg);
     /* ot_history - emit the stored operations of room `name` with version >=
-     * from, in order, with the src / op_id persist_ot got (synchronous read). TDM_ERANGE (or fewer operations than
-     * asked) when `from` is older than what is kept: the client is too far
-     * behind. */
+     * from, in order, with the src / op_id persist_ot got (synchronous read). TDM_ERANGE (or fewer
+     * operations than asked) when `from` is older than what is kept: the client is too far behind.
+     */
     tdm_err (*ot_history)(void *ctx, const char *name, uint64_t from, sync_ot_emit emit, void *arg);
     /* rate_limit - 0 to allow one action of `kind` by `user` now, else the
      * number of milliseconds after which to retry (sent as ERROR
