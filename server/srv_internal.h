@@ -286,9 +286,10 @@ bool srv_api_route(srv *s, struct lws *wsi, const char *path, srv_resp *r);
 unsigned srv_static_resolve(const srv *s, const char *path, char *real, size_t real_len,
                             const char **type);
 
-#endif
 /* srv_json_str - a jansson string (json_t *, new reference; NULL when out of
  * memory) of bytes p[0..n) that may not be UTF-8: non-ASCII bytes of invalid
  * UTF-8 become U+FFFD. */
 struct json_t;
 struct json_t *srv_json_str(const void *p, size_t n);
+
+#endif
