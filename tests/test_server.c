@@ -1,7 +1,7 @@
 /* test_server.c - the real `tandem serve` binary (TANDEM_BIN) on 127.0.0.1
- * with a random high port (retried when taken) and a mkdtemp data
- * directory, driven by real clients: sync_client over the lws client API
- * (support/ws_client.h) and raw HTTP/1.1 over a socket. Everything waits by
+ * (support/server_proc.h: a random high port retried when taken, a mkdtemp
+ * data directory), driven by real clients: sync_client over the lws client
+ * API (support/ws_client.h) and raw HTTP/1.1 over a socket. Everything waits by
  * polling with deadlines; nothing sleeps a fixed time. */
 #define _XOPEN_SOURCE 700 /* mkdtemp, symlink */
 
@@ -11,23 +11,15 @@
 #include "msg.h"
 #include "ws_client.h"
 #include "auth.h"
+#include "server_proc.h"
 
-#include <arpa/inet.h>
 #include <check.h>
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,16 +27,7 @@
 #error "TANDEM_BIN must name the built tandem binary"
 #endif
 
-extern char **environ;
-
 #define TEST_SECRET "0123456789abcdef0123456789abcdef-test-secret"
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static uint64_t now_ms(void)
 {
@@ -53,225 +36,47 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Case-insensitive strstr (header names). */
-static const char *ci_strstr(const char *hay, const char *needle)
+/* ---- raw HTTP (support/server_proc) --------------------------------------------- */
+
+static bool has_header(const srvp_http *r, const char *line)
 {
-    size_t n = strlen(needle);
-    for (; *hay; hay++) {
-        size_t i = 0;
-        while (i < n && hay[i] &&
-               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
-            i++;
-        if (i == n) return hay;
-    }
-    return NULL;
-}
-
-/* ---- raw HTTP ------------------------------------------------------------------ */
-
-typedef struct http_res {
-    int status; /* 0: no answer */
-    char headers[4096];
-    char *body;
-    size_t len;
-} http_res;
-
-static void http_free(http_res *r)
-{
-    free(r->body);
-    r->body = NULL;
-}
-
-/* Send `req` verbatim and read the answer until the body (Content-Length)
- * is complete or the server closes. */
-static http_res http_raw(int port, const char *req)
-{
-    http_res r = {0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return r;
-    }
-    size_t rl = strlen(req);
-    ck_assert_int_eq(write(fd, req, rl), (ssize_t)rl);
-    char *buf = NULL;
-    size_t len = 0;
-    uint64_t end = mono_ms() + 5000;
-    long want = -1;
-    char *hdr_end = NULL;
-    while (mono_ms() < end) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        if (poll(&pf, 1, 100) <= 0) continue;
-        char tmp[8192];
-        ssize_t n = read(fd, tmp, sizeof tmp);
-        if (n <= 0) break;
-        buf = realloc(buf, len + (size_t)n + 1);
-        memcpy(buf + len, tmp, (size_t)n);
-        len += (size_t)n;
-        buf[len] = '\0';
-        if (!hdr_end && (hdr_end = strstr(buf, "\r\n\r\n"))) {
-            const char *cl = ci_strstr(buf, "content-length:");
-            if (cl && cl < hdr_end) want = strtol(cl + 15, NULL, 10);
-        }
-        if (hdr_end && want >= 0) {
-            hdr_end = strstr(buf, "\r\n\r\n");
-            if ((long)(len - (size_t)(hdr_end + 4 - buf)) >= want) break;
-        }
-    }
-    close(fd);
-    if (!buf) return r;
-    hdr_end = strstr(buf, "\r\n\r\n");
-    if (sscanf(buf, "HTTP/1.%*d %d", &r.status) != 1) r.status = 0;
-    if (hdr_end) {
-        size_t hl = (size_t)(hdr_end - buf);
-        if (hl >= sizeof r.headers) hl = sizeof r.headers - 1;
-        memcpy(r.headers, buf, hl);
-        r.headers[hl] = '\0';
-        r.len = len - (size_t)(hdr_end + 4 - buf);
-        r.body = malloc(r.len + 1);
-        memcpy(r.body, hdr_end + 4, r.len);
-        r.body[r.len] = '\0';
-    }
-    free(buf);
-    return r;
-}
-
-static http_res http_get(int port, const char *path)
-{
-    char req[2048];
-    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-             path);
-    return http_raw(port, req);
-}
-
-static bool has_header(const http_res *r, const char *line)
-{
-    return ci_strstr(r->headers, line) != NULL;
+    return srvp_ci_strstr(r->headers, line) != NULL;
 }
 
 static json_t *http_json(int port, const char *path, int want_status)
 {
-    http_res r = http_get(port, path);
+    srvp_http r = srvp_get(port, path);
     ck_assert_msg(r.status == want_status, "GET %s: status %d, want %d: %s", path, r.status,
                   want_status, r.body ? r.body : "");
     ck_assert_msg(has_header(&r, "content-type: application/json"), "GET %s: %s", path, r.headers);
     json_error_t je;
     json_t *v = json_loadb(r.body, r.len, 0, &je);
     ck_assert_msg(v != NULL, "GET %s: not JSON: %s", path, r.body);
-    http_free(&r);
+    srvp_http_free(&r);
     return v;
 }
 
-/* ---- the server process -------------------------------------------------------- */
+/* ---- the server process (support/server_proc) ---------------------------------- */
 
+/* The server with a static web root (its own temporary directory, filled
+ * before the start) in dev mode or, prod, with TEST_SECRET. */
 typedef struct server {
-    bool prod; /* no --dev: tokens signed with TEST_SECRET */
-    pid_t pid;
-    int port;
-    char dir[128], data[192], web[192], log[192];
+    srvp p;
+    char web[128];
+    const char *args[3]; /* --web DIR */
+    srvp_opts o;
 } server;
 
-static void spawn_server(server *s)
-{
-    char port[16];
-    snprintf(port, sizeof port, "%d", s->port);
-    const char *argv[] = {TANDEM_BIN,
-                          "serve",
-                          "--host",
-                          "127.0.0.1",
-                          "--port",
-                          port,
-                          "--data",
-                          s->data,
-                          "--web",
-                          s->web,
-                          s->prod ? NULL : "--dev",
-                          NULL};
-    if (s->prod)
-        setenv("TANDEM_JWT_SECRET", TEST_SECRET, 1);
-    else
-        unsetenv("TANDEM_JWT_SECRET");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&s->pid, TANDEM_BIN, &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ck_assert_int_eq(rc, 0);
-}
-
-/* Wait for /healthz; false when the process exited (port taken?). */
-static bool wait_ready(server *s)
-{
-    uint64_t end = mono_ms() + 15000;
-    while (mono_ms() < end) {
-        int st;
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return false;
-        }
-        /* the answer must come from our process (another may hold the port) */
-        http_res r = http_get(s->port, "/healthz");
-        json_t *v = r.status == 200 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
-        json_int_t pid = json_integer_value(json_object_get(v, "pid"));
-        json_decref(v);
-        http_free(&r);
-        if (pid == (json_int_t)s->pid) return true;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL); /* poll interval */
-    }
-    return false; /* not ready in time: the caller kills it and retries */
-}
-
-/* Start on s->port (0: pick random high ports until one binds). */
+/* Start again on the same data directory (and port when free) after server_stop. */
 static void server_start(server *s)
 {
-    bool pick = s->port == 0;
-    for (int attempt = 0; attempt < 20; attempt++) {
-        if (pick)
-            s->port =
-                20000 +
-                (int)((now_ms() * 7919u + (uint64_t)getpid() * 31u + (uint64_t)attempt * 104729u) %
-                      40000u);
-        spawn_server(s);
-        if (wait_ready(s)) return;
-        if (s->pid) { /* someone else answers on this port: ours cannot bind */
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, NULL, 0);
-            s->pid = 0;
-        }
-        if (!pick) { /* the same port is briefly busy after a restart: retry */
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    ck_abort_msg("could not start the server");
+    ck_assert_msg(srvp_restart_opts(&s->p, TANDEM_BIN, &s->o), "could not start the server");
 }
 
-/* SIGTERM and wait; returns the exit status (128 + signal when killed). */
+/* SIGTERM and wait, keeping the data; returns the exit status (128 + signal when killed). */
 static int server_stop(server *s)
 {
-    if (!s->pid) return -1;
-    kill(s->pid, SIGTERM);
-    uint64_t end = mono_ms() + 15000;
-    int st = 0;
-    while (waitpid(s->pid, &st, WNOHANG) == 0) {
-        if (mono_ms() > end) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, &st, 0);
-            break;
-        }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    s->pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return srvp_term(&s->p);
 }
 
 static void write_file(const char *path, const char *text)
@@ -285,13 +90,8 @@ static void write_file(const char *path, const char *text)
 static void server_setup_mode(server *s, bool prod)
 {
     memset(s, 0, sizeof *s);
-    s->prod = prod;
-    snprintf(s->dir, sizeof s->dir, "/tmp/tandem-srv-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(s->dir));
-    snprintf(s->data, sizeof s->data, "%s/data", s->dir);
-    snprintf(s->web, sizeof s->web, "%s/web", s->dir);
-    snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
-    ck_assert_int_eq(mkdir(s->web, 0700), 0);
+    snprintf(s->web, sizeof s->web, "/tmp/tandem-web-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s->web));
     char p[256];
     snprintf(p, sizeof p, "%s/index.html", s->web);
     write_file(p, "<!doctype html><title>tandem</title>\n");
@@ -307,7 +107,12 @@ static void server_setup_mode(server *s, bool prod)
     write_file(p, "<p>sub</p>\n");
     snprintf(p, sizeof p, "%s/outside", s->web);
     ck_assert_int_eq(symlink("/etc/passwd", p), 0);
-    server_start(s);
+    s->args[0] = "--web";
+    s->args[1] = s->web;
+    s->args[2] = NULL;
+    s->o.args = s->args;
+    s->o.secret = prod ? TEST_SECRET : NULL;
+    ck_assert_msg(srvp_start_opts(&s->p, TANDEM_BIN, &s->o), "could not start the server");
 }
 
 static void server_setup(server *s)
@@ -317,9 +122,11 @@ static void server_setup(server *s)
 
 static void server_teardown(server *s)
 {
-    if (s->pid) ck_assert_int_eq(server_stop(s), 0);
+    bool running = s->p.pid != 0;
+    int rc = srvp_stop(&s->p); /* also removes the data directory */
+    if (running) ck_assert_int_eq(rc, 0);
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->web);
     ck_assert_int_eq(system(cmd), 0);
 }
 
@@ -511,47 +318,48 @@ START_TEST(test_http_endpoints)
 {
     server s;
     server_setup(&s);
-    json_t *v = http_json(s.port, "/healthz", 200);
+    json_t *v = http_json(s.p.port, "/healthz", 200);
     ck_assert_str_eq(json_string_value(json_object_get(v, "status")), "ok");
     ck_assert_str_eq(json_string_value(json_object_get(v, "subprotocol")), "tandem.v1");
     ck_assert(json_is_true(json_object_get(v, "dev")));
     ck_assert(json_is_integer(json_object_get(v, "connections")));
     json_decref(v);
-    v = http_json(s.port, "/api/rooms", 200);
+    v = http_json(s.p.port, "/api/rooms", 200);
     ck_assert_uint_eq(json_array_size(json_object_get(v, "rooms")), 0);
     json_decref(v);
-    v = http_json(s.port, "/api/rooms/nope", 404);
+    v = http_json(s.p.port, "/api/rooms/nope", 404);
     ck_assert_str_eq(json_string_value(json_object_get(v, "error")), "not_found");
     json_decref(v);
-    json_decref(http_json(s.port, "/api/rooms/nope/text", 404));
-    json_decref(http_json(s.port, "/api/rooms/nope/messages", 404));
-    json_decref(http_json(s.port, "/api/unknown", 404));
-    http_res r = http_raw(s.port, "POST /api/rooms HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
-                                  "Connection: close\r\n\r\n");
+    json_decref(http_json(s.p.port, "/api/rooms/nope/text", 404));
+    json_decref(http_json(s.p.port, "/api/rooms/nope/messages", 404));
+    json_decref(http_json(s.p.port, "/api/unknown", 404));
+    srvp_http r =
+        srvp_request(s.p.port, "POST /api/rooms HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\n\r\n");
     ck_assert_int_eq(r.status, 405);
-    http_free(&r);
+    srvp_http_free(&r);
 
     /* static files */
-    r = http_get(s.port, "/");
+    r = srvp_get(s.p.port, "/");
     ck_assert_int_eq(r.status, 200);
     ck_assert(has_header(&r, "content-type: text/html"));
     ck_assert_ptr_nonnull(strstr(r.body, "<title>tandem</title>"));
-    http_free(&r);
-    r = http_get(s.port, "/app.js");
+    srvp_http_free(&r);
+    r = srvp_get(s.p.port, "/app.js");
     ck_assert_int_eq(r.status, 200);
     ck_assert(has_header(&r, "content-type: text/javascript"));
-    http_free(&r);
-    r = http_get(s.port, "/style.css");
+    srvp_http_free(&r);
+    r = srvp_get(s.p.port, "/style.css");
     ck_assert_int_eq(r.status, 200);
     ck_assert(has_header(&r, "content-type: text/css"));
-    http_free(&r);
-    r = http_get(s.port, "/sub/");
+    srvp_http_free(&r);
+    r = srvp_get(s.p.port, "/sub/");
     ck_assert_int_eq(r.status, 200);
     ck_assert_ptr_nonnull(strstr(r.body, "sub"));
-    http_free(&r);
-    r = http_get(s.port, "/missing.html");
+    srvp_http_free(&r);
+    r = srvp_get(s.p.port, "/missing.html");
     ck_assert_int_eq(r.status, 404);
-    http_free(&r);
+    srvp_http_free(&r);
     static const char *const evil[] = {
         "/../../etc/passwd",
         "/%2e%2e/%2e%2e/etc/passwd",
@@ -565,14 +373,14 @@ START_TEST(test_http_endpoints)
         "/sub/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
     };
     for (size_t i = 0; i < sizeof evil / sizeof evil[0]; i++) {
-        r = http_get(s.port, evil[i]);
+        r = srvp_get(s.p.port, evil[i]);
         ck_assert_msg(r.status == 403 || r.status == 404 || r.status == 400, "%s: status %d",
                       evil[i], r.status);
         ck_assert_msg(!r.body || !strstr(r.body, "root:"), "%s leaked a file", evil[i]);
-        http_free(&r);
+        srvp_http_free(&r);
     }
     /* still alive */
-    json_decref(http_json(s.port, "/healthz", 200));
+    json_decref(http_json(s.p.port, "/healthz", 200));
     server_teardown(&s);
 }
 END_TEST
@@ -599,23 +407,23 @@ START_TEST(test_upgrade_needs_subprotocol)
     server_setup(&s);
     wsc_ctx *x = wsc_new();
     ck_assert_ptr_nonnull(x);
-    one_conn a = {wsc_connect(x, "127.0.0.1", s.port, "/ws", NULL)};
+    one_conn a = {wsc_connect(x, "127.0.0.1", s.p.port, "/ws", NULL)};
     ck_assert(wsc_wait(x, conn_settled, &a, 5000));
     ck_assert_int_eq(wsc_state_of(a.c), WSC_FAILED);
-    one_conn b = {wsc_connect(x, "127.0.0.1", s.port, "/ws", "chat.v2")};
+    one_conn b = {wsc_connect(x, "127.0.0.1", s.p.port, "/ws", "chat.v2")};
     ck_assert(wsc_wait(x, conn_settled, &b, 5000));
     ck_assert_int_eq(wsc_state_of(b.c), WSC_FAILED);
-    one_conn c = {wsc_connect(x, "127.0.0.1", s.port, "/ws", "tandem.v1")};
+    one_conn c = {wsc_connect(x, "127.0.0.1", s.p.port, "/ws", "tandem.v1")};
     ck_assert(wsc_wait(x, conn_settled, &c, 5000));
     ck_assert_int_eq(wsc_state_of(c.c), WSC_OPEN);
-    http_res r = http_raw(s.port, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    srvp_http r = srvp_request(s.p.port, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                         "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
     ck_assert_int_eq(r.status, 400);
     ck_assert_ptr_nonnull(strstr(r.body, "tandem.v1"));
-    http_free(&r);
+    srvp_http_free(&r);
     wsc_free(x);
-    json_decref(http_json(s.port, "/healthz", 200));
+    json_decref(http_json(s.p.port, "/healthz", 200));
     server_teardown(&s);
 }
 END_TEST
@@ -624,16 +432,16 @@ static void converge_n(server *s, size_t n, const char *room, unsigned seed)
 {
     wsc_ctx *x = wsc_new();
     peer *p = calloc(n + 1, sizeof *p);
-    for (size_t i = 0; i < n; i++) peer_open(&p[i], x, s->port, room, 1000 + seed * 100 + i);
+    for (size_t i = 0; i < n; i++) peer_open(&p[i], x, s->p.port, room, 1000 + seed * 100 + i);
     group g = {p, n};
     ck_assert_msg(wsc_wait(x, all_synced, &g, 10000), "peers did not sync");
     edit_and_converge(x, &g, 20, seed);
     char *t0 = doc_text(p[0].doc);
-    char *st = server_text(s->port, room);
+    char *st = server_text(s->p.port, room);
     ck_assert_str_eq(t0, st);
     ck_assert_uint_gt(strlen(t0), 0);
     /* a late joiner catches up by state vector */
-    peer_open(&p[n], x, s->port, room, 1000 + seed * 100 + n);
+    peer_open(&p[n], x, s->p.port, room, 1000 + seed * 100 + n);
     group late = {&p[n], 1};
     ck_assert(wsc_wait(x, all_synced, &late, 10000));
     char *tl = doc_text(p[n].doc);
@@ -653,7 +461,7 @@ START_TEST(test_two_then_ten_converge)
     server_setup(&s);
     converge_n(&s, 2, "room-two", 1);
     converge_n(&s, 10, "room-ten", 2);
-    json_t *v = http_json(s.port, "/api/rooms", 200);
+    json_t *v = http_json(s.p.port, "/api/rooms", 200);
     json_t *rooms = json_object_get(v, "rooms");
     ck_assert_uint_eq(json_array_size(rooms), 2);
     for (size_t i = 0; i < 2; i++) {
@@ -663,7 +471,7 @@ START_TEST(test_two_then_ten_converge)
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rooms, 0), "name")),
                      "room-ten");
     json_decref(v);
-    v = http_json(s.port, "/api/rooms/room-two", 200);
+    v = http_json(s.p.port, "/api/rooms/room-two", 200);
     ck_assert_str_eq(json_string_value(json_object_get(v, "name")), "room-two");
     ck_assert(json_is_true(json_object_get(v, "stored")));
     ck_assert_int_gt(json_integer_value(json_object_get(v, "updates")) +
@@ -687,14 +495,14 @@ START_TEST(test_chat_history_endpoint)
     server_setup(&s);
     wsc_ctx *x = wsc_new();
     peer p;
-    peer_open(&p, x, s.port, "chatroom", 77);
+    peer_open(&p, x, s.p.port, "chatroom", 77);
     group g = {&p, 1};
     ck_assert(wsc_wait(x, all_synced, &g, 10000));
     ck_assert_int_eq(sync_client_chat_send(p.cl, p.ch, "hello", 5, NULL), TDM_OK);
     ck_assert_int_eq(sync_client_chat_send(p.cl, p.ch, "wörld", 6, NULL), TDM_OK);
     ck_assert_int_eq(sync_client_chat_send(p.cl, p.ch, "three", 5, NULL), TDM_OK);
     ck_assert(wsc_wait(x, chat_acked, &g, 10000));
-    json_t *v = http_json(s.port, "/api/rooms/chatroom/messages", 200);
+    json_t *v = http_json(s.p.port, "/api/rooms/chatroom/messages", 200);
     json_t *msgs = json_object_get(v, "messages");
     ck_assert_uint_eq(json_array_size(msgs), 3);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 1), "text")), "wörld");
@@ -705,7 +513,7 @@ START_TEST(test_chat_history_endpoint)
     char path[256];
     snprintf(path, sizeof path, "/api/rooms/chatroom/messages?after=%lld&limit=1",
              (long long)first);
-    v = http_json(s.port, path, 200);
+    v = http_json(s.p.port, path, 200);
     msgs = json_object_get(v, "messages");
     ck_assert_uint_eq(json_array_size(msgs), 1);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 0), "text")), "wörld");
@@ -715,11 +523,11 @@ START_TEST(test_chat_history_endpoint)
                                       "?after=-1",  "?after=1x", "?limit="};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(path, sizeof path, "/api/rooms/chatroom/messages%s", bad[i]);
-        v = http_json(s.port, path, 400);
+        v = http_json(s.p.port, path, 400);
         ck_assert_str_eq(json_string_value(json_object_get(v, "error")), "bad_request");
         json_decref(v);
     }
-    v = http_json(s.port, "/api/rooms/chatroom", 200);
+    v = http_json(s.p.port, "/api/rooms/chatroom", 200);
     ck_assert_int_eq(json_integer_value(json_object_get(v, "chat_count")), 3);
     json_decref(v);
     wsc_free(x);
@@ -745,7 +553,7 @@ START_TEST(test_restart_keeps_acked)
     wsc_ctx *x = wsc_new();
     enum { N = 3 };
     peer p[N];
-    for (size_t i = 0; i < N; i++) peer_open(&p[i], x, s.port, "durable", 500 + i);
+    for (size_t i = 0; i < N; i++) peer_open(&p[i], x, s.p.port, "durable", 500 + i);
     group g = {p, N};
     ck_assert(wsc_wait(x, all_synced, &g, 10000));
     edit_and_converge(x, &g, 15, 7);
@@ -766,7 +574,7 @@ START_TEST(test_restart_keeps_acked)
     server_start(&s);
     /* a fresh reader, before anyone reconnects, holds everything acked */
     peer r;
-    peer_open(&r, x, s.port, "durable", 900);
+    peer_open(&r, x, s.p.port, "durable", 900);
     group rg = {&r, 1};
     ck_assert(wsc_wait(x, all_synced, &rg, 10000));
     crdt_sv *got = crdt_sv_new();
@@ -780,14 +588,14 @@ START_TEST(test_restart_keeps_acked)
     crdt_sv_free(got);
     crdt_sv_free(acked);
     /* the peers reconnect, resend what was not acked and converge */
-    for (size_t i = 0; i < N; i++) peer_connect(&p[i], x, s.port);
+    for (size_t i = 0; i < N; i++) peer_connect(&p[i], x, s.p.port);
     peer all[N + 1];
     memcpy(all, p, sizeof p);
     all[N] = r;
     group ag = {all, N + 1};
     ck_assert_msg(wsc_wait(x, all_converged, &ag, 20000), "no convergence after restart");
     char *final = doc_text(all[0].doc);
-    char *srvt = server_text(s.port, "durable");
+    char *srvt = server_text(s.p.port, "durable");
     ck_assert_str_eq(final, srvt);
     free(final);
     free(srvt);
@@ -831,7 +639,7 @@ START_TEST(test_bad_input)
     server_setup(&s);
     wsc_ctx *x = wsc_new();
     /* random bytes before HELLO: an ERROR, and the connection stays */
-    one_conn a = {wsc_connect(x, "127.0.0.1", s.port, "/ws", "tandem.v1")};
+    one_conn a = {wsc_connect(x, "127.0.0.1", s.p.port, "/ws", "tandem.v1")};
     ck_assert(wsc_wait(x, conn_settled, &a, 5000));
     ck_assert_int_eq(wsc_state_of(a.c), WSC_OPEN);
     unsigned rng = 5;
@@ -866,7 +674,7 @@ START_TEST(test_bad_input)
     ck_assert_int_eq(wsc_state_of(a.c), WSC_OPEN);
 
     /* an oversized message: close 1009 */
-    one_conn big = {wsc_connect(x, "127.0.0.1", s.port, "/ws", "tandem.v1")};
+    one_conn big = {wsc_connect(x, "127.0.0.1", s.p.port, "/ws", "tandem.v1")};
     ck_assert(wsc_wait(x, conn_settled, &big, 5000));
     size_t n = ((size_t)1 << 20) + 4096;
     uint8_t *huge = calloc(1, n);
@@ -876,10 +684,10 @@ START_TEST(test_bad_input)
     ck_assert_uint_eq(wsc_close_code(big.c), 1009);
 
     /* the server is fine and a real client still works */
-    json_decref(http_json(s.port, "/healthz", 200));
+    json_decref(http_json(s.p.port, "/healthz", 200));
     peer p[2];
-    peer_open(&p[0], x, s.port, "after-bad", 1);
-    peer_open(&p[1], x, s.port, "after-bad", 2);
+    peer_open(&p[0], x, s.p.port, "after-bad", 1);
+    peer_open(&p[1], x, s.p.port, "after-bad", 2);
     group g = {p, 2};
     ck_assert(wsc_wait(x, all_synced, &g, 10000));
     edit_and_converge(x, &g, 5, 3);
@@ -911,10 +719,10 @@ START_TEST(test_tokens_required)
 {
     server s;
     server_setup_mode(&s, true);
-    json_t *v = http_json(s.port, "/healthz", 200);
+    json_t *v = http_json(s.p.port, "/healthz", 200);
     ck_assert(json_is_false(json_object_get(v, "dev")));
     json_decref(v);
-    json_decref(http_json(s.port, "/api/rooms", 401));
+    json_decref(http_json(s.p.port, "/api/rooms", 401));
     char *tok = mint("alice", "team/*:rw");
     char *bad = mint("eve", "other:rw");
     char req[4096];
@@ -922,13 +730,13 @@ START_TEST(test_tokens_required)
              "GET /api/rooms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
              "Connection: close\r\n\r\n",
              tok);
-    http_res r = http_raw(s.port, req);
+    srvp_http r = srvp_request(s.p.port, req);
     ck_assert_int_eq(r.status, 200);
-    http_free(&r);
+    srvp_http_free(&r);
     /* no token: the subscription is refused */
     wsc_ctx *x = wsc_new();
     peer anon;
-    peer_open(&anon, x, s.port, "team/a", 5);
+    peer_open(&anon, x, s.p.port, "team/a", 5);
     ck_assert(wsc_wait(x, subscribe_refused, &anon, 5000));
     ck_assert(!sync_client_synced(anon.cl, anon.ch));
     /* a token for team/ *: sync and edits work */
@@ -945,17 +753,17 @@ START_TEST(test_tokens_required)
     ev.on_error = on_error;
     ck_assert_int_eq(sync_client_new(&o, &ev, &p.cl), TDM_OK);
     ck_assert_int_eq(sync_client_subscribe_crdt(p.cl, "team/a", p.doc, false, &p.ch), TDM_OK);
-    peer_connect(&p, x, s.port);
+    peer_connect(&p, x, s.p.port);
     group g = {&p, 1};
     ck_assert(wsc_wait(x, all_synced, &g, 10000));
     edit_and_converge(x, &g, 3, 1);
     ck_assert_uint_eq(p.errors, 0);
     char path[256];
     snprintf(path, sizeof path, "/api/rooms/team%%2Fa/text?token=%s", tok);
-    json_decref(http_json(s.port, path, 200));
+    json_decref(http_json(s.p.port, path, 200));
     snprintf(path, sizeof path, "/api/rooms/team%%2Fa/text?token=%s", bad);
-    json_decref(http_json(s.port, path, 403));
-    json_decref(http_json(s.port, "/api/rooms/team%2Fa/text?token=abc.def.ghi", 401));
+    json_decref(http_json(s.p.port, path, 403));
+    json_decref(http_json(s.p.port, "/api/rooms/team%2Fa/text?token=abc.def.ghi", 401));
     wsc_free(x);
     peer_close(&anon);
     peer_close(&p);

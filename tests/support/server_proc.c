@@ -70,16 +70,14 @@ void srvp_http_free(srvp_http *r)
     r->body = NULL;
 }
 
-srvp_http srvp_get(int port, const char *path)
+srvp_http srvp_request(int port, const char *req)
 {
     srvp_http r;
     memset(&r, 0, sizeof r);
     int fd = srvp_connect(port);
     if (fd < 0) return r;
-    char req[2048];
-    int rl = snprintf(req, sizeof req,
-                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    if (rl <= 0 || write(fd, req, (size_t)rl) != (ssize_t)rl) {
+    size_t rl = strlen(req);
+    if (write(fd, req, rl) != (ssize_t)rl) {
         close(fd);
         return r;
     }
@@ -129,6 +127,19 @@ srvp_http srvp_get(int port, const char *path)
     }
     free(buf);
     return r;
+}
+
+srvp_http srvp_get(int port, const char *path)
+{
+    char req[2048];
+    int rl = snprintf(req, sizeof req,
+                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    if (rl <= 0 || (size_t)rl >= sizeof req) {
+        srvp_http r;
+        memset(&r, 0, sizeof r);
+        return r;
+    }
+    return srvp_request(port, req);
 }
 
 #define SRVP_MAX_ARGS 64
@@ -279,24 +290,27 @@ bool srvp_restart_opts(srvp *s, const char *bin, const srvp_opts *o)
     return false;
 }
 
+int srvp_term(srvp *s)
+{
+    if (!s->pid) return -1;
+    kill(s->pid, SIGTERM);
+    uint64_t end = srvp_mono_ms() + 15000;
+    int st = 0;
+    while (waitpid(s->pid, &st, WNOHANG) == 0) {
+        if (srvp_mono_ms() > end) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &st, 0);
+            break;
+        }
+        nap_ms(10);
+    }
+    s->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 int srvp_stop(srvp *s)
 {
-    int rc = -1;
-    if (s->pid) {
-        kill(s->pid, SIGTERM);
-        uint64_t end = srvp_mono_ms() + 15000;
-        int st = 0;
-        while (waitpid(s->pid, &st, WNOHANG) == 0) {
-            if (srvp_mono_ms() > end) {
-                kill(s->pid, SIGKILL);
-                waitpid(s->pid, &st, 0);
-                break;
-            }
-            nap_ms(10);
-        }
-        s->pid = 0;
-        rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
+    int rc = srvp_term(s);
     const char *keep = getenv("SRVP_KEEP_LOG"); /* a directory to copy the server's log to */
     if (s->dir[0] && keep && *keep) {
         char cmd[512];

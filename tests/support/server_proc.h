@@ -2,8 +2,8 @@
  * (a mkdtemp data directory, a random high port retried when taken,
  * readiness = /healthz answering with the child's pid), in dev mode or with
  * an HS256 secret, extra arguments and extra environment; raw HTTP/1.1 over
- * a socket; the child's resident memory. A trimmed copy of the helpers in
- * test_server.c, without Check (functions report failure by their result).
+ * a socket; the child's resident memory. Without Check (functions report
+ * failure by their result).
  * The server is forked and exec'd with its own environment (the caller's
  * environ is not modified, except that TANDEM_JWT_SECRET is removed from
  * it), none of the caller's descriptors, and PR_SET_PDEATHSIG: it is killed
@@ -64,10 +64,18 @@ long srvp_status_kb(pid_t pid, const char *field);
  * With SRVP_KEEP_LOG=DIR in the environment the server's log (stdout and
  * stderr, e.g. sanitizer reports) is first copied to DIR/tandem-serve-PORT.log. */
 int srvp_stop(srvp *s);
+/* srvp_term - SIGTERM and wait (SIGKILL after 15 s) like srvp_stop, but keep
+ * the directory (data and log) for srvp_restart_opts; returns the exit
+ * status (128 + signal when killed), -1 when not running. */
+int srvp_term(srvp *s);
 /* srvp_connect - a TCP connection to 127.0.0.1:port, or -1. */
 int srvp_connect(int port);
 /* srvp_get - GET `path` (Connection: close) and read the whole answer. */
 srvp_http srvp_get(int port, const char *path);
+/* srvp_request - send `req` (a whole HTTP/1.1 request) verbatim and read the
+ * answer until the body (Content-Length) is complete, the server closes or
+ * 5 s pass; status 0 when it could not connect or send. */
+srvp_http srvp_request(int port, const char *req);
 void srvp_http_free(srvp_http *r);
 /* srvp_ci_strstr - case-insensitive strstr. */
 const char *srvp_ci_strstr(const char *hay, const char *needle);
