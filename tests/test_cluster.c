@@ -297,34 +297,12 @@ static void node_kill9(srvp *s)
     s->pid = 0;
 }
 
-static json_t *get_json(int port, const char *path)
-{
-    srvp_http r = srvp_get(port, path);
-    ck_assert_msg(r.status == 200, "GET %s: %d %s", path, r.status, r.body ? r.body : "");
-    json_t *v = json_loadb(r.body, r.len, 0, NULL);
-    ck_assert_msg(v != NULL, "GET %s: not JSON: %s", path, r.body);
-    srvp_http_free(&r);
-    return v;
-}
-
-static char *node_text(int port, const char *room)
-{
-    char path[512];
-    snprintf(path, sizeof path, "/api/rooms/%s/text", room);
-    json_t *v = get_json(port, path);
-    const char *t = json_string_value(json_object_get(v, "text"));
-    ck_assert_ptr_nonnull(t);
-    char *s = strdup(t);
-    json_decref(v);
-    return s;
-}
-
 /* "id:text\n" for every stored chat record of room on the node */
 static char *node_chat(int port, const char *room, size_t *count)
 {
     char path[512];
     snprintf(path, sizeof path, "/api/rooms/%s/messages?limit=1000", room);
-    json_t *v = get_json(port, path);
+    json_t *v = np_get_json(port, path);
     json_t *a = json_object_get(v, "messages");
     ck_assert(json_is_array(a));
     size_t cap = 64 + json_array_size(a) * 128, len = 0;
@@ -346,18 +324,6 @@ static char *node_chat(int port, const char *room, size_t *count)
 
 /* ---- waiting --------------------------------------------------------------------------- */
 
-static void wait_synced(wsc_ctx *x, np_peer **ps, size_t n)
-{
-    np_group g = {ps, n};
-    ck_assert_msg(wsc_wait(x, np_all_synced, &g, 15000), "peers did not sync");
-}
-
-static void wait_converged(wsc_ctx *x, np_peer **ps, size_t n, int ms)
-{
-    np_group g = {ps, n};
-    ck_assert_msg(wsc_wait(x, np_all_converged, &g, ms), "peers did not converge");
-}
-
 static void pump_for(wsc_ctx *x, np_peer **ps, size_t n, int ms)
 {
     uint64_t end = np_mono_ms() + (uint64_t)ms;
@@ -376,7 +342,7 @@ static void expect_texts(np_peer **ps, size_t n, srvp **nodes, size_t nn, const 
         char *t = NULL;
         uint64_t end = np_mono_ms() + 15000;
         for (;;) {
-            t = node_text(nodes[i]->port, room);
+            t = np_server_text(nodes[i]->port, room);
             if (strcmp(t, want) == 0 || np_mono_ms() > end) break;
             free(t);
             nap_ms(50);
@@ -416,11 +382,6 @@ static void expect_chat(srvp **nodes, size_t nn, const char *room, size_t want)
         }
     }
     free(first);
-}
-
-static void say(np_peer *p, const char *text)
-{
-    ck_assert_int_eq(sync_client_chat_send(p->cl, p->ch, text, strlen(text), NULL), TDM_OK);
 }
 
 static void wait_chat(wsc_ctx *x, np_peer **ps, size_t n, np_peer *p, size_t nchat, uint64_t acks)
@@ -472,21 +433,21 @@ START_TEST(test_two_nodes_edit_chat_presence)
     np_open(&b, x, B.port, "shared", 1002, false, NULL);
     np_open(&c, x, B.port, "shared", 1003, true, NULL); /* an OT client on node B */
     np_peer *ps[] = {&a, &b, &c};
-    wait_synced(x, ps, 3);
+    np_wait_synced(x, ps, 3, 15000);
     unsigned rng = 12345;
     edit_rounds(x, ps, 3, &rng, 40);
-    wait_converged(x, ps, 3, 30000);
+    np_wait_converged(x, ps, 3, 30000);
     expect_texts(ps, 3, nodes, 2, "shared");
     char *t = np_text(&a);
     ck_assert_uint_gt(strlen(t), 0);
     free(t);
 
     /* chat: two messages on A, one on B; the ids are the same everywhere */
-    say(&a, "one");
+    np_say(&a, "one");
     wait_chat(x, ps, 3, &a, 0, 1);
-    say(&a, "two");
+    np_say(&a, "two");
     wait_chat(x, ps, 3, &a, 0, 2);
-    say(&b, "three");
+    np_say(&b, "three");
     wait_chat(x, ps, 3, &b, 2, 1);
     wait_chat(x, ps, 3, &a, 1, 2);
     wait_chat(x, ps, 3, &c, 3, 0);
@@ -554,11 +515,11 @@ START_TEST(test_node_killed_mid_edit)
     np_open(&a, x, A.port, "crash", 2001, false, NULL);
     np_open(&b, x, B.port, "crash", 2002, false, NULL);
     np_peer *ps[] = {&a, &b};
-    wait_synced(x, ps, 2);
+    np_wait_synced(x, ps, 2, 15000);
     unsigned rng = 777;
     edit_rounds(x, ps, 2, &rng, 20);
-    wait_converged(x, ps, 2, 30000);
-    say(&a, "before");
+    np_wait_converged(x, ps, 2, 30000);
+    np_say(&a, "before");
     wait_chat(x, ps, 2, &a, 0, 1);
     /* a appends numbered markers on A while b inserts on B; A is SIGKILLed
      * in the middle of the burst, and a's client is lost with it (what it
@@ -587,7 +548,7 @@ START_TEST(test_node_killed_mid_edit)
     node_restart(&A, &RD);
     np_open(&a2, x, A.port, "crash", 2003, false, NULL);
     np_peer *ps2[] = {&a2, &b};
-    wait_synced(x, ps2, 2);
+    np_wait_synced(x, ps2, 2, 15000);
     for (int r = 0; r < 5; r++) {
         ck_assert_int_eq(crdt_doc_insert(a2.doc, 0, "A", 1), TDM_OK);
         ck_assert_int_eq(sync_client_flush(a2.cl, a2.ch), TDM_OK);
@@ -595,7 +556,7 @@ START_TEST(test_node_killed_mid_edit)
         ck_assert_int_eq(sync_client_flush(b.cl, b.ch), TDM_OK);
         pump_for(x, ps2, 2, 10);
     }
-    wait_converged(x, ps2, 2, 30000);
+    np_wait_converged(x, ps2, 2, 30000);
     expect_texts(ps2, 2, nodes, 2, "crash");
     char *t = np_text(&b);
     for (uint64_t k = 1; k <= acked; k++) {
@@ -606,7 +567,7 @@ START_TEST(test_node_killed_mid_edit)
     free(t);
     /* the chat record stored before the kill is on both nodes, and a new one
      * continues the ids */
-    say(&b, "after");
+    np_say(&b, "after");
     wait_chat(x, ps2, 2, &b, 0, 1);
     ck_assert_uint_eq(b.last_chat_ack_id, 2);
     wait_chat(x, ps2, 2, &a2, 1, 0);
@@ -627,11 +588,11 @@ START_TEST(test_redis_restart_and_outage)
     np_open(&a, x, A.port, "outage", 3001, false, NULL);
     np_open(&b, x, B.port, "outage", 3002, false, NULL);
     np_peer *ps[] = {&a, &b};
-    wait_synced(x, ps, 2);
+    np_wait_synced(x, ps, 2, 15000);
     unsigned rng = 4242;
     edit_rounds(x, ps, 2, &rng, 10);
-    wait_converged(x, ps, 2, 30000);
-    say(&a, "m1");
+    np_wait_converged(x, ps, 2, 30000);
+    np_say(&a, "m1");
     wait_chat(x, ps, 2, &b, 1, 0);
 
     /* Redis goes away; both nodes keep taking edits (acked locally) */
@@ -648,11 +609,11 @@ START_TEST(test_redis_restart_and_outage)
     /* Redis comes back empty on the same port: the nodes reconnect and
      * repair through the state-vector exchange */
     ck_assert(redis_spawn(&RD));
-    wait_converged(x, ps, 2, 30000);
+    np_wait_converged(x, ps, 2, 30000);
     expect_texts(ps, 2, nodes, 2, "outage");
 
     /* chat ids go on from where they were (Redis forgot its counter) */
-    say(&b, "m2");
+    np_say(&b, "m2");
     wait_chat(x, ps, 2, &b, 0, 1);
     ck_assert_uint_eq(b.last_chat_ack_id, 2);
     wait_chat(x, ps, 2, &a, 1, 1);
@@ -676,20 +637,20 @@ START_TEST(test_late_third_node)
     np_open(&a, x, A.port, "late", 4001, false, NULL);
     np_open(&b, x, B.port, "late", 4002, false, NULL);
     np_peer *ps[] = {&a, &b, &c};
-    wait_synced(x, ps, 2);
+    np_wait_synced(x, ps, 2, 15000);
     unsigned rng = 99;
     edit_rounds(x, ps, 2, &rng, 10);
-    wait_converged(x, ps, 2, 30000);
-    say(&a, "x");
+    np_wait_converged(x, ps, 2, 30000);
+    np_say(&a, "x");
     wait_chat(x, ps, 2, &b, 1, 0);
     node_start(&C, &RD);
     srvp *nodes[] = {&A, &B, &C};
     np_open(&c, x, C.port, "late", 4003, false, NULL);
-    wait_synced(x, ps, 3);
+    np_wait_synced(x, ps, 3, 15000);
     edit_rounds(x, ps, 3, &rng, 5);
-    wait_converged(x, ps, 3, 30000);
+    np_wait_converged(x, ps, 3, 30000);
     expect_texts(ps, 3, nodes, 3, "late");
-    say(&c, "y");
+    np_say(&c, "y");
     wait_chat(x, ps, 3, &c, 0, 1);
     ck_assert_uint_eq(c.last_chat_ack_id, 2);
     expect_chat(nodes, 3, "late", 2);
@@ -726,20 +687,20 @@ START_TEST(test_chat_gap_skipped)
     np_open(&a, x, A.port, "gap", 5001, false, NULL);
     np_open(&b, x, B.port, "gap", 5002, false, NULL);
     np_peer *ps[] = {&a, &b};
-    wait_synced(x, ps, 2);
-    say(&a, "first");
+    np_wait_synced(x, ps, 2, 15000);
+    np_say(&a, "first");
     wait_chat(x, ps, 2, &b, 1, 0);
     char ans[64];
     redis_cmd(RD.port, "INCR tandem:chat:gap\r\n", ans, sizeof ans);
     ck_assert_str_eq(ans, ":2\r\n"); /* id 2 is taken and will never be published */
-    say(&a, "second");
+    np_say(&a, "second");
     unsigned rng = 5;
     np_random_edit(&a, &rng, false); /* its ack queues behind the chat write */
     wait_chat(x, ps, 2, &a, 0, 2);
-    wait_converged(x, ps, 2, 15000);
+    np_wait_converged(x, ps, 2, 15000);
     wait_chat(x, ps, 2, &b, 2, 0);
     ck_assert_uint_eq(b.chat_ids[1], a.last_chat_ack_id);
-    say(&b, "third");
+    np_say(&b, "third");
     wait_chat(x, ps, 2, &b, 0, 1);
     wait_chat(x, ps, 2, &a, 1, 2);
     ck_assert_uint_eq(b.last_chat_ack_id, a.chat_ids[0]);
@@ -769,17 +730,17 @@ START_TEST(test_node_cut_off)
     np_open(&b, x, B.port, "cut", 6001, false, NULL);
     np_open(&c, x, C.port, "cut", 6002, false, NULL);
     np_peer *ps[] = {&b, &c};
-    wait_synced(x, ps, 2);
+    np_wait_synced(x, ps, 2, 15000);
     unsigned rng = 31337;
     edit_rounds(x, ps, 2, &rng, 10);
-    wait_converged(x, ps, 2, 30000);
-    say(&b, "one");
+    np_wait_converged(x, ps, 2, 30000);
+    np_say(&b, "one");
     wait_chat(x, ps, 2, &c, 1, 0);
 
     atomic_store(&px.cut, 1);
     pump_for(x, ps, 2, 300);
     edit_rounds(x, ps, 2, &rng, 15);
-    say(&b, "while C was cut off"); /* B still reaches Redis: stored and acked */
+    np_say(&b, "while C was cut off"); /* B still reaches Redis: stored and acked */
     wait_chat(x, ps, 2, &b, 0, 1);
     pump_for(x, ps, 2, 500);
     ck_assert_uint_eq(sync_client_unacked(c.cl, c.ch), 0); /* C acks from its own store */
@@ -790,7 +751,7 @@ START_TEST(test_node_cut_off)
     free(tc);
 
     atomic_store(&px.cut, 0);
-    wait_converged(x, ps, 2, 30000);
+    np_wait_converged(x, ps, 2, 30000);
     expect_texts(ps, 2, nodes, 2, "cut");
     expect_chat(nodes, 2, "cut", 2);
     wait_chat(x, ps, 2, &c, 2, 0); /* c is sent the record C caught up on */
@@ -816,18 +777,18 @@ START_TEST(test_ot_client_moves_node)
     np_open(&b, x, B.port, "otmove", 7002, false, NULL);
     np_open(&c, x, A.port, "otmove", 7003, false, NULL);
     np_peer *ps[] = {&o, &b, &c};
-    wait_synced(x, ps, 3);
+    np_wait_synced(x, ps, 3, 15000);
     unsigned rng = 2024;
     edit_rounds(x, ps, 3, &rng, 30); /* concurrent: the nodes apply them in different orders */
-    wait_converged(x, ps, 3, 30000);
+    np_wait_converged(x, ps, 3, 30000);
     np_drop(&o);
     np_peer *bc[] = {&b, &c};
     edit_rounds(x, bc, 2, &rng, 10);
     o.port = B.port;
     np_connect(&o);
-    wait_synced(x, ps, 3);
+    np_wait_synced(x, ps, 3, 15000);
     edit_rounds(x, ps, 3, &rng, 10);
-    wait_converged(x, ps, 3, 30000);
+    np_wait_converged(x, ps, 3, 30000);
     expect_texts(ps, 3, nodes, 2, "otmove");
     ck_assert_uint_ge(o.err_count[SYNC_ERR_TOO_FAR_BEHIND], 1); /* resynchronized */
     ck_assert_uint_eq(b.errors + c.errors, 0);
@@ -953,11 +914,11 @@ START_TEST(test_redis_auth)
     np_open(&a, x, a2.port, "auth", 8001, false, NULL);
     np_open(&b, x, b2.port, "auth", 8002, false, NULL);
     np_peer *ps[] = {&a, &b};
-    wait_synced(x, ps, 2);
+    np_wait_synced(x, ps, 2, 15000);
     unsigned rng = 77;
     edit_rounds(x, ps, 2, &rng, 10);
-    wait_converged(x, ps, 2, 30000);
-    say(&a, "through an authenticated redis");
+    np_wait_converged(x, ps, 2, 30000);
+    np_say(&a, "through an authenticated redis");
     wait_chat(x, ps, 2, &b, 1, 0);
     /* the chat counter lives in database 2, not 0 */
     redis_cmds(rd.port,
@@ -976,7 +937,7 @@ START_TEST(test_redis_auth)
     serve_fails(bad, out, sizeof out);
     ck_assert_msg(strstr(out, "NOAUTH") && strstr(out, "rc=2"), "%s", out);
     edit_rounds(x, ps, 2, &rng, 5);
-    wait_converged(x, ps, 2, 30000);
+    np_wait_converged(x, ps, 2, 30000);
     expect_texts(ps, 2, nodes, 2, "auth");
     expect_no_secret(&a2);
     expect_no_secret(&b2);
@@ -1002,7 +963,7 @@ START_TEST(test_redis_auth)
     fclose(f);
     ck_assert_msg(strstr(out, "AUTH refused: WRONGPASS") && strstr(out, "retrying"), "%s", out);
     edit_rounds(x, ps, 2, &rng, 5);
-    wait_converged(x, ps, 2, 30000);
+    np_wait_converged(x, ps, 2, 30000);
     expect_texts(ps, 2, nodes, 2, "auth");
     expect_no_secret(&a2);
     ck_assert_uint_eq(a.errors + b.errors, 0);

@@ -60,20 +60,9 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static json_t *get_json(int port, const char *path)
-{
-    srvp_http r = srvp_get(port, path);
-    ck_assert_msg(r.status == 200, "GET %s: status %d", path, r.status);
-    json_error_t je;
-    json_t *v = json_loads(r.body, 0, &je);
-    ck_assert_msg(v != NULL, "GET %s: not JSON: %s", path, r.body ? r.body : "");
-    srvp_http_free(&r);
-    return v;
-}
-
 static long healthz_num(int port, const char *field)
 {
-    json_t *v = get_json(port, "/healthz");
+    json_t *v = np_get_json(port, "/healthz");
     long n = (long)json_integer_value(json_object_get(v, field));
     json_decref(v);
     return n;
@@ -86,7 +75,7 @@ static char *dev_token(int port, const char *user)
 {
     char path[128];
     snprintf(path, sizeof path, "/api/dev/token?user=%s", user);
-    json_t *v = get_json(port, path);
+    json_t *v = np_get_json(port, path);
     const char *t = json_string_value(json_object_get(v, "token"));
     ck_assert_ptr_nonnull(t);
     char *r = strdup(t);
@@ -422,7 +411,7 @@ START_TEST(test_kill_under_load)
         np_drop(&audit);
         np_free(&audit);
         char *t0 = np_text(&k[0].p);
-        json_t *tv = get_json(s.port, "/api/rooms/crash/text");
+        json_t *tv = np_get_json(s.port, "/api/rooms/crash/text");
         ck_assert_str_eq(json_string_value(json_object_get(tv, "text")), t0);
         json_decref(tv);
         free(t0);
@@ -661,7 +650,7 @@ START_TEST(test_half_request_flood)
     }
     two t = {&a, &b};
     ck_assert(wsc_wait(x, two_converged, &t, 20000));
-    json_t *v = get_json(s.port, "/healthz");
+    json_t *v = np_get_json(s.port, "/healthz");
     json_decref(v);
     /* and closes every one of them (the lws request timeout, about 10 s) */
     uint64_t t0 = srvp_mono_ms(), end = t0 + 30000;
@@ -771,7 +760,7 @@ START_TEST(test_write_error_surfaced)
     ck_assert(srv_restart(&s));
     /* before the client is back: the store holds exactly the acked updates */
     {
-        json_t *v = get_json(s.port, "/api/rooms/full/text");
+        json_t *v = np_get_json(s.port, "/api/rooms/full/text");
         const char *st = json_string_value(json_object_get(v, "text"));
         ck_assert_ptr_nonnull(st);
         ck_assert_uint_eq(strlen(st), (size_t)acked * sizeof chunk);
@@ -788,7 +777,7 @@ START_TEST(test_write_error_surfaced)
     ck_assert_int_eq(sync_client_retry(a.cl), TDM_OK);
     ck_assert(wsc_wait(x, one_settled, &a, 20000));
     char *t = np_text(&a);
-    json_t *tv = get_json(s.port, "/api/rooms/full/text");
+    json_t *tv = np_get_json(s.port, "/api/rooms/full/text");
     ck_assert_str_eq(json_string_value(json_object_get(tv, "text")), t);
     json_decref(tv);
     fprintf(stderr,

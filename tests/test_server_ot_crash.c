@@ -105,22 +105,6 @@ static bool wait_stored(wsc_ctx *x, const srvp *s, const char *room, uint64_t sr
 }
 
 /* the text of GET /api/rooms/{room}/text ({"room", "text"}), malloc'd */
-static char *get_text(int port, const char *room)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/api/rooms/%s/text", room);
-    srvp_http r = srvp_get(port, path);
-    ck_assert_msg(r.status == 200, "GET %s: %d", path, r.status);
-    json_t *v = json_loads(r.body, 0, NULL);
-    srvp_http_free(&r);
-    ck_assert_ptr_nonnull(v);
-    const char *t = json_string_value(json_object_get(v, "text"));
-    ck_assert_ptr_nonnull(t);
-    char *copy = strdup(t);
-    json_decref(v);
-    return copy;
-}
-
 static size_t count_sub(const char *hay, const char *needle)
 {
     size_t c = 0;
@@ -189,7 +173,7 @@ START_TEST(test_ot_op_durable_not_acked_catch_up)
     free(mine);
 
     ck_assert(srvp_restart_opts(&s, TANDEM_BIN, NULL));
-    char *txt = get_text(s.port, room);
+    char *txt = np_server_text(s.port, room);
     ck_assert_str_eq(txt, "hello world"); /* durable: survived the kill */
     free(txt);
     /* someone else edits before the OT client comes back */
@@ -207,7 +191,7 @@ START_TEST(test_ot_op_durable_not_acked_catch_up)
     got = np_text(&a);
     ck_assert_str_eq(got, "> hello world");
     free(got);
-    txt = get_text(s.port, room);
+    txt = np_server_text(s.port, room);
     ck_assert_str_eq(txt, "> hello world");
     ck_assert_uint_eq(count_sub(txt, "world"), 1);
     free(txt);
@@ -288,7 +272,7 @@ START_TEST(test_ot_op_durable_not_acked_resend)
     ck_assert_uint_eq(r.m.op_id, 3);
     ck_assert_uint_eq(r.m.version, 1);
     np_raw_free(&r);
-    char *txt = get_text(s.port, room);
+    char *txt = np_server_text(s.port, room);
     ck_assert_str_eq(txt, "once");
     free(txt);
     /* still once after a clean restart (nothing else was stored) */
@@ -299,7 +283,7 @@ START_TEST(test_ot_op_durable_not_acked_resend)
     ck_assert_int_eq(waitpid(s.pid, &st, 0), s.pid);
     s.pid = 0;
     ck_assert(srvp_restart_opts(&s, TANDEM_BIN, NULL));
-    txt = get_text(s.port, room);
+    txt = np_server_text(s.port, room);
     ck_assert_str_eq(txt, "once");
     free(txt);
     ot_op_free(op);

@@ -35,50 +35,16 @@ static void stop(srvp *s)
     ck_assert_int_eq(srvp_stop(s), 0);
 }
 
-static json_t *get_json(int port, const char *path)
-{
-    srvp_http r = srvp_get(port, path);
-    ck_assert_msg(r.status == 200, "GET %s: %d %s", path, r.status, r.body ? r.body : "");
-    json_t *v = json_loadb(r.body, r.len, 0, NULL);
-    ck_assert_msg(v != NULL, "GET %s: not JSON: %s", path, r.body);
-    srvp_http_free(&r);
-    return v;
-}
-
-static char *server_text(int port, const char *room)
-{
-    char path[512];
-    snprintf(path, sizeof path, "/api/rooms/%s/text", room);
-    json_t *v = get_json(port, path);
-    const char *t = json_string_value(json_object_get(v, "text"));
-    ck_assert_ptr_nonnull(t);
-    char *s = strdup(t);
-    json_decref(v);
-    return s;
-}
-
 /* Every peer's text equals the server's. */
 static void expect_server_text(int port, const char *room, np_peer **ps, size_t n)
 {
-    char *want = server_text(port, room);
+    char *want = np_server_text(port, room);
     for (size_t i = 0; i < n; i++) {
         char *t = np_text(ps[i]);
         ck_assert_msg(strcmp(t, want) == 0, "peer %zu: '%s' != server '%s'", i, t, want);
         free(t);
     }
     free(want);
-}
-
-static void wait_synced(wsc_ctx *x, np_peer **ps, size_t n)
-{
-    np_group g = {ps, n};
-    ck_assert_msg(wsc_wait(x, np_all_synced, &g, 10000), "peers did not sync");
-}
-
-static void wait_converged(wsc_ctx *x, np_peer **ps, size_t n)
-{
-    np_group g = {ps, n};
-    ck_assert_msg(wsc_wait(x, np_all_converged, &g, 20000), "peers did not converge");
 }
 
 /* rounds of random edits by every peer; every third round all insert at
@@ -109,9 +75,9 @@ START_TEST(test_ot_and_crdt_converge)
     np_open(&b, x, s.port, "mixed", 102, false, NULL);
     np_open(&o, x, s.port, "mixed", 103, true, NULL);
     np_peer *ps[] = {&a, &b, &o, &late, &late_ot};
-    wait_synced(x, ps, 3);
+    np_wait_synced(x, ps, 3, 10000);
     edit_rounds(x, ps, 3, 40, 7);
-    wait_converged(x, ps, 3);
+    np_wait_converged(x, ps, 3, 20000);
     expect_server_text(s.port, "mixed", ps, 3);
     char *t = np_text(&a);
     ck_assert_uint_gt(strlen(t), 20); /* the edits did land */
@@ -122,7 +88,7 @@ START_TEST(test_ot_and_crdt_converge)
     /* a late CRDT joiner and a late OT joiner catch up */
     np_open(&late, x, s.port, "mixed", 104, false, NULL);
     np_open(&late_ot, x, s.port, "mixed", 105, true, NULL);
-    wait_converged(x, ps, 5);
+    np_wait_converged(x, ps, 5, 20000);
     expect_server_text(s.port, "mixed", ps, 5);
 
     /* b goes away without a goodbye and edits offline while the others go on;
@@ -132,9 +98,9 @@ START_TEST(test_ot_and_crdt_converge)
     for (int i = 0; i < 10; i++) np_random_edit(&b, &rng, i % 2 == 0);
     np_peer *others[] = {&a, &o, &late, &late_ot};
     edit_rounds(x, others, 4, 12, 11);
-    wait_converged(x, others, 4);
+    np_wait_converged(x, others, 4, 20000);
     np_connect(&b);
-    wait_converged(x, ps, 5);
+    np_wait_converged(x, ps, 5, 20000);
     expect_server_text(s.port, "mixed", ps, 5);
     for (size_t i = 0; i < 5; i++) ck_assert_uint_eq(ps[i]->errors, 0);
 
@@ -178,7 +144,7 @@ START_TEST(test_ot_reconnect_in_flight)
     np_open(&a, x, s.port, "otr", 701, false, NULL);
     np_open(&o, x, s.port, "otr", 702, true, NULL);
     np_peer *ps[] = {&a, &o};
-    wait_synced(x, ps, 2);
+    np_wait_synced(x, ps, 2, 10000);
     char tok[32];
     for (int k = 0; k < 24; k++) {
         snprintf(tok, sizeof tok, "[o%d]", k);
@@ -200,7 +166,7 @@ START_TEST(test_ot_reconnect_in_flight)
         }
         wsc_service(x, 1);
     }
-    wait_converged(x, ps, 2);
+    np_wait_converged(x, ps, 2, 20000);
     expect_server_text(s.port, "otr", ps, 2);
     char *t = np_text(&a);
     for (int k = 0; k < 24; k++) {
@@ -260,7 +226,7 @@ START_TEST(test_presence_join_leave)
     np_open(&b, x, s.port, "pres", 202, false, NULL);
     np_open(&c, x, s.port, "pres", 203, true, NULL);
     np_peer *ps[] = {&a, &b, &c, &d};
-    wait_synced(x, ps, 3);
+    np_wait_synced(x, ps, 3, 10000);
     np_presence(&a, "{\"cursor\":1}");
     np_presence(&b, "{\"cursor\":2}");
     np_peer *bc[] = {&b, &c}, *ac[] = {&a, &c};
@@ -324,7 +290,7 @@ START_TEST(test_presence_timeout)
     np_open(&a, x, s.port, "aw", 601, false, NULL);
     np_open(&b, x, s.port, "aw", 602, true, NULL);
     np_peer *ps[] = {&a, &b, &c};
-    wait_synced(x, ps, 2);
+    np_wait_synced(x, ps, 2, 10000);
     /* a sets a presence once and stays connected without renewing it; b
      * renews its own every 300 ms */
     np_presence(&a, "{\"cursor\":1}");
@@ -391,7 +357,7 @@ START_TEST(test_typing_start_stop_expiry)
     np_open(&a, x, s.port, "typ", 301, false, NULL);
     np_open(&b, x, s.port, "typ", 302, true, NULL);
     np_peer *ps[] = {&a, &b};
-    wait_synced(x, ps, 2);
+    np_wait_synced(x, ps, 2, 10000);
     ck_assert_int_eq(sync_client_typing(a.cl, a.ch, true), TDM_OK);
     expect_typing(x, &a, &b, 1, 0, 5000);
     ck_assert_str_eq(b.typing_user, "anon");
@@ -446,11 +412,6 @@ static void settle(wsc_ctx *x, np_peer **ps, size_t n, int ms)
     }
 }
 
-static void say(np_peer *p, const char *text)
-{
-    ck_assert_int_eq(sync_client_chat_send(p->cl, p->ch, text, strlen(text), NULL), TDM_OK);
-}
-
 START_TEST(test_chat_replay_after_reconnect)
 {
     srvp s;
@@ -460,23 +421,23 @@ START_TEST(test_chat_replay_after_reconnect)
     np_open(&a, x, s.port, "chat", 401, false, NULL);
     np_open(&b, x, s.port, "chat", 402, true, NULL);
     np_peer *ps[] = {&a, &b};
-    wait_synced(x, ps, 2);
-    say(&a, "one");
-    say(&a, "two");
+    np_wait_synced(x, ps, 2, 10000);
+    np_say(&a, "one");
+    np_say(&a, "two");
     wait_chat(x, ps, 2, &b, 2, 0);
     wait_chat(x, ps, 2, &a, 0, 2);
     ck_assert_uint_eq(sync_client_chat_last(b.cl, b.ch), 2);
     /* b drops; three messages go by while it is away */
     np_drop(&b);
     np_peer *aa[] = {&a};
-    say(&a, "three");
-    say(&a, "four");
-    say(&a, "five");
+    np_say(&a, "three");
+    np_say(&a, "four");
+    np_say(&a, "five");
     wait_chat(x, aa, 1, &a, 0, 5);
     ck_assert_uint_eq(b.nchat, 2);
     /* it reconnects with its last seen chat id and gets exactly those three */
     np_connect(&b);
-    wait_synced(x, ps, 2);
+    np_wait_synced(x, ps, 2, 10000);
     wait_chat(x, ps, 2, &b, 5, 0);
     settle(x, ps, 2, 500);
     ck_assert_uint_eq(b.nchat, 5);
@@ -484,7 +445,7 @@ START_TEST(test_chat_replay_after_reconnect)
     ck_assert_uint_eq(sync_client_chat_last(b.cl, b.ch), 5);
     /* the sender's own messages are acked, not echoed */
     ck_assert_uint_eq(a.nchat, 0);
-    json_t *v = get_json(s.port, "/api/rooms/chat/messages");
+    json_t *v = np_get_json(s.port, "/api/rooms/chat/messages");
     ck_assert_uint_eq(json_array_size(json_object_get(v, "messages")), 5);
     json_decref(v);
     ck_assert_uint_eq(a.errors + b.errors, 0);
@@ -533,7 +494,7 @@ static size_t message_count(int port, const char *room, const char *text)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/rooms/%s/messages", room);
-    json_t *v = get_json(port, path);
+    json_t *v = np_get_json(port, path);
     json_t *msgs = json_object_get(v, "messages");
     size_t n = 0;
     for (size_t i = 0; i < json_array_size(msgs); i++) {
@@ -552,7 +513,7 @@ START_TEST(test_chat_dedup_resends)
     np_peer w; /* a watcher: sees each stored message once */
     np_open(&w, x, s.port, "dedup", 501, false, NULL);
     np_peer *ws[] = {&w};
-    wait_synced(x, ws, 1);
+    np_wait_synced(x, ws, 1, 10000);
     wsc_conn *c = raw_join(x, s.port, 77, "dedup");
     /* the same (client, msg_id) twice back to back, before the first is durable */
     syncm m = {

@@ -70,20 +70,10 @@ static void start(srvp *s)
     ck_assert_msg(srvp_start_opts(s, TANDEM_BIN, &o), "could not start the server");
 }
 
-static json_t *get_json(int port, const char *path)
-{
-    srvp_http r = srvp_get(port, path);
-    ck_assert_msg(r.status == 200, "GET %s: %d %s", path, r.status, r.body ? r.body : "");
-    json_t *v = json_loadb(r.body, r.len, 0, NULL);
-    ck_assert_msg(v != NULL, "GET %s: not JSON: %s", path, r.body);
-    srvp_http_free(&r);
-    return v;
-}
-
 /* /healthz's integer field `name`. */
 static long health(int port, const char *name)
 {
-    json_t *v = get_json(port, "/healthz");
+    json_t *v = np_get_json(port, "/healthz");
     json_t *f = json_object_get(v, name);
     ck_assert_msg(json_is_integer(f), "/healthz has no %s", name);
     long n = (long)json_integer_value(f);
@@ -367,7 +357,7 @@ static char *dev_token(int port, const char *user)
 {
     char path[128];
     snprintf(path, sizeof path, "/api/dev/token?user=%s", user);
-    json_t *v = get_json(port, path);
+    json_t *v = np_get_json(port, path);
     const char *t = json_string_value(json_object_get(v, "token"));
     ck_assert_ptr_nonnull(t);
     char *tok = strdup(t);
@@ -502,7 +492,7 @@ START_TEST(test_connect_churn)
         ck_assert(wsc_wait(x, np_all_synced, &g, 10000));
         char *t = np_text(&p);
         snprintf(path, sizeof path, "/api/rooms/%s/text", room);
-        json_t *v = get_json(s.port, path);
+        json_t *v = np_get_json(s.port, path);
         ck_assert_str_eq(json_string_value(json_object_get(v, "text")), t);
         json_decref(v);
         for (size_t i = 0; i < acked.n; i++) {

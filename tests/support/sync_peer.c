@@ -2,10 +2,12 @@
 #include "sync_peer.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "server_proc.h"
 #include "utf8.h"
 
 uint64_t np_now_ms(void)
@@ -326,4 +328,45 @@ bool np_raw_until(wsc_ctx *x, wsc_conn *c, syncm_type type, np_raw *r, int ms)
         if (r->m.type == type) return true;
         np_raw_free(r);
     }
+}
+
+/* ---- waiting, chat and HTTP -------------------------------------------------- */
+
+void np_wait_synced(wsc_ctx *x, np_peer **ps, size_t n, int ms)
+{
+    np_group g = {ps, n};
+    ck_assert_msg(wsc_wait(x, np_all_synced, &g, ms), "peers did not sync");
+}
+
+void np_wait_converged(wsc_ctx *x, np_peer **ps, size_t n, int ms)
+{
+    np_group g = {ps, n};
+    ck_assert_msg(wsc_wait(x, np_all_converged, &g, ms), "peers did not converge");
+}
+
+void np_say(np_peer *p, const char *text)
+{
+    ck_assert_int_eq(sync_client_chat_send(p->cl, p->ch, text, strlen(text), NULL), TDM_OK);
+}
+
+json_t *np_get_json(int port, const char *path)
+{
+    srvp_http r = srvp_get(port, path);
+    ck_assert_msg(r.status == 200, "GET %s: %d %s", path, r.status, r.body ? r.body : "");
+    json_t *v = json_loadb(r.body, r.len, 0, NULL);
+    ck_assert_msg(v != NULL, "GET %s: not JSON: %s", path, r.body ? r.body : "");
+    srvp_http_free(&r);
+    return v;
+}
+
+char *np_server_text(int port, const char *room)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/api/rooms/%s/text", room);
+    json_t *v = np_get_json(port, path);
+    const char *t = json_string_value(json_object_get(v, "text"));
+    ck_assert_ptr_nonnull(t);
+    char *s = strdup(t);
+    json_decref(v);
+    return s;
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "awareness.h"
 #include "client.h"
 #include "doc.h"
@@ -85,6 +87,20 @@ typedef struct np_group {
 } np_group;
 bool np_all_synced(void *group);
 bool np_all_converged(void *group);
+/* np_wait_synced / np_wait_converged - wsc_wait up to ms for np_all_synced /
+ * np_all_converged over the n peers ps; a Check failure ("peers did not
+ * sync" / "peers did not converge") when that does not happen. */
+void np_wait_synced(wsc_ctx *x, np_peer **ps, size_t n, int ms);
+void np_wait_converged(wsc_ctx *x, np_peer **ps, size_t n, int ms);
+/* np_say - queue chat `text` on the peer's channel (np_pump sends it). */
+void np_say(np_peer *p, const char *text);
+
+/* Plain HTTP to the server on 127.0.0.1:port (support/server_proc.h).
+ * np_get_json - GET path; asserts status 200 and a JSON body; the caller
+ * json_decrefs the result. np_server_text - the "text" of
+ * /api/rooms/ROOM/text, malloc'd. */
+json_t *np_get_json(int port, const char *path);
+char *np_server_text(int port, const char *room);
 
 /* Raw frames. np_raw_send - encode m and send it on c. np_raw_recv - wait
  * up to ms for the next frame on c (servicing x) and decode it into *m
