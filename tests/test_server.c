@@ -12,6 +12,7 @@
 #include "ws_client.h"
 #include "auth.h"
 #include "server_proc.h"
+#include "sync_peer.h"
 
 #include <check.h>
 #include <errno.h>
@@ -28,13 +29,6 @@
 #endif
 
 #define TEST_SECRET "0123456789abcdef0123456789abcdef-test-secret"
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- raw HTTP (support/server_proc) --------------------------------------------- */
 
@@ -132,35 +126,21 @@ static void server_teardown(server *s)
 
 /* ---- sync peers ------------------------------------------------------------------ */
 
-typedef struct peer {
-    wsc_conn *ws;
-    sync_client *cl;
-    crdt_doc *doc;
-    uint32_t ch;
-    uint64_t acks, errors, chat_acks;
-} peer;
-
 static void on_ack(void *ctx, uint32_t channel, uint64_t seq)
 {
     (void)channel, (void)seq;
-    ((peer *)ctx)->acks++;
+    ((np_peer *)ctx)->acks++;
 }
 
 static void on_error(void *ctx, const syncm *m)
 {
     (void)m;
-    ((peer *)ctx)->errors++;
-}
-
-static void on_chat_ack(void *ctx, uint32_t channel, uint64_t msg_id, uint64_t chat_id)
-{
-    (void)channel, (void)msg_id, (void)chat_id;
-    ((peer *)ctx)->chat_acks++;
+    ((np_peer *)ctx)->errors++;
 }
 
 static bool subscribe_refused(void *arg)
 {
-    peer *p = arg;
+    np_peer *p = arg;
     uint8_t *m;
     size_t n;
     const uint8_t *f;
@@ -169,60 +149,10 @@ static bool subscribe_refused(void *arg)
         sync_client_consume(p->cl);
     }
     while (wsc_recv(p->ws, &m, &n)) {
-        sync_client_recv(p->cl, m, n, now_ms());
+        sync_client_recv(p->cl, m, n, np_now_ms());
         free(m);
     }
     return p->errors > 0;
-}
-
-static void peer_connect(peer *p, wsc_ctx *x, int port)
-{
-    p->ws = wsc_connect(x, "127.0.0.1", port, "/ws", "tandem.v1");
-    ck_assert_ptr_nonnull(p->ws);
-    ck_assert_int_eq(sync_client_connect(p->cl, now_ms()), TDM_OK);
-}
-
-static void peer_open(peer *p, wsc_ctx *x, int port, const char *room, uint64_t client_id)
-{
-    memset(p, 0, sizeof *p);
-    ck_assert_int_eq(crdt_doc_new(client_id, &p->doc), TDM_OK);
-    sync_client_opts o = {0};
-    o.client_id = client_id;
-    sync_client_events ev = {0};
-    ev.ctx = p;
-    ev.on_ack = on_ack;
-    ev.on_error = on_error;
-    ev.on_chat_ack = on_chat_ack;
-    ck_assert_int_eq(sync_client_new(&o, &ev, &p->cl), TDM_OK);
-    ck_assert_int_eq(sync_client_subscribe_crdt(p->cl, room, p->doc, true, &p->ch), TDM_OK);
-    peer_connect(p, x, port);
-}
-
-static void peer_close(peer *p)
-{
-    sync_client_free(p->cl);
-    crdt_doc_free(p->doc);
-}
-
-/* Move frames both ways; a closed socket disconnects the client. */
-static void peer_pump(peer *p)
-{
-    wsc_state st = wsc_state_of(p->ws);
-    if (st == WSC_CLOSED || st == WSC_FAILED) {
-        if (sync_client_connected(p->cl)) sync_client_disconnect(p->cl);
-        return;
-    }
-    const uint8_t *f;
-    size_t n;
-    while (sync_client_next_out(p->cl, &f, &n)) {
-        ck_assert(wsc_send(p->ws, f, n));
-        sync_client_consume(p->cl);
-    }
-    uint8_t *m;
-    while (wsc_recv(p->ws, &m, &n)) {
-        sync_client_recv(p->cl, m, n, now_ms());
-        free(m);
-    }
 }
 
 static char *doc_text(crdt_doc *d)
@@ -238,7 +168,7 @@ static char *doc_text(crdt_doc *d)
 }
 
 typedef struct group {
-    peer *p;
+    np_peer *p;
     size_t n;
 } group;
 
@@ -247,7 +177,7 @@ static bool all_synced(void *arg)
     group *g = arg;
     bool ok = true;
     for (size_t i = 0; i < g->n; i++) {
-        peer_pump(&g->p[i]);
+        np_pump(&g->p[i]);
         ok = ok && sync_client_synced(g->p[i].cl, g->p[i].ch);
     }
     return ok;
@@ -257,7 +187,7 @@ static bool all_synced(void *arg)
 static bool all_converged(void *arg)
 {
     group *g = arg;
-    for (size_t i = 0; i < g->n; i++) peer_pump(&g->p[i]);
+    for (size_t i = 0; i < g->n; i++) np_pump(&g->p[i]);
     for (size_t i = 0; i < g->n; i++)
         if (!sync_client_synced(g->p[i].cl, g->p[i].ch) ||
             sync_client_unacked(g->p[i].cl, g->p[i].ch))
@@ -273,7 +203,7 @@ static bool all_converged(void *arg)
     return same;
 }
 
-static void random_edit(peer *p, unsigned *rng)
+static void random_edit(np_peer *p, unsigned *rng)
 {
     static const char *const words[] = {"a", "bc", "def", "ü", "日本", " ", "xyz\n", "😀"};
     size_t len = crdt_doc_len(p->doc);
@@ -306,7 +236,7 @@ static void edit_and_converge(wsc_ctx *x, group *g, int rounds, unsigned seed)
     unsigned rng = seed;
     for (int r = 0; r < rounds; r++) {
         for (size_t i = 0; i < g->n; i++) random_edit(&g->p[i], &rng);
-        for (size_t i = 0; i < g->n; i++) peer_pump(&g->p[i]);
+        for (size_t i = 0; i < g->n; i++) np_pump(&g->p[i]);
         wsc_service(x, 1);
     }
     ck_assert_msg(wsc_wait(x, all_converged, g, 20000), "peers did not converge");
@@ -431,8 +361,9 @@ END_TEST
 static void converge_n(server *s, size_t n, const char *room, unsigned seed)
 {
     wsc_ctx *x = wsc_new();
-    peer *p = calloc(n + 1, sizeof *p);
-    for (size_t i = 0; i < n; i++) peer_open(&p[i], x, s->p.port, room, 1000 + seed * 100 + i);
+    np_peer *p = calloc(n + 1, sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        np_open(&p[i], x, s->p.port, room, 1000 + seed * 100 + i, false, NULL);
     group g = {p, n};
     ck_assert_msg(wsc_wait(x, all_synced, &g, 10000), "peers did not sync");
     edit_and_converge(x, &g, 20, seed);
@@ -441,7 +372,7 @@ static void converge_n(server *s, size_t n, const char *room, unsigned seed)
     ck_assert_str_eq(t0, st);
     ck_assert_uint_gt(strlen(t0), 0);
     /* a late joiner catches up by state vector */
-    peer_open(&p[n], x, s->p.port, room, 1000 + seed * 100 + n);
+    np_open(&p[n], x, s->p.port, room, 1000 + seed * 100 + n, false, NULL);
     group late = {&p[n], 1};
     ck_assert(wsc_wait(x, all_synced, &late, 10000));
     char *tl = doc_text(p[n].doc);
@@ -451,7 +382,7 @@ static void converge_n(server *s, size_t n, const char *room, unsigned seed)
     free(st);
     free(t0);
     wsc_free(x);
-    for (size_t i = 0; i <= n; i++) peer_close(&p[i]);
+    for (size_t i = 0; i <= n; i++) np_free(&p[i]);
     free(p);
 }
 
@@ -485,7 +416,7 @@ END_TEST
 static bool chat_acked(void *arg)
 {
     group *g = arg;
-    peer_pump(&g->p[0]);
+    np_pump(&g->p[0]);
     return g->p[0].chat_acks >= 3;
 }
 
@@ -494,8 +425,8 @@ START_TEST(test_chat_history_endpoint)
     server s;
     server_setup(&s);
     wsc_ctx *x = wsc_new();
-    peer p;
-    peer_open(&p, x, s.p.port, "chatroom", 77);
+    np_peer p;
+    np_open(&p, x, s.p.port, "chatroom", 77, false, NULL);
     group g = {&p, 1};
     ck_assert(wsc_wait(x, all_synced, &g, 10000));
     ck_assert_int_eq(sync_client_chat_send(p.cl, p.ch, "hello", 5, NULL), TDM_OK);
@@ -531,7 +462,7 @@ START_TEST(test_chat_history_endpoint)
     ck_assert_int_eq(json_integer_value(json_object_get(v, "chat_count")), 3);
     json_decref(v);
     wsc_free(x);
-    peer_close(&p);
+    np_free(&p);
     server_teardown(&s);
 }
 END_TEST
@@ -552,8 +483,8 @@ START_TEST(test_restart_keeps_acked)
     server_setup(&s);
     wsc_ctx *x = wsc_new();
     enum { N = 3 };
-    peer p[N];
-    for (size_t i = 0; i < N; i++) peer_open(&p[i], x, s.p.port, "durable", 500 + i);
+    np_peer p[N];
+    for (size_t i = 0; i < N; i++) np_open(&p[i], x, s.p.port, "durable", 500 + i, false, NULL);
     group g = {p, N};
     ck_assert(wsc_wait(x, all_synced, &g, 10000));
     edit_and_converge(x, &g, 15, 7);
@@ -563,18 +494,18 @@ START_TEST(test_restart_keeps_acked)
     /* more edits in flight while the server goes down */
     unsigned rng = 99;
     for (size_t i = 0; i < N; i++) random_edit(&p[i], &rng);
-    for (size_t i = 0; i < N; i++) peer_pump(&p[i]);
+    for (size_t i = 0; i < N; i++) np_pump(&p[i]);
     wsc_service(x, 1);
     ck_assert_int_eq(server_stop(&s), 0);
     ck_assert(wsc_wait(x, all_closed, &g, 10000));
     for (size_t i = 0; i < N; i++) {
         ck_assert_uint_eq(wsc_close_code(p[i].ws), 1001);
-        peer_pump(&p[i]); /* disconnect */
+        np_pump(&p[i]); /* disconnect */
     }
     server_start(&s);
     /* a fresh reader, before anyone reconnects, holds everything acked */
-    peer r;
-    peer_open(&r, x, s.p.port, "durable", 900);
+    np_peer r;
+    np_open(&r, x, s.p.port, "durable", 900, false, NULL);
     group rg = {&r, 1};
     ck_assert(wsc_wait(x, all_synced, &rg, 10000));
     crdt_sv *got = crdt_sv_new();
@@ -588,8 +519,11 @@ START_TEST(test_restart_keeps_acked)
     crdt_sv_free(got);
     crdt_sv_free(acked);
     /* the peers reconnect, resend what was not acked and converge */
-    for (size_t i = 0; i < N; i++) peer_connect(&p[i], x, s.p.port);
-    peer all[N + 1];
+    for (size_t i = 0; i < N; i++) {
+        p[i].port = s.p.port; /* the restart may have moved it */
+        np_connect(&p[i]);
+    }
+    np_peer all[N + 1];
     memcpy(all, p, sizeof p);
     all[N] = r;
     group ag = {all, N + 1};
@@ -600,7 +534,7 @@ START_TEST(test_restart_keeps_acked)
     free(final);
     free(srvt);
     wsc_free(x);
-    for (size_t i = 0; i < N + 1; i++) peer_close(&all[i]);
+    for (size_t i = 0; i < N + 1; i++) np_free(&all[i]);
     server_teardown(&s);
 }
 END_TEST
@@ -685,15 +619,15 @@ START_TEST(test_bad_input)
 
     /* the server is fine and a real client still works */
     json_decref(http_json(s.p.port, "/healthz", 200));
-    peer p[2];
-    peer_open(&p[0], x, s.p.port, "after-bad", 1);
-    peer_open(&p[1], x, s.p.port, "after-bad", 2);
+    np_peer p[2];
+    np_open(&p[0], x, s.p.port, "after-bad", 1, false, NULL);
+    np_open(&p[1], x, s.p.port, "after-bad", 2, false, NULL);
     group g = {p, 2};
     ck_assert(wsc_wait(x, all_synced, &g, 10000));
     edit_and_converge(x, &g, 5, 3);
     wsc_free(x);
-    peer_close(&p[0]);
-    peer_close(&p[1]);
+    np_free(&p[0]);
+    np_free(&p[1]);
     server_teardown(&s);
 }
 END_TEST
@@ -709,7 +643,7 @@ static char *mint(const char *user, const char *rooms)
     char *tok = malloc(SRV_AUTH_TOKEN_MAX + 1);
     const char *r[] = {rooms};
     ck_assert_int_eq(
-        srv_auth_mint(a, user, user, r, 1, 600, now_ms(), tok, SRV_AUTH_TOKEN_MAX + 1, NULL),
+        srv_auth_mint(a, user, user, r, 1, 600, np_now_ms(), tok, SRV_AUTH_TOKEN_MAX + 1, NULL),
         TDM_OK);
     srv_auth_free(a);
     return tok;
@@ -735,12 +669,12 @@ START_TEST(test_tokens_required)
     srvp_http_free(&r);
     /* no token: the subscription is refused */
     wsc_ctx *x = wsc_new();
-    peer anon;
-    peer_open(&anon, x, s.p.port, "team/a", 5);
+    np_peer anon;
+    np_open(&anon, x, s.p.port, "team/a", 5, false, NULL);
     ck_assert(wsc_wait(x, subscribe_refused, &anon, 5000));
     ck_assert(!sync_client_synced(anon.cl, anon.ch));
     /* a token for team/ *: sync and edits work */
-    peer p;
+    np_peer p;
     memset(&p, 0, sizeof p);
     ck_assert_int_eq(crdt_doc_new(6, &p.doc), TDM_OK);
     sync_client_opts o = {0};
@@ -753,7 +687,9 @@ START_TEST(test_tokens_required)
     ev.on_error = on_error;
     ck_assert_int_eq(sync_client_new(&o, &ev, &p.cl), TDM_OK);
     ck_assert_int_eq(sync_client_subscribe_crdt(p.cl, "team/a", p.doc, false, &p.ch), TDM_OK);
-    peer_connect(&p, x, s.p.port);
+    p.x = x;
+    p.port = s.p.port;
+    np_connect(&p);
     group g = {&p, 1};
     ck_assert(wsc_wait(x, all_synced, &g, 10000));
     edit_and_converge(x, &g, 3, 1);
@@ -765,8 +701,8 @@ START_TEST(test_tokens_required)
     json_decref(http_json(s.p.port, path, 403));
     json_decref(http_json(s.p.port, "/api/rooms/team%2Fa/text?token=abc.def.ghi", 401));
     wsc_free(x);
-    peer_close(&anon);
-    peer_close(&p);
+    np_free(&anon);
+    np_free(&p);
     free(tok);
     free(bad);
     server_teardown(&s);
