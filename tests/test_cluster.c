@@ -287,16 +287,6 @@ static void node_restart(srvp *s, const redis *r)
     ck_assert_msg(srvp_restart_opts(s, TANDEM_BIN, &o), "could not restart a node");
 }
 
-static void node_kill9(srvp *s)
-{
-    ck_assert_int_gt(s->pid, 0);
-    ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
-    int st = 0;
-    ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
-    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    s->pid = 0;
-}
-
 /* "id:text\n" for every stored chat record of room on the node */
 static char *node_chat(int port, const char *room, size_t *count)
 {
@@ -535,7 +525,7 @@ START_TEST(test_node_killed_mid_edit)
         pump_for(x, ps, 2, 10);
     }
     uint64_t acked = a.acks - base; /* acks come in order: markers 1..acked */
-    node_kill9(&A);
+    ck_assert_msg(srvp_kill9(&A), "SIGKILL did not end the server");
     ck_assert_uint_gt(acked, 0);
     /* b goes on inserting on B while A is down (inserts only from here
      * on: nothing may delete a marker) */

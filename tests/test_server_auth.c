@@ -225,19 +225,6 @@ static void expect_refused(wsc_ctx *x, np_peer *p, const char *why)
     ck_assert_int_eq(wsc_state_of(p->ws), WSC_OPEN);
 }
 
-static long metric(int port, const char *name)
-{
-    srvp_http r = srvp_get(port, "/metrics");
-    ck_assert_int_eq(r.status, 200);
-    char want[128];
-    snprintf(want, sizeof want, "\n%s ", name);
-    const char *at = strstr(r.body, want);
-    ck_assert_msg(at != NULL, "no metric %s", name);
-    long v = strtol(at + strlen(want), NULL, 10);
-    srvp_http_free(&r);
-    return v;
-}
-
 static void start_hs256(srvp *s)
 {
     srvp_opts o = {0};
@@ -266,7 +253,7 @@ START_TEST(test_bad_tokens_refused)
         {"abc.def.ghi", "malformed token"}, {NULL, "no token"},
     };
     size_t nbad = sizeof bad / sizeof bad[0];
-    long refused0 = metric(s.port, "tandem_auth_refused_total");
+    long refused0 = np_metric(s.port, "tandem_auth_refused_total");
     wsc_ctx *x = wsc_new();
     np_peer ok, fr, b[8];
     open_wait(&ok, x, s.port, "team/a", 1, good);
@@ -279,7 +266,7 @@ START_TEST(test_bad_tokens_refused)
         expect_refused(x, &b[i], bad[i].why);
     }
     /* every verification failure is counted (the missing token is not one) */
-    ck_assert_int_eq(metric(s.port, "tandem_auth_refused_total") - refused0, (long)nbad - 1);
+    ck_assert_int_eq(np_metric(s.port, "tandem_auth_refused_total") - refused0, (long)nbad - 1);
     /* nothing written through a refused channel reached the room */
     ck_assert_int_eq(crdt_doc_insert(b[3].doc, 0, "expired write", 13), TDM_OK);
     ck_assert_int_eq(sync_client_flush(b[3].cl, b[3].ch), TDM_OK);

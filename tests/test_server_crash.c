@@ -85,16 +85,6 @@ static char *dev_token(int port, const char *user)
 
 /* ---- SIGKILL and restart on the same data directory -------------------------------- */
 
-static void srv_kill9(srvp *s)
-{
-    ck_assert_int_gt(s->pid, 0);
-    ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
-    int st = 0;
-    ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
-    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    s->pid = 0;
-}
-
 /* srv_restart - start `tandem serve --dev` again on s->data (same port when
  * it is free, else another); false when it does not come up. */
 static bool srv_restart(srvp *s)
@@ -349,7 +339,7 @@ START_TEST(test_kill_under_load)
             acked_chat += k[i].chat_acked_at_kill - k[i].chat_round0;
             total_updates += k[i].nflush;
         }
-        srv_kill9(&s);
+        ck_assert_msg(srvp_kill9(&s), "SIGKILL did not end the server");
         /* the clients keep editing offline until they notice */
         for (int st = kill_at; st < steps; st++) {
             for (size_t i = 0; i < KP; i++) {
@@ -756,7 +746,7 @@ START_TEST(test_write_error_surfaced)
     srvp_http_free(&r);
     ck_assert_int_eq(run_verify(s.data), 0);
     /* more room: restart without the limit, the retry goes through */
-    srv_kill9(&s);
+    ck_assert_msg(srvp_kill9(&s), "SIGKILL did not end the server");
     ck_assert(srv_restart(&s));
     /* before the client is back: the store holds exactly the acked updates */
     {

@@ -45,16 +45,6 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static void srv_kill9(srvp *s)
-{
-    ck_assert_int_gt(s->pid, 0);
-    ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
-    int st = 0;
-    ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
-    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    s->pid = 0;
-}
-
 typedef struct rec_find {
     uint64_t src, op_id;
     uint64_t version; /* found: the version the operation turns into + 1 */
@@ -164,7 +154,7 @@ START_TEST(test_ot_op_durable_not_acked_catch_up)
     ck_assert_msg(wait_stored(x, &s, room, o.client_id, 1, &version),
                   "the operation never showed up in the stored history");
     ck_assert_uint_eq(version, 1); /* "hello" was version 0 -> 1 */
-    srv_kill9(&s);
+    ck_assert_msg(srvp_kill9(&s), "SIGKILL did not end the server");
     np_drop(&o);
     np_drop(&a);
     ck_assert_int_eq(sync_client_ot_state(o.cl, o.ch), SYNC_OT_AWAITING_ACK);
@@ -252,7 +242,7 @@ START_TEST(test_ot_op_durable_not_acked_resend)
     uint64_t version = 99;
     ck_assert(wait_stored(x, &s, room, me, 3, &version));
     ck_assert_uint_eq(version, 0);
-    srv_kill9(&s);
+    ck_assert_msg(srvp_kill9(&s), "SIGKILL did not end the server");
     wsc_drop(c);
 
     ck_assert(srvp_restart_opts(&s, TANDEM_BIN, NULL));

@@ -81,20 +81,6 @@ static long health(int port, const char *name)
     return n;
 }
 
-/* The value of metric `name` in /metrics (Prometheus text). */
-static long metric(int port, const char *name)
-{
-    srvp_http r = srvp_get(port, "/metrics");
-    ck_assert_int_eq(r.status, 200);
-    char want[128];
-    snprintf(want, sizeof want, "\n%s ", name);
-    const char *at = strstr(r.body, want);
-    ck_assert_msg(at != NULL, "no metric %s", name);
-    long v = strtol(at + strlen(want), NULL, 10);
-    srvp_http_free(&r);
-    return v;
-}
-
 /* Wait (servicing x when given) until /healthz reports no rooms, sessions
  * or connections. */
 static void wait_idle(wsc_ctx *x, int port)
@@ -476,11 +462,11 @@ START_TEST(test_connect_churn)
     wait_idle(x, s.port);
     check_rss(&s, base, "after connect churn");
     /* the server's own counters agree: every WebSocket accepted was closed */
-    long accepted = metric(s.port, "tandem_ws_accepted_total");
+    long accepted = np_metric(s.port, "tandem_ws_accepted_total");
     ck_assert_int_ge(accepted, cycles);
-    ck_assert_int_eq(metric(s.port, "tandem_ws_closed_total"), accepted);
-    ck_assert_int_eq(metric(s.port, "tandem_connections"), 0);
-    ck_assert_int_eq(metric(s.port, "tandem_rooms"), 0);
+    ck_assert_int_eq(np_metric(s.port, "tandem_ws_closed_total"), accepted);
+    ck_assert_int_eq(np_metric(s.port, "tandem_connections"), 0);
+    ck_assert_int_eq(np_metric(s.port, "tandem_rooms"), 0);
     /* still serving, and every acked edit is in the rooms' texts */
     for (size_t r = 0; r < NROOMS_A; r++) {
         char room[32], path[64];

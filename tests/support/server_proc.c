@@ -308,6 +308,16 @@ int srvp_term(srvp *s)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+bool srvp_kill9(srvp *s)
+{
+    if (s->pid <= 0 || kill(s->pid, SIGKILL) != 0) return false;
+    int st = 0;
+    pid_t got = waitpid(s->pid, &st, 0);
+    bool ok = got == s->pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+    if (got == s->pid) s->pid = 0;
+    return ok;
+}
+
 int srvp_stop(srvp *s)
 {
     int rc = srvp_term(s);

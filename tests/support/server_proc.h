@@ -68,6 +68,9 @@ int srvp_stop(srvp *s);
  * the directory (data and log) for srvp_restart_opts; returns the exit
  * status (128 + signal when killed), -1 when not running. */
 int srvp_term(srvp *s);
+/* srvp_kill9 - SIGKILL the running server and reap it, keeping the directory
+ * (for srvp_restart_opts); true when it was running and died of SIGKILL. */
+bool srvp_kill9(srvp *s);
 /* srvp_connect - a TCP connection to 127.0.0.1:port, or -1. */
 int srvp_connect(int port);
 /* srvp_get - GET `path` (Connection: close) and read the whole answer. */

@@ -370,3 +370,16 @@ char *np_server_text(int port, const char *room)
     json_decref(v);
     return s;
 }
+
+long np_metric(int port, const char *name)
+{
+    srvp_http r = srvp_get(port, "/metrics");
+    ck_assert_int_eq(r.status, 200);
+    char want[128];
+    snprintf(want, sizeof want, "\n%s ", name);
+    const char *at = strstr(r.body, want);
+    ck_assert_msg(at != NULL, "no metric %s", name);
+    long v = strtol(at + strlen(want), NULL, 10);
+    srvp_http_free(&r);
+    return v;
+}

@@ -101,6 +101,9 @@ void np_say(np_peer *p, const char *text);
  * /api/rooms/ROOM/text, malloc'd. */
 json_t *np_get_json(int port, const char *path);
 char *np_server_text(int port, const char *room);
+/* np_metric - the value of metric `name` in GET /metrics (Prometheus text);
+ * asserts status 200 and that the metric is there. */
+long np_metric(int port, const char *name);
 
 /* Raw frames. np_raw_send - encode m and send it on c. np_raw_recv - wait
  * up to ms for the next frame on c (servicing x) and decode it into *m
