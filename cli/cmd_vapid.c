@@ -20,7 +20,7 @@ static int print_public(const push_key *k)
     uint8_t pub[PUSH_P256_PUB_LEN];
     char b64[100];
     push_key_public(k, pub);
-    push_b64url_encode(pub, sizeof pub, b64, sizeof b64);
+    b64url_encode(pub, sizeof pub, b64, sizeof b64);
     printf("public_key: %s\n", b64);
     return CLI_EXIT_OK;
 }

@@ -3,6 +3,7 @@
  * and claim checks, room-permission globs, minting, and token extraction
  * from HTTP headers and query strings. */
 #include "auth.h"
+#include "b64url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -321,50 +322,12 @@ bool srv_auth_can_mint(const srv_auth *a)
     return a && (a->alg == SRV_AUTH_HS256 || a->priv_pem != NULL);
 }
 
-/* ---- base64url ------------------------------------------------------------- */
-
-static int b64v(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-/* Strict base64url without padding: alphabet only, no length of 1 mod 4,
- * unused low bits zero (one canonical text per byte string). out must hold
- * n * 3 / 4 bytes. */
-static bool b64url_decode(const char *s, size_t n, uint8_t *out, size_t *out_len)
-{
-    if (n % 4 == 1) return false;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64v((unsigned char)s[i]);
-        if (v < 0) return false;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0) return false; /* leftover bits must be zero */
-    *out_len = o;
-    return true;
-}
-
-/* ---- verification ---------------------------------------------------------- */
-
-/* Parse base64url text s[0..n) as a JSON object (duplicate keys refused). */
-static json_t *decode_json_part(const char *s, size_t n, uint8_t *scratch)
+/* Parse base64url text s[0..n) as a JSON object (duplicate keys refused);
+ * scratch[cap] takes the decoded bytes. */
+static json_t *decode_json_part(const char *s, size_t n, uint8_t *scratch, size_t cap)
 {
     size_t len;
-    if (n == 0 || !b64url_decode(s, n, scratch, &len)) return NULL;
+    if (n == 0 || b64url_decode(s, n, scratch, cap, &len)) return NULL;
     json_t *j = json_loadb((const char *)scratch, len, JSON_REJECT_DUPLICATES, NULL);
     if (j && !json_is_object(j)) {
         json_decref(j);
@@ -495,7 +458,7 @@ tdm_err srv_auth_verify(const srv_auth *a, const uint8_t *p, size_t n, uint64_t 
         e = TDM_ENOMEM;
         goto fail;
     }
-    if (!(hdr = decode_json_part(s, hn, buf))) goto fail;
+    if (!(hdr = decode_json_part(s, hn, buf, n))) goto fail;
     json_t *alg = json_object_get(hdr, "alg");
     if (!json_is_string(alg) || json_object_get(hdr, "crit")) goto fail;
     if (jwt_str_alg(json_string_value(alg)) != a->jalg ||
@@ -503,9 +466,9 @@ tdm_err srv_auth_verify(const srv_auth *a, const uint8_t *p, size_t n, uint64_t 
         why = SRV_AUTH_WRONG_ALG;
         goto fail;
     }
-    if (!(payload = decode_json_part(d1 + 1, pn, buf))) goto fail;
+    if (!(payload = decode_json_part(d1 + 1, pn, buf, n))) goto fail;
     size_t siglen;
-    if (sn == 0 || !b64url_decode(d2 + 1, sn, buf, &siglen)) goto fail;
+    if (sn == 0 || b64url_decode(d2 + 1, sn, buf, n, &siglen)) goto fail;
     if (siglen != (a->alg == SRV_AUTH_HS256 ? 32u : 64u)) {
         why = SRV_AUTH_BAD_SIGNATURE;
         goto fail;
@@ -713,7 +676,7 @@ done:
 
 static bool is_token68(unsigned char c)
 {
-    return b64v(c) >= 0 || c == '.' || c == '~' || c == '+' || c == '/';
+    return b64url_value(c) >= 0 || c == '.' || c == '~' || c == '+' || c == '/';
 }
 
 tdm_err srv_auth_bearer_from_header(const char *v, size_t n, const char **tok, size_t *tok_len)
@@ -777,7 +740,7 @@ static tdm_err query_token(const char *q, size_t n, char *out, size_t cap, size_
                     ch = h * 16 + l;
                     c += 2;
                 }
-                if (b64v((unsigned char)ch) < 0 && ch != '.') return TDM_EMALFORMED;
+                if (b64url_value((unsigned char)ch) < 0 && ch != '.') return TDM_EMALFORMED;
                 if (len >= limit) return TDM_ETOOBIG;
                 out[len++] = (char)ch;
             }

@@ -6,7 +6,7 @@
 find_package(OpenSSL 3 REQUIRED)
 add_library(tandem_push STATIC ${CMAKE_CURRENT_LIST_DIR}/push_crypto.c)
 target_include_directories(tandem_push PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(tandem_push PUBLIC tandem_crdt OpenSSL::Crypto)
+target_link_libraries(tandem_push PUBLIC tandem_crdt tandem_b64url OpenSSL::Crypto)
 
 # The server side (srv_push*.c, in tandem_server): endpoints, the worker
 # thread and libcurl delivery.

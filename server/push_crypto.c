@@ -29,83 +29,6 @@ struct push_key {
     uint8_t pub[PUSH_P256_PUB_LEN];
 };
 
-static const char b64_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-size_t push_b64url_encode(const uint8_t *p, size_t n, char *out, size_t cap)
-{
-    size_t need = n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
-    if (cap == 0) return 0;
-    if (need + 1 > cap) {
-        out[0] = '\0';
-        return 0;
-    }
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        out[o++] = b64_alpha[v >> 18 & 63];
-        out[o++] = b64_alpha[v >> 12 & 63];
-        out[o++] = b64_alpha[v >> 6 & 63];
-        out[o++] = b64_alpha[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        out[o++] = b64_alpha[v >> 18 & 63];
-        out[o++] = b64_alpha[v >> 12 & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        out[o++] = b64_alpha[v >> 18 & 63];
-        out[o++] = b64_alpha[v >> 12 & 63];
-        out[o++] = b64_alpha[v >> 6 & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-tdm_err push_b64url_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *out_len)
-{
-    if (!s && n) return TDM_EINVAL;
-    if (n % 4 == 1) return TDM_EMALFORMED;
-    size_t need = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
-    for (size_t i = 0; i < n; i++)
-        if (b64_val((unsigned char)s[i]) < 0) return TDM_EMALFORMED;
-    if (need > cap) return TDM_ETOOBIG;
-    size_t o = 0, i = 0;
-    for (; i + 4 <= n; i += 4) {
-        uint32_t v = (uint32_t)b64_val((unsigned char)s[i]) << 18 |
-                     (uint32_t)b64_val((unsigned char)s[i + 1]) << 12 |
-                     (uint32_t)b64_val((unsigned char)s[i + 2]) << 6 |
-                     (uint32_t)b64_val((unsigned char)s[i + 3]);
-        out[o++] = (uint8_t)(v >> 16);
-        out[o++] = (uint8_t)(v >> 8);
-        out[o++] = (uint8_t)v;
-    }
-    if (n - i == 2) {
-        uint32_t v = (uint32_t)b64_val((unsigned char)s[i]) << 18 |
-                     (uint32_t)b64_val((unsigned char)s[i + 1]) << 12;
-        if (v & 0xffffu) return TDM_EMALFORMED; /* non-zero unused bits */
-        out[o++] = (uint8_t)(v >> 16);
-    } else if (n - i == 3) {
-        uint32_t v = (uint32_t)b64_val((unsigned char)s[i]) << 18 |
-                     (uint32_t)b64_val((unsigned char)s[i + 1]) << 12 |
-                     (uint32_t)b64_val((unsigned char)s[i + 2]) << 6;
-        if (v & 0xffu) return TDM_EMALFORMED;
-        out[o++] = (uint8_t)(v >> 16);
-        out[o++] = (uint8_t)(v >> 8);
-    }
-    *out_len = o;
-    return TDM_OK;
-}
-
 static tdm_err ossl_fail(void)
 {
     ERR_clear_error();
@@ -268,7 +191,7 @@ tdm_err push_key_load(const char *path, push_key **out)
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) n--;
     uint8_t d[PUSH_P256_PRIV_LEN];
     size_t dl = 0;
-    e = push_b64url_decode(buf, n, d, sizeof d, &dl);
+    e = b64url_decode(buf, n, d, sizeof d, &dl);
     if (!e && dl != sizeof d) e = TDM_EMALFORMED;
     if (e == TDM_ETOOBIG) e = TDM_EMALFORMED;
     if (!e) e = push_key_from_private(d, out);
@@ -406,10 +329,10 @@ tdm_err push_vapid_jwt(const push_key *k, const char *aud, uint64_t exp_s, const
         cn = snprintf(claims, sizeof claims, "{\"aud\":\"%s\",\"exp\":%llu}", aud,
                       (unsigned long long)exp_s);
     if (cn < 0 || (size_t)cn >= sizeof claims) return TDM_EINVAL;
-    size_t o = push_b64url_encode((const uint8_t *)hdr, sizeof hdr - 1, out, cap);
+    size_t o = b64url_encode((const uint8_t *)hdr, sizeof hdr - 1, out, cap);
     if (!o || o + 2 > cap) return TDM_ETOOBIG;
     out[o++] = '.';
-    size_t c = push_b64url_encode((const uint8_t *)claims, (size_t)cn, out + o, cap - o);
+    size_t c = b64url_encode((const uint8_t *)claims, (size_t)cn, out + o, cap - o);
     if (!c) return TDM_ETOOBIG;
     size_t signed_len = o + c;
     /* ES256: ECDSA P-256 over SHA-256; OpenSSL gives DER, JOSE wants r||s. */
@@ -433,7 +356,7 @@ tdm_err push_vapid_jwt(const push_key *k, const char *aud, uint64_t exp_s, const
     if (e) return e;
     if (signed_len + 2 > cap) return TDM_ETOOBIG;
     out[signed_len] = '.';
-    if (!push_b64url_encode(rs, sizeof rs, out + signed_len + 1, cap - signed_len - 1))
+    if (!b64url_encode(rs, sizeof rs, out + signed_len + 1, cap - signed_len - 1))
         return TDM_ETOOBIG;
     return TDM_OK;
 }

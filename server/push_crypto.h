@@ -1,5 +1,5 @@
 /* push_crypto.h - the cryptography of Web Push (prefix push_), on OpenSSL 3:
- *   - base64url without padding (RFC 4648 section 5), strict on input;
+ *   - base64url lives in b64url.h (included here: callers of this header use it);
  *   - VAPID keys (RFC 8292): a P-256 key pair, generated, saved as PEM
  *     (mode 0600) and loaded back; the public key as the 65-byte uncompressed
  *     point;
@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "b64url.h"
 #include "error.h"
 
 #define PUSH_P256_PUB_LEN  65u /* uncompressed point 0x04 || X || Y */
@@ -36,17 +37,6 @@
 #define PUSH_JWT_MAX       1024u /* a VAPID JWT we produce, with its NUL */
 #define PUSH_AUD_MAX       256u  /* the audience (endpoint origin) bytes */
 #define PUSH_SUB_MAX       256u  /* the VAPID subject bytes */
-
-/* push_b64url_encode - base64url of p[0..n) without padding into out
- * (NUL-terminated). Returns the length, or 0 when out[cap] is too small
- * (out is then "" if cap > 0). */
-size_t push_b64url_encode(const uint8_t *p, size_t n, char *out, size_t cap);
-
-/* push_b64url_decode - decode s[0..n): the base64url alphabet only, no
- * padding, no whitespace, no impossible length (n % 4 == 1), unused trailing
- * bits zero. TDM_EMALFORMED for any of these, TDM_ETOOBIG when the result
- * would exceed cap. *out_len gets the decoded length. */
-tdm_err push_b64url_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *out_len);
 
 /* push_p256_point_ok - is p[0..n) an uncompressed P-256 point on the curve
  * (65 bytes, 0x04 first, not the point at infinity)? */

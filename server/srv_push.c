@@ -70,7 +70,7 @@ static tdm_err load_key(srv *s, struct srv_push *p)
     }
     uint8_t pub[PUSH_P256_PUB_LEN];
     push_key_public(p->key, pub);
-    push_b64url_encode(pub, sizeof pub, p->public_b64, sizeof p->public_b64);
+    b64url_encode(pub, sizeof pub, p->public_b64, sizeof p->public_b64);
     p->enabled = true;
     return TDM_OK;
 }
@@ -425,7 +425,7 @@ static bool key_field(json_t *v, uint8_t *out, size_t want)
     size_t n = json_string_length(v);
     while (n > 0 && t[n - 1] == '=') n--;
     size_t got = 0;
-    return push_b64url_decode(t, n, out, want, &got) == TDM_OK && got == want;
+    return b64url_decode(t, n, out, want, &got) == TDM_OK && got == want;
 }
 
 static tdm_err post_subscribe(srv *s, struct srv_push *p, const srv_auth_claims *c, bool anon,

@@ -37,7 +37,7 @@ static const char CIPHER[] =
 static size_t dec(const char *s, uint8_t *out, size_t cap)
 {
     size_t n = 0;
-    ck_assert_int_eq(push_b64url_decode(s, strlen(s), out, cap, &n), TDM_OK);
+    ck_assert_int_eq(b64url_decode(s, strlen(s), out, cap, &n), TDM_OK);
     return n;
 }
 
@@ -54,7 +54,7 @@ START_TEST(rfc8291_appendix_a)
     ck_assert_int_eq(push_key_from_private(d, &as), TDM_OK);
     push_key_public(as, pub);
     char pubs[100];
-    ck_assert_uint_eq(push_b64url_encode(pub, 65, pubs, sizeof pubs), strlen(AS_PUB));
+    ck_assert_uint_eq(b64url_encode(pub, 65, pubs, sizeof pubs), strlen(AS_PUB));
     ck_assert_str_eq(pubs, AS_PUB); /* the public key derived from the scalar */
     size_t gn = 0;
     ck_assert_int_eq(push_encrypt(ua, auth, (const uint8_t *)PLAIN, strlen(PLAIN), salt, as, got,
@@ -63,7 +63,7 @@ START_TEST(rfc8291_appendix_a)
     ck_assert_uint_eq(gn, wn);
     ck_assert_mem_eq(got, want, wn);
     char enc[400];
-    push_b64url_encode(got, gn, enc, sizeof enc);
+    b64url_encode(got, gn, enc, sizeof enc);
     ck_assert_str_eq(enc, CIPHER);
     /* Too small an output buffer and too long a plaintext are refused. */
     ck_assert_int_eq(
@@ -113,29 +113,29 @@ START_TEST(b64url)
     static const char *code[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {
         char out[16];
-        size_t n = push_b64url_encode((const uint8_t *)plain[i], strlen(plain[i]), out, sizeof out);
+        size_t n = b64url_encode((const uint8_t *)plain[i], strlen(plain[i]), out, sizeof out);
         ck_assert_uint_eq(n, strlen(code[i]));
         ck_assert_str_eq(out, code[i]);
         uint8_t back[16];
         size_t bn = 99;
-        ck_assert_int_eq(push_b64url_decode(code[i], strlen(code[i]), back, sizeof back, &bn),
+        ck_assert_int_eq(b64url_decode(code[i], strlen(code[i]), back, sizeof back, &bn),
                          TDM_OK);
         ck_assert_uint_eq(bn, strlen(plain[i]));
         ck_assert_mem_eq(back, plain[i], bn);
     }
     uint8_t ff[2] = {0xfb, 0xff};
     char o[8];
-    push_b64url_encode(ff, 2, o, sizeof o);
+    b64url_encode(ff, 2, o, sizeof o);
     ck_assert_str_eq(o, "-_8"); /* the url-safe alphabet */
     uint8_t buf[8];
     size_t n;
-    ck_assert_int_eq(push_b64url_decode("Zg==", 4, buf, sizeof buf, &n), TDM_EMALFORMED);
-    ck_assert_int_eq(push_b64url_decode("Zm+v", 4, buf, sizeof buf, &n), TDM_EMALFORMED);
-    ck_assert_int_eq(push_b64url_decode("Zm9 v", 5, buf, sizeof buf, &n), TDM_EMALFORMED);
-    ck_assert_int_eq(push_b64url_decode("Zm9vY", 5, buf, sizeof buf, &n), TDM_EMALFORMED);
-    ck_assert_int_eq(push_b64url_decode("Zh", 2, buf, sizeof buf, &n), TDM_EMALFORMED);
-    ck_assert_int_eq(push_b64url_decode("Zm9vYmFy", 8, buf, 5, &n), TDM_ETOOBIG);
-    ck_assert_uint_eq(push_b64url_encode((const uint8_t *)"foo", 3, o, 4), 0); /* no room for NUL */
+    ck_assert_int_eq(b64url_decode("Zg==", 4, buf, sizeof buf, &n), TDM_EMALFORMED);
+    ck_assert_int_eq(b64url_decode("Zm+v", 4, buf, sizeof buf, &n), TDM_EMALFORMED);
+    ck_assert_int_eq(b64url_decode("Zm9 v", 5, buf, sizeof buf, &n), TDM_EMALFORMED);
+    ck_assert_int_eq(b64url_decode("Zm9vY", 5, buf, sizeof buf, &n), TDM_EMALFORMED);
+    ck_assert_int_eq(b64url_decode("Zh", 2, buf, sizeof buf, &n), TDM_EMALFORMED);
+    ck_assert_int_eq(b64url_decode("Zm9vYmFy", 8, buf, 5, &n), TDM_ETOOBIG);
+    ck_assert_uint_eq(b64url_encode((const uint8_t *)"foo", 3, o, 4), 0); /* no room for NUL */
 }
 END_TEST
 
@@ -190,7 +190,7 @@ START_TEST(key_files)
     /* The base64url scalar form loads to the same key. */
     ck_assert_int_eq(push_key_private(k, d), TDM_OK);
     char line[64];
-    push_b64url_encode(d, 32, line, sizeof line);
+    b64url_encode(d, 32, line, sizeof line);
     FILE *f = fopen(raw, "w");
     fprintf(f, "%s\n", line);
     fclose(f);
@@ -232,7 +232,7 @@ static bool verify_jwt(const char *jwt, const uint8_t pub[65])
     const char *dot2 = strrchr(jwt, '.');
     uint8_t rs[64];
     size_t n = 0;
-    if (push_b64url_decode(dot2 + 1, strlen(dot2 + 1), rs, sizeof rs, &n) || n != 64) return false;
+    if (b64url_decode(dot2 + 1, strlen(dot2 + 1), rs, sizeof rs, &n) || n != 64) return false;
     ECDSA_SIG *sig = ECDSA_SIG_new();
     ECDSA_SIG_set0(sig, BN_bin2bn(rs, 32, NULL), BN_bin2bn(rs + 32, 32, NULL));
     uint8_t *der = NULL;
@@ -276,7 +276,7 @@ START_TEST(vapid_jwt)
     const char *dot = strchr(jwt, '.'), *dot2 = strrchr(jwt, '.');
     char claims[256];
     size_t n;
-    ck_assert_int_eq(push_b64url_decode(dot + 1, (size_t)(dot2 - dot - 1), (uint8_t *)claims,
+    ck_assert_int_eq(b64url_decode(dot + 1, (size_t)(dot2 - dot - 1), (uint8_t *)claims,
                                         sizeof claims - 1, &n),
                      TDM_OK);
     claims[n] = '\0';
@@ -284,7 +284,7 @@ START_TEST(vapid_jwt)
                              "\"mailto:ops@example.org\"}");
     char hdr[64];
     ck_assert_int_eq(
-        push_b64url_decode(jwt, (size_t)(dot - jwt), (uint8_t *)hdr, sizeof hdr - 1, &n), TDM_OK);
+        b64url_decode(jwt, (size_t)(dot - jwt), (uint8_t *)hdr, sizeof hdr - 1, &n), TDM_OK);
     hdr[n] = '\0';
     ck_assert_str_eq(hdr, "{\"typ\":\"JWT\",\"alg\":\"ES256\"}");
     /* A tampered token fails; quotes in claims are refused; small buffers too. */
