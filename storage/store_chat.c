@@ -111,13 +111,8 @@ int store__exec_chat(store *st, MDB_txn *txn, store__job *j)
 {
     store__meta m;
     bool created;
-    tdm_err e;
-    int rc = store__doc_get_or_create(st, txn, j->key, j->key_len, &m, &created, &e);
-    if (rc) return rc;
-    if (e) {
-        j->err = e;
-        return 0;
-    }
+    int rc = store__job_doc(st, txn, j, &m, &created);
+    if (rc || j->err) return rc;
     store_chat_msg msg;
     job_unpack(j, &msg);
     uint8_t dk[STORE_KEY_MAX];
@@ -134,7 +129,7 @@ int store__exec_chat(store *st, MDB_txn *txn, store__job *j)
     }
     msg.id = m.pub.chat_next_id;
     tbuf_reset(&st->scratch);
-    e = chat_encode(&st->scratch, &msg);
+    tdm_err e = chat_encode(&st->scratch, &msg);
     if (e) {
         j->err = e;
         return created ? STORE_RC_REDO : 0;

@@ -180,9 +180,10 @@ tdm_err store__enqueue(store *st, store__job *j, bool block);
 tdm_err store__run_sync(store *st, store__job *j, uint64_t *id, bool *dup);
 
 /* ---- store_log.c ---- */
-/* Find or create document `name` in a write txn. *created tells. */
-int store__doc_get_or_create(store *st, MDB_txn *txn, const uint8_t *name, size_t name_len,
-                             store__meta *m, bool *created, tdm_err *err);
+/* store__job_doc - find or create the job's document (j->key) in a write txn
+ * into *m; *created tells. Returns an LMDB error (abort the txn), else 0 with
+ * j->err set when the job fails on its own (j->err is TDM_OK on entry). */
+int store__job_doc(store *st, MDB_txn *txn, store__job *j, store__meta *m, bool *created);
 int store__exec_append(store *st, MDB_txn *txn, store__job *j);
 int store__exec_create(store *st, MDB_txn *txn, store__job *j);
 int store__exec_delete(store *st, MDB_txn *txn, store__job *j);

@@ -27,13 +27,16 @@ static int next_doc_id(store *st, MDB_txn *txn, uint64_t *id)
     return rc;
 }
 
-int store__doc_get_or_create(store *st, MDB_txn *txn, const uint8_t *name, size_t name_len,
-                             store__meta *m, bool *created, tdm_err *err)
+int store__job_doc(store *st, MDB_txn *txn, store__job *j, store__meta *m, bool *created)
 {
+    const uint8_t *name = j->key;
+    size_t name_len = j->key_len;
     *created = false;
-    *err = store__doc_find(st, txn, name, name_len, m);
-    if (*err != TDM_ENOTFOUND) return 0;
-    *err = TDM_OK;
+    tdm_err e = store__doc_find(st, txn, name, name_len, m);
+    if (e != TDM_ENOTFOUND) {
+        j->err = e;
+        return 0;
+    }
     uint64_t id;
     int rc = next_doc_id(st, txn, &id);
     if (rc) return rc;
@@ -64,13 +67,8 @@ int store__exec_append(store *st, MDB_txn *txn, store__job *j)
 {
     store__meta m;
     bool created;
-    tdm_err e;
-    int rc = store__doc_get_or_create(st, txn, j->key, j->key_len, &m, &created, &e);
-    if (rc) return rc;
-    if (e) {
-        j->err = e;
-        return 0;
-    }
+    int rc = store__job_doc(st, txn, j, &m, &created);
+    if (rc || j->err) return rc;
     uint8_t kb[16];
     store__key2(kb, m.pub.id, m.pub.next_seq);
     MDB_val k = {16, kb};
@@ -93,10 +91,8 @@ int store__exec_create(store *st, MDB_txn *txn, store__job *j)
 {
     store__meta m;
     bool created;
-    tdm_err e;
-    int rc = store__doc_get_or_create(st, txn, j->key, j->key_len, &m, &created, &e);
-    j->err = e;
-    if (!rc && !e) {
+    int rc = store__job_doc(st, txn, j, &m, &created);
+    if (!rc && !j->err) {
         j->id = m.pub.id;
         j->dup = !created;
     }

@@ -11,13 +11,8 @@ int store__exec_ot(store *st, MDB_txn *txn, store__job *j)
 {
     store__meta m;
     bool created;
-    tdm_err e;
-    int rc = store__doc_get_or_create(st, txn, j->key, j->key_len, &m, &created, &e);
-    if (rc) return rc;
-    if (e) {
-        j->err = e;
-        return 0;
-    }
+    int rc = store__job_doc(st, txn, j, &m, &created);
+    if (rc || j->err) return rc;
     uint64_t version = j->arg;
     bool empty = m.pub.ot_first == m.pub.ot_next;
     if (!empty && version != m.pub.ot_next) {
