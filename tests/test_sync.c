@@ -1029,17 +1029,7 @@ static void th_restart(th *h, const sync_server_opts *opts)
     h->srv = NULL;
     h->ntoks = 0; /* the acks were never sent */
     h->hold = false;
-    sync_host host = {.ctx = h,
-                      .authorize = h_authorize,
-                      .fresh_client_id = h_fresh,
-                      .load_room = h_load,
-                      .persist_update = h_persist,
-                      .persist_ot = h_persist_ot,
-                      .persist_chat = h_persist_chat,
-                      .chat_history = h_chat_history,
-                      .ot_history = h_ot_history,
-                      .rate_limit = h_rate,
-                      .room_closed = h_closed};
+    sync_host host = th_host(h);
     sync_server_opts o = {.hash_seed = 42};
     if (opts) o = *opts;
     ck_assert_int_eq(sync_server_new(&host, &o, &h->srv), TDM_OK);

@@ -67,18 +67,8 @@ static void eh_init(eh *e)
     memset(e, 0, sizeof *e);
     th_init(&e->h, NULL);
     sync_server_free(e->h.srv);
-    sync_host host = {.ctx = e,
-                      .authorize = h_authorize,
-                      .fresh_client_id = h_fresh,
-                      .load_room = h_load,
-                      .persist_update = h_persist,
-                      .persist_ot = h_persist_ot,
-                      .persist_chat = h_persist_chat,
-                      .chat_history = h_chat_history,
-                      .ot_history = h_ot_history,
-                      .rate_limit = h_rate,
-                      .room_closed = h_closed,
-                      .room_event = on_room_event};
+    sync_host host = th_host(e);
+    host.room_event = on_room_event;
     sync_server_opts o = {.hash_seed = 42};
     ck_assert_int_eq(sync_server_new(&host, &o, &e->h.srv), TDM_OK);
 }

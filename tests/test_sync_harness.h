@@ -249,12 +249,11 @@ static void h_closed(void *ctx, const char *name)
     h->closed++;
 }
 
-static void th_init(th *h, const sync_server_opts *opts)
+/* th_host - the harness's host functions with context ctx (a th, or a
+ * struct whose first member is one); callers add optional hooks. */
+static sync_host th_host(void *ctx)
 {
-    memset(h, 0, sizeof *h);
-    h->limit_kind = -1;
-    h->next_client = 1000000;
-    sync_host host = {.ctx = h,
+    sync_host host = {.ctx = ctx,
                       .authorize = h_authorize,
                       .fresh_client_id = h_fresh,
                       .load_room = h_load,
@@ -265,6 +264,15 @@ static void th_init(th *h, const sync_server_opts *opts)
                       .ot_history = h_ot_history,
                       .rate_limit = h_rate,
                       .room_closed = h_closed};
+    return host;
+}
+
+static void th_init(th *h, const sync_server_opts *opts)
+{
+    memset(h, 0, sizeof *h);
+    h->limit_kind = -1;
+    h->next_client = 1000000;
+    sync_host host = th_host(h);
     sync_server_opts o = {.hash_seed = 42};
     if (opts) o = *opts;
     ck_assert_int_eq(sync_server_new(&host, &o, &h->srv), TDM_OK);

@@ -34,18 +34,8 @@ static void node_init(node *nd, uint64_t first_client)
     th *h = &nd->h;
     h->limit_kind = -1;
     h->next_client = first_client;
-    sync_host host = {.ctx = nd,
-                      .authorize = h_authorize,
-                      .fresh_client_id = h_fresh,
-                      .load_room = h_load,
-                      .persist_update = h_persist,
-                      .persist_ot = h_persist_ot,
-                      .persist_chat = h_persist_chat,
-                      .chat_history = h_chat_history,
-                      .ot_history = h_ot_history,
-                      .rate_limit = h_rate,
-                      .room_closed = h_closed,
-                      .relay = h_relay};
+    sync_host host = th_host(nd);
+    host.relay = h_relay;
     sync_server_opts o = {.hash_seed = 7};
     ck_assert_int_eq(sync_server_new(&host, &o, &h->srv), TDM_OK);
 }
