@@ -4,7 +4,7 @@
  *   GET  /api/push/subscriptions   the caller's subscriptions
  *   POST /api/push/subscribe       PushSubscription JSON + "rooms"
  *   POST /api/push/unsubscribe     {"endpoint"}
- * the connected-user tracking and the hand-off of durable chat messages to
+ * and the hand-off of durable chat messages (with the users in the room) to
  * the worker (srv_push_worker.c). docs/PUSH.md. */
 #include "srv_push_int.h"
 
@@ -152,7 +152,6 @@ void srv_push_close(srv *s)
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     push_key_free(p->key);
-    free(p->track);
     free(p);
     s->push = NULL;
 }
@@ -184,58 +183,20 @@ void srv_push_counters_get(const srv *s, srv_push_counters *out)
         memset(out, 0, sizeof *out);
 }
 
-/* ---- connected users ---- */
+/* ---- the users in a room ---- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
+/* The room's member users as hashes: counted first (v NULL), then filled. */
+typedef struct user_set {
+    uint64_t *v;
+    size_t n, cap;
+} user_set;
 
-/* Drop entries whose session is gone (not in s->conns): the open sessions'
- * ids sorted once, then one binary search per entry. */
-static void track_gc(srv *s, struct srv_push *p)
+static void add_user(void *arg, const char *user, const char *display)
 {
-    if (p->ntrack == 0) return;
-    uint64_t *ids = malloc((s->nconns + 1) * sizeof *ids);
-    if (!ids) return; /* keep everything: at worst a connected user is skipped too long */
-    size_t n = 0;
-    for (srv_conn *c = s->conns; c && n < s->nconns; c = c->next)
-        if (c->ss) ids[n++] = sync_session_id(c->ss);
-    qsort(ids, n, sizeof *ids, cmp_u64);
-    size_t o = 0;
-    for (size_t i = 0; i < p->ntrack; i++)
-        if (n && bsearch(&p->track[i].sid, ids, n, sizeof *ids, cmp_u64))
-            p->track[o++] = p->track[i];
-    p->ntrack = o;
-    free(ids);
-}
-
-tdm_err srv_push_authorize(void *ctx, const sync_session *session, const uint8_t *token,
-                           size_t token_len, const char *name, sync_auth *out)
-{
-    srv *s = ctx;
-    tdm_err e = srv_access_ws(ctx, session, token, token_len, name, out);
-    struct srv_push *p = s->push;
-    if (e || !p || !p->enabled || out->access == SYNC_ACCESS_NONE) return e;
-    srv_push_track t = {sync_session_id(session), srv_push__hash(name, strlen(name)),
-                        srv_push__hash(out->user, strlen(out->user))};
-    for (size_t i = 0; i < p->ntrack; i++)
-        if (p->track[i].sid == t.sid && p->track[i].room_h == t.room_h) {
-            p->track[i].user_h = t.user_h; /* a new token may name another user */
-            return e;
-        }
-    if (!p->track) {
-        p->track = malloc(SRV_PUSH_TRACK_MAX * sizeof *p->track);
-        if (!p->track) return e;
-    }
-    if (p->ntrack == SRV_PUSH_TRACK_MAX) track_gc(s, p);
-    if (p->ntrack == SRV_PUSH_TRACK_MAX) { /* still full: forget the oldest */
-        memmove(p->track, p->track + 1, (p->ntrack - 1) * sizeof *p->track);
-        p->ntrack--;
-    }
-    p->track[p->ntrack++] = t;
-    return e;
+    (void)display;
+    user_set *u = arg;
+    if (u->v && u->n < u->cap) u->v[u->n] = srv_push__hash(user, strlen(user));
+    u->n++;
 }
 
 /* Copy at most max bytes of whole UTF-8 characters; returns bytes copied. */
@@ -267,13 +228,15 @@ void srv_push_chat(srv *s, const char *room, const sync_chat_rec *rec)
     if (!ev->full_text) goto lost;
     memcpy(ev->full_text, rec->text, rec->text_len);
     ev->full_text[rec->text_len] = '\0';
-    /* Users connected to the room now. */
-    track_gc(s, p);
-    uint64_t rh = srv_push__hash(room, rn);
-    ev->skip = malloc((p->ntrack + 1) * sizeof *ev->skip);
-    if (!ev->skip) goto lost;
-    for (size_t i = 0; i < p->ntrack; i++)
-        if (p->track[i].room_h == rh) ev->skip[ev->nskip++] = p->track[i].user_h;
+    /* Users connected to the room now: its members in sync. */
+    user_set u = {0};
+    (void)sync_server_room_users(s->sync, room, add_user, &u); /* not loaded: nobody */
+    u.cap = u.n;
+    u.n = 0;
+    if (!(u.v = malloc((u.cap + 1) * sizeof *u.v))) goto lost;
+    (void)sync_server_room_users(s->sync, room, add_user, &u);
+    ev->skip = u.v;
+    ev->nskip = u.n < u.cap ? u.n : u.cap;
     pthread_mutex_lock(&p->mu);
     if (p->nevents >= SRV_PUSH_EVENTS_MAX || p->stop) {
         pthread_mutex_unlock(&p->mu);

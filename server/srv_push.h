@@ -40,7 +40,6 @@
 #define SRV_PUSH_TTL_S          3600u       /* TTL header: the push service keeps it this long */
 #define SRV_PUSH_JWT_TTL_S      43200u      /* VAPID token lifetime (12 h; RFC 8292 allows 24 h) */
 #define SRV_PUSH_TIMEOUT_MS     10000u      /* one HTTP request, connect included */
-#define SRV_PUSH_TRACK_MAX      65536u      /* (session, room, user) entries of connected users */
 #define SRV_PUSH_TEXT_MAX       240u        /* message bytes copied into a notification body */
 #define SRV_PUSH_KEY_FILE       "vapid.pem" /* in the data directory */
 #define SRV_PUSH_SUBJECT        "mailto:push@tandem.invalid" /* default VAPID sub */
@@ -85,12 +84,6 @@ void srv_push_counters_get(const srv *s, srv_push_counters *out);
  * notify the room's followers who are not connected to it. Copies what it
  * needs; never blocks (a full worker queue drops the event, counted). */
 void srv_push_chat(srv *s, const char *room, const sync_chat_rec *rec);
-
-/* srv_push_authorize - sync_host.authorize: srv_access_ws, then remember
- * (session, room, user) for a granted subscription so deliveries can skip
- * users connected to the room. */
-tdm_err srv_push_authorize(void *ctx, const sync_session *session, const uint8_t *token,
-                           size_t token_len, const char *name, sync_auth *out);
 
 /* srv_push_get - GET /api/push/... into r: public-key, subscriptions.
  * Returns the error of srv_resp_* (the caller answers 500). */

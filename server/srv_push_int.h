@@ -67,11 +67,6 @@ typedef struct srv_push_quota {
     bool allowed;
 } srv_push_quota;
 
-/* A connected (session, room, user), by hashes (service only). */
-typedef struct srv_push_track {
-    uint64_t sid, room_h, user_h;
-} srv_push_track;
-
 struct srv_push {
     srv *s;
     store *st;
@@ -104,8 +99,6 @@ struct srv_push {
 
     /* service only */
     srv_push_counters n;
-    srv_push_track *track;
-    size_t ntrack;
 };
 
 /* srv_push__hash - FNV-1a-64 of p[0..n). */

@@ -191,7 +191,6 @@ static tdm_err open_parts(srv *s)
     sync_host h;
     srv_host_make(s, &h);
     srv_redis_host(s, &h);            /* several nodes: relay what sessions change */
-    h.authorize = srv_push_authorize; /* srv_access_ws + who is connected where */
     h.session_output = srv_ws_output; /* fan-out asks for WRITEABLE per session */
     return sync_server_new(&h, &o, &s->sync);
 }

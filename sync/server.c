@@ -304,3 +304,14 @@ tdm_err sync_server_room_presence(sync_server *srv, const char *name, sync_room_
     }
     return TDM_OK;
 }
+
+tdm_err sync_server_room_users(sync_server *srv, const char *name, sync_room_user_fn emit,
+                               void *arg)
+{
+    if (!srv || !name || !emit) return TDM_EINVAL;
+    const sync_room *r = sync__room_find(srv, name, strlen(name));
+    if (!r) return TDM_ENOTFOUND;
+    for (const sync_chan *c = r->members; c; c = c->rnext)
+        if (!c->dead) emit(arg, c->auth.user, c->auth.display);
+    return TDM_OK;
+}

@@ -345,6 +345,17 @@ typedef void (*sync_room_event_fn)(void *arg, const sync_room_event *ev);
  * any sync callback. Reads only: nothing is sent or changed. */
 tdm_err sync_server_room_presence(sync_server *srv, const char *name, sync_room_event_fn emit,
                                   void *arg);
+/* sync_room_user_fn - receives the user id and display name of one member. */
+typedef void (*sync_room_user_fn)(void *arg, const char *user, const char *display);
+/* sync_server_room_users - one emit per live member (subscribed channel) of
+ * room `name`, with the user its token named (a user with several
+ * connections comes several times). emit runs inside the call; the strings
+ * are valid only during emit, which must not call sync_*. Errors: TDM_EINVAL
+ * (NULL argument), TDM_ENOTFOUND (not loaded: no members). Event-loop thread;
+ * it only reads, so it may also be called from inside a host callback such
+ * as room_event. */
+tdm_err sync_server_room_users(sync_server *srv, const char *name, sync_room_user_fn emit,
+                               void *arg);
 
 /* ---- several nodes (relay.c; docs/SCALING.md) ------------------------------
  * A host that runs several nodes for the same rooms passes on what its local
