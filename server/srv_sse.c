@@ -495,18 +495,23 @@ static bool peer_gone(struct lws *wsi)
     return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
+/* The 4.1.6 workaround: a stream whose peer is gone is killed (lws would
+ * spin on its socket forever). True when e was reaped. */
+static bool reap_if_gone(srv *s, srv_sse *e)
+{
+    if (!peer_gone(e->wsi)) return false;
+    e->dead = true;
+    s->n.sse_reaped++;
+    lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    return true;
+}
+
 void srv_sse_tick(srv *s, uint64_t now)
 {
     sample_rates(s, now);
     for (srv_sse *e = s->sse; e; e = e->next) {
         if (e->dead) continue;
-        if (peer_gone(e->wsi)) {
-            /* The 4.1.6 workaround: lws would spin on this socket forever. */
-            e->dead = true;
-            s->n.sse_reaped++;
-            lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-            continue;
-        }
+        if (reap_if_gone(s, e)) continue;
         if (e->ending) continue;
         if (now >= e->end_ms) {
             e->ending = true;
@@ -523,11 +528,8 @@ void srv_sse_close_all(srv *s)
 {
     for (srv_sse *e = s->sse; e; e = e->next) {
         if (e->dead) continue;
-        if (peer_gone(e->wsi)) {
-            e->dead = true;
-            s->n.sse_reaped++;
-            lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        } else if (!e->ending) {
+        if (reap_if_gone(s, e)) continue;
+        if (!e->ending) {
             e->ending = true;
             lws_callback_on_writable(e->wsi);
         }
