@@ -1,105 +1,38 @@
-// helpers.js - start the real `tandem serve --dev` for the integration tests.
+// helpers.js - the real `tandem serve --dev` for the integration tests.
 //
 // The binary comes from TANDEM_BIN (default ../../../build/cli/tandem relative
-// to this package). Each server gets a random high port (retried when taken)
-// and a mkdtemp data directory; readiness is /healthz answering with the
-// child's pid, so a foreign server on the port is never mistaken for ours.
+// to this package). The process handling (random port, temp data directory,
+// readiness by /healthz pid, restart on the same port) is the shared
+// TandemServer of ../../testkit/tandem-server.mjs; this adds the client's
+// helpers (dev tokens, room text, TandemClient factory, convergence waits).
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { TandemClient, MemoryStorage } from '../src/index.js';
+import { TandemServer, sleep, poll as waitFor } from '../../testkit/tandem-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const TANDEM_BIN = path.resolve(here, '..', process.env.TANDEM_BIN ?? '../../../build/cli/tandem');
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** waitFor(fn, what, ms = 15000, every = 20): poll fn until it returns a truthy value (or throw after ms). */
+export { sleep, waitFor };
 
-/** Poll fn until it returns a truthy value (or throw after ms). */
-export async function waitFor(fn, what = 'condition', ms = 15000, every = 20) {
-  const end = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${last?.message ?? JSON.stringify(last)})`);
-    await sleep(every);
-  }
-}
-
-export class Server {
+/** The shared TandemServer (../../testkit) with `serve --dev`, plus the client tests' helpers. */
+export class Server extends TandemServer {
   constructor() {
-    if (!existsSync(TANDEM_BIN)) throw new Error(`tandem binary not found at ${TANDEM_BIN} (set TANDEM_BIN)`);
-    this.dir = mkdtempSync(path.join(tmpdir(), 'tandem-js-'));
-    this.port = 0;
-    this.proc = null;
-    this.log = '';
+    super({ dev: true, label: 'js', bin: TANDEM_BIN });
   }
 
+  /** The data directory. */
+  get dir() {
+    return this.dataDir;
+  }
   get http() {
-    return `http://127.0.0.1:${this.port}`;
+    return this.base;
   }
   get ws() {
     return `ws://127.0.0.1:${this.port}/ws`;
-  }
-
-  /** Start (or restart on the same port and data directory). */
-  async start() {
-    for (let tries = 0; tries < 20; tries++) {
-      if (!this.port || tries > 0) this.port = 20000 + Math.floor(Math.random() * 30000);
-      const proc = spawn(TANDEM_BIN, ['serve', '--dev', '--host', '127.0.0.1', '--port', String(this.port), '--data', this.dir], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
-      proc.stdout.on('data', (d) => (this.log += d));
-      proc.stderr.on('data', (d) => (this.log += d));
-      this.proc = proc;
-      this.exited = exited;
-      const ok = await Promise.race([
-        waitFor(async () => {
-          const r = await fetch(`${this.http}/healthz`);
-          const j = await r.json();
-          return j.pid === proc.pid;
-        }, 'healthz', 10000).then(() => true, () => false),
-        exited.then(() => false),
-      ]);
-      if (ok) return this;
-      proc.kill('SIGKILL');
-      await exited;
-      this.proc = null;
-      if (tries === 0 && this.restarting) {
-        // the old port is taken now: a new one is picked
-      }
-    }
-    throw new Error(`could not start tandem serve: ${this.log.slice(-2000)}`);
-  }
-
-  /** SIGTERM and wait for exit (acks are flushed, sessions closed with 1001). */
-  async stop() {
-    if (!this.proc) return;
-    this.proc.kill('SIGTERM');
-    const r = await this.exited;
-    this.proc = null;
-    return r;
-  }
-
-  /** Restart on the same port (keeps the data directory). */
-  async restart() {
-    await this.stop();
-    this.restarting = true;
-    return this.start();
-  }
-
-  async close() {
-    await this.stop();
-    rmSync(this.dir, { recursive: true, force: true });
   }
 
   async token(user, name = user) {
