@@ -286,6 +286,6 @@ void srv_host_drain(srv *s)
                           tdm_strerror(e));
         }
     }
-    /* the acks asked for WRITEABLE themselves (sync_host.session_output) */
     srv_redis_drain(s); /* several nodes: what the Redis threads handed over */
+    srv_ws_flush(s);    /* the acks and whatever else sync queued */
 }

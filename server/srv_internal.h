@@ -71,7 +71,9 @@ typedef struct srv_conn {
     bool close_sent;     /* our close frame is queued: nothing more is written (srv_ws.c) */
     bool grace_armed;    /* sync marked it for closing: lws drops it after cfg.close_grace_ms */
     bool want_w;         /* a WRITEABLE callback was asked for and has not come yet */
+    bool dirty;          /* on srv.dirty: sync queued frames since the last srv_ws_flush */
     struct srv_conn *prev, *next;
+    struct srv_conn *dnext; /* srv.dirty list */
 } srv_conn;
 
 /* Counters for /healthz and /metrics. Service thread only. */
@@ -105,6 +107,7 @@ struct srv {
     struct srv_rl *rl;     /* rate limiter (ratelimit.h) */
     srv_conn *conns;       /* every open WebSocket session */
     size_t nconns;
+    srv_conn *dirty;       /* sessions with frames queued since the last srv_ws_flush */
     lws_sorted_usec_list_t tick_sul;
     uint8_t *wbuf; /* outbound scratch: LWS_PRE + frame (lws keeps what it cannot send) */
     size_t wcap;
@@ -142,11 +145,19 @@ void srv_host_drain(srv *s);
 /* srv_ws_callback - the "tandem.v1" protocol callback. srv_ws.c */
 int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
-/* srv_ws_output - sync_host.session_output: ask for WRITEABLE on the
- * session's connection (once until it comes). */
+/* srv_ws_output - sync_host.session_output: put the session's connection on
+ * the dirty list (srv_ws_flush writes it). Called from inside sync, so it
+ * writes nothing itself. */
 void srv_ws_output(void *ctx, sync_session *ss);
-/* srv_ws_kick - ask for WRITEABLE on every session with output or closing
- * (a safety net run by the timer; srv_ws_output covers every queued frame). */
+/* srv_ws_flush - write what sync queued for every connection on the dirty
+ * list straight to its socket (lws_write outside WRITEABLE: no POLLOUT round
+ * trip through the event loop); a connection whose socket does not take it
+ * all, or that is closing, asks for WRITEABLE instead. Called at the end of
+ * every service-thread entry that calls into sync: the WebSocket callback,
+ * the inbox drain (acks, Redis), the tick. */
+void srv_ws_flush(srv *s);
+/* srv_ws_kick - srv_ws_flush, then ask for WRITEABLE on every session with
+ * output or closing (a safety net run by the timer). */
 void srv_ws_kick(srv *s);
 /* srv_ws_close_all - flag every session to close with `code` after its queue. */
 void srv_ws_close_all(srv *s, unsigned code);

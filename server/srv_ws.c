@@ -2,9 +2,18 @@
  * message is reassembled under cfg.max_frame (past it: close 1009) and fed
  * to sync_session_recv (a message that arrives in one piece straight from
  * lws's buffer; a reassembly buffer exists only while a message is in
- * pieces); outbound frames leave the session's queue one per
- * WRITEABLE callback (LWS_PRE headroom in a shared scratch buffer; lws keeps
- * whatever the socket does not take). A session sync marks for closing is
+ * pieces). Outbound frames are written as soon as the service thread is
+ * back from sync (srv_ws_flush: sync reports each queued frame through
+ * srv_ws_output, which only lists the connection): lws_write straight from
+ * the session's queue while the socket takes them whole. lws 4.1.6 allows a
+ * write outside WRITEABLE: a send the socket cuts short keeps its rest in
+ * lws's buflist_out, which goes out first on the next POLLOUT, so frames
+ * stay in order and nothing is interleaved into a half-sent frame; from
+ * then on (lws_partial_buffered) the connection waits for WRITEABLE and at
+ * most one frame sits in lws, the rest stays in sync's capped queue. This
+ * saves the two epoll_ctl calls (POLLOUT on, off) and the loop pass per
+ * frame that one write per WRITEABLE callback cost (docs/PERFORMANCE.md).
+ * A session sync marks for closing is
  * closed with the code for its reason once its queue is sent. Until a HELLO
  * is accepted a connection may send at most cfg.pre_hello_bytes payload bytes
  * and cfg.pre_hello_msgs messages; past either it is closed with
@@ -131,7 +140,73 @@ void srv_ws_output(void *ctx, sync_session *ss)
 {
     (void)ctx;
     srv_conn *c = sync_session_data(ss);
-    if (c) want_writable(c);
+    if (!c || c->dirty || c->close_sent) return;
+    c->dirty = true;
+    c->dnext = c->s->dirty;
+    c->s->dirty = c;
+}
+
+static void dirty_remove(srv *s, srv_conn *c)
+{
+    if (!c->dirty) return;
+    for (srv_conn **pp = &s->dirty; *pp; pp = &(*pp)->dnext)
+        if (*pp == c) {
+            *pp = c->dnext;
+            break;
+        }
+    c->dirty = false;
+    c->dnext = NULL;
+}
+
+static bool wbuf_reserve(srv *s, size_t n)
+{
+    if (LWS_PRE + n <= s->wcap) return true;
+    size_t ncap = s->wcap ? s->wcap : 65536;
+    while (ncap < LWS_PRE + n) ncap *= 2;
+    uint8_t *p = realloc(s->wbuf, ncap);
+    if (!p) return false;
+    s->wbuf = p;
+    s->wcap = ncap;
+    return true;
+}
+
+#define PUMP_MAX 64 /* frames per connection per pass; the rest waits for WRITEABLE */
+
+/* Write queued frames of c while the socket takes them whole (nothing of
+ * c's is buffered in lws) and at most PUMP_MAX. -1: lws_write failed (the
+ * socket is gone) or no scratch memory. */
+static int pump(srv *s, srv_conn *c)
+{
+    const uint8_t *p;
+    size_t n;
+    for (int i = 0; i < PUMP_MAX && c->ss && !lws_partial_buffered(c->wsi); i++) {
+        if (!sync_session_next_out(c->ss, &p, &n)) break;
+        if (!wbuf_reserve(s, n)) return -1;
+        memcpy(s->wbuf + LWS_PRE, p, n);
+        if (lws_write(c->wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n) return -1;
+        sync_session_consume(c->ss);
+        s->n.frames_out++;
+        s->n.bytes_out += n;
+    }
+    return 0;
+}
+
+void srv_ws_flush(srv *s)
+{
+    while (s->dirty) {
+        srv_conn *c = s->dirty;
+        s->dirty = c->dnext;
+        c->dirty = false;
+        c->dnext = NULL;
+        if (c->close_sent || c->want_w) continue; /* its WRITEABLE callback writes */
+        if (pump(s, c) < 0) {
+            /* outside its callback: lws closes it at the next timeout pass */
+            conn_end_session(c);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        if (conn_wants_write(c)) want_writable(c);
+    }
 }
 
 /* Once sync marks the session for closing, the rest of its life is capped:
@@ -146,6 +221,7 @@ static void arm_close_grace(srv *s, srv_conn *c)
 
 void srv_ws_kick(srv *s)
 {
+    srv_ws_flush(s);
     for (srv_conn *c = s->conns; c; c = c->next) {
         arm_close_grace(s, c);
         if (!c->want_w && conn_wants_write(c)) want_writable(c);
@@ -227,20 +303,9 @@ static int on_receive(srv *s, srv_conn *c, struct lws *wsi, const void *in, size
     free(c->rx); /* reassembly buffers live only while a message is in pieces */
     c->rx = NULL;
     c->rx_cap = 0;
-    /* every session that got frames asked for WRITEABLE (srv_ws_output) */
+    /* every session that got frames is on the dirty list (srv_ws_output);
+     * srv_ws_callback flushes it on the way out */
     return 0;
-}
-
-static bool wbuf_reserve(srv *s, size_t n)
-{
-    if (LWS_PRE + n <= s->wcap) return true;
-    size_t ncap = s->wcap ? s->wcap : 65536;
-    while (ncap < LWS_PRE + n) ncap *= 2;
-    uint8_t *p = realloc(s->wbuf, ncap);
-    if (!p) return false;
-    s->wbuf = p;
-    s->wcap = ncap;
-    return true;
 }
 
 static int on_writeable(srv *s, srv_conn *c, struct lws *wsi)
@@ -248,17 +313,9 @@ static int on_writeable(srv *s, srv_conn *c, struct lws *wsi)
     c->want_w = false;
     if (c->close_sent) return 0; /* a late callback: nothing may follow the close frame */
     if (c->close_now || !c->ss) return close_with(c, wsi, c->close_code ? c->close_code : 1000u);
-    const uint8_t *p;
-    size_t n;
-    if (sync_session_next_out(c->ss, &p, &n)) {
-        if (!wbuf_reserve(s, n)) return close_with(c, wsi, SRV_CLOSE_INTERNAL);
-        memcpy(s->wbuf + LWS_PRE, p, n);
-        int w = lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_BINARY);
-        if (w < (int)n) return -1;
-        sync_session_consume(c->ss);
-        s->n.frames_out++;
-        s->n.bytes_out += n;
-        if (conn_wants_write(c)) want_writable(c);
+    if (pump(s, c) < 0) return -1;
+    if (sync_session_out_bytes(c->ss) > 0 || lws_partial_buffered(wsi)) {
+        want_writable(c);
         return 0;
     }
     sync_close_reason why;
@@ -267,8 +324,8 @@ static int on_writeable(srv *s, srv_conn *c, struct lws *wsi)
     return 0;
 }
 
-int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
 {
     srv_conn *c = user;
     srv *s = lws_context_user(lws_get_context(wsi));
@@ -296,14 +353,31 @@ int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_receive(s, c, wsi, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return on_writeable(s, c, wsi);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* lws answers the peer's close frame: nothing of ours may go out
+         * any more (srv_ws_flush writes outside WRITEABLE, which lws would
+         * not call in this state) and the session ends now */
+        c->close_sent = true;
+        conn_end_session(c);
+        return 0;
     case LWS_CALLBACK_CLOSED:
+        dirty_remove(s, c);
         conn_end_session(c); /* unless close_with did */
         free(c->rx);
         c->rx = NULL;
         conn_unlink(s, c);
         s->n.ws_closed++;
-        return 0; /* frames the leave broadcast went through srv_ws_output */
+        return 0; /* the leave broadcast's frames: srv_ws_callback flushes them */
     default:
         return 0;
     }
+}
+
+int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    int r = ws_callback(wsi, reason, user, in, len);
+    srv *s = lws_context_user(lws_get_context(wsi));
+    if (s && s->dirty) srv_ws_flush(s); /* what sync queued in this callback */
+    return r;
 }
