@@ -296,6 +296,7 @@ static void rws_subscribe_ot(rws *w, uint32_t channel, const char *room)
 static unsigned rws_read_to_close(rws *w, int ms, size_t *counts, size_t *last, size_t *nframes)
 {
     size_t idx = 0;
+    uint64_t ot_version = 0; /* the last OT_REMOTE's version (0: none yet) */
     uint64_t end = np_mono_ms() + (uint64_t)ms;
     while (np_mono_ms() < end) {
         int op;
@@ -316,6 +317,13 @@ static unsigned rws_read_to_close(rws *w, int ms, size_t *counts, size_t *last, 
             if (m.type < SYNCM_TYPE_LIMIT_) {
                 counts[m.type]++;
                 last[m.type] = idx;
+            }
+            /* the server writes outside WRITEABLE and the socket cuts its
+             * sends short here: every frame must still arrive whole and in
+             * order (each OT_REMOTE is the next version) */
+            if (m.type == SYNCM_OT_REMOTE) {
+                if (ot_version) ck_assert_uint_eq(m.version, ot_version + 1);
+                ot_version = m.version;
             }
             syncm_clear(&m);
         }
