@@ -180,6 +180,11 @@ static tdm_err open_parts(srv *s)
     o.max_frame = c->max_frame;
     o.max_out_bytes = c->max_out_bytes;
     o.max_pending = 65536;
+    /* OT versions kept in memory per room; older ones come from the store
+     * (store_opts.ot_retention, 10,000 per document). sync's default of
+     * 1,000 held ~30 MB for 200 busy rooms whether or not an OT client ever
+     * came (load benchmark, docs/PERFORMANCE.md) */
+    o.ot_history = 128;
     o.room_idle_ms = c->room_idle_ms;
     o.hello_timeout_ms = c->hello_timeout_ms;
     o.idle_timeout_ms = c->idle_timeout_ms;
