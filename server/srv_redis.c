@@ -1217,7 +1217,7 @@ void srv_redis_drain(srv *s)
         }
         free(it);
     }
-    srv_ws_kick(s);
+    /* what this queued for sessions goes out in srv_host_drain's srv_ws_flush */
 }
 
 static void tick_one(void *arg, const char *name, size_t members)
