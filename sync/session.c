@@ -217,6 +217,7 @@ static void stream_free(sync_server *srv, sync_stream *s)
 {
     if (!s->active) return;
     srv->stream_bytes -= s->len;
+    srv->nstreams--;
     free(s->buf);
     memset(s, 0, sizeof *s);
 }
@@ -276,6 +277,7 @@ tdm_err sync__stream_start(sync_chan *c, syncm_type type, uint64_t id, tbuf *dat
     c->stream.active = true;
     c->stream.started = false;
     srv->stream_bytes += len;
+    srv->nstreams++;
     return TDM_OK;
 }
 
@@ -303,6 +305,7 @@ static bool stream_chunk(sync_session *ss, sync_chan *c)
 
 void sync__pump(sync_session *ss)
 {
+    if (!ss->srv->nstreams) return; /* the common case: nothing is being transferred */
     while (!ss->closing && ss->out_bytes < SYNC_PUMP_LOW && ss->nchans) {
         sync_chan *c = NULL;
         for (size_t k = 0; k < ss->nchans; k++) {

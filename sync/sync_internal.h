@@ -177,6 +177,7 @@ struct sync_server {
     sync_pending *pend; /* ring of o.max_pending */
     size_t pstart, pcount;
     size_t stream_bytes;
+    size_t nstreams; /* channels with an active transfer (sync__pump does nothing at 0) */
     uint64_t now_ms;
     bool relaying; /* inside a sync_server_apply_remote / relay_* call (relay.c) */
     sync_server_stats st;
