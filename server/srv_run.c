@@ -168,8 +168,10 @@ static tdm_err open_parts(srv *s)
     tdm_err e = srv_access_open(s);
     if (e) return e;
     store_opts so = {0};
-    so.gather_us =
-        10000; /* under load one commit per 10 ms at most: fewer fsyncs (PERFORMANCE.md) */
+    /* under load one commit per 20 ms at most: fewer fsyncs and page writes
+     * per update; a job reaching an idle store still commits at once
+     * (store.h; the trade against ack latency: docs/PERFORMANCE.md) */
+    so.gather_us = 20000;
     e = store_open(c->data_dir, &so, &s->st);
     if (e) {
         fprintf(stderr, "tandem serve: cannot open the database in %s: %s\n", c->data_dir,

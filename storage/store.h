@@ -19,7 +19,7 @@
  * writes them in ONE transaction, commits, and only then calls the callbacks,
  * in the order the jobs were queued. Jobs commit in queue order: when a job's
  * callback runs, every job queued before it has been decided. With
- * opts.gather_us (off by default; the server sets 10 ms) the writer starts a
+ * opts.gather_us (off by default; the server sets 20 ms) the writer starts a
  * transaction at most that often under load: fewer, larger commits (fewer
  * fsyncs and page writes per job) for up to that much later callbacks; a job
  * arriving at an idle store commits at once.
