@@ -103,6 +103,15 @@ start_server() {
     done
 }
 
+# How fast this (virtual) machine wakes a task on the other CPU right now:
+# `perf bench sched pipe`, microseconds per round trip (empty without perf).
+# The server's CPU per frame is mostly kernel work of that kind, and on a
+# shared VM it drifts by tens of percent within an hour (docs/PERFORMANCE.md).
+machine_probe() {
+    command -v perf >/dev/null || return 0
+    perf bench sched pipe -l 20000 2>/dev/null | awk '/usecs\/op/ {printf "%.1f", $1}'
+}
+
 status=0
 declare -A LINES
 for sc in $SCENARIOS; do
@@ -116,7 +125,8 @@ for sc in $SCENARIOS; do
     for run in $(seq 1 "$RUNS"); do
         start_server || exit 1
         load=$(cut -d' ' -f1-3 /proc/loadavg)
-        echo "== scenario $sc run $run/$RUNS (port $PORT, load before: $load)"
+        probe=$(machine_probe)
+        echo "== scenario $sc run $run/$RUNS (port $PORT, load before: $load${probe:+, pipe round trip $probe us})"
         out=$("${RUN[@]}" "$GEN" --port "$PORT" --server-pid "$SRV_PID" --json "${ARGS[@]}")
         rc=$?
         echo "$out"
