@@ -287,5 +287,6 @@ void srv_host_drain(srv *s)
         }
     }
     srv_redis_drain(s); /* several nodes: what the Redis threads handed over */
-    srv_ws_flush(s);    /* the acks and whatever else sync queued */
+    /* the acks and whatever else sync queued go at the end of the loop's
+     * turn (srv_ws_flush in srv_service) */
 }

@@ -152,9 +152,9 @@ void srv_ws_output(void *ctx, sync_session *ss);
 /* srv_ws_flush - write what sync queued for every connection on the dirty
  * list straight to its socket (lws_write outside WRITEABLE: no POLLOUT round
  * trip through the event loop); a connection whose socket does not take it
- * all, or that is closing, asks for WRITEABLE instead. Called at the end of
- * every service-thread entry that calls into sync: the WebSocket callback,
- * the inbox drain (acks, Redis), the tick. */
+ * all, or that is closing, asks for WRITEABLE instead. Called by srv_service
+ * before and after every turn of the event loop (so nothing stays listed
+ * while the loop waits) and by srv_ws_kick. */
 void srv_ws_flush(srv *s);
 /* srv_ws_kick - srv_ws_flush, then ask for WRITEABLE on every session with
  * output or closing (a safety net run by the timer). */

@@ -1217,7 +1217,8 @@ void srv_redis_drain(srv *s)
         }
         free(it);
     }
-    /* what this queued for sessions goes out in srv_host_drain's srv_ws_flush */
+    /* what this queued for sessions goes out at the end of the loop's turn
+     * (srv_ws_flush in srv_service) */
 }
 
 static void tick_one(void *arg, const char *name, size_t members)

@@ -61,8 +61,8 @@ tdm_err srv_redis_open(struct srv *s);
  * after srv_host_make and before sync_server_new. */
 void srv_redis_host(struct srv *s, sync_host *h);
 /* srv_redis_drain - apply what the threads handed over (relayed changes,
- * chat ids, stored chat records, reconnects). Called by srv_host_drain,
- * which then writes what that queued for sessions (srv_ws_flush). */
+ * chat ids, stored chat records, reconnects). Called by srv_host_drain;
+ * what it queues for sessions is written at the end of the loop's turn. */
 void srv_redis_drain(struct srv *s);
 /* srv_redis_tick - periodic state-vector announcements. */
 void srv_redis_tick(struct srv *s, uint64_t now_ms);

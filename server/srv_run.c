@@ -232,12 +232,21 @@ static struct lws_context *create_context(srv *s, struct lws_context_creation_in
 }
 
 /* One turn of the event loop: returns after what is ready now has been
- * handled, a timer fired or a signal came. */
+ * handled, a timer fired or a signal came. The frames sync queued during the
+ * turn are written at its end, all at once (srv_ws_flush): a receiver gets
+ * them in one burst per turn instead of one per inbound message, so a client
+ * process holding many connections is woken less often. Also before the
+ * turn, for what was queued outside one (shutdown). */
 static int srv_service(srv *s)
 {
-    if (!s->evloop[0]) return lws_service(s->ctx, 0);
-    ev_run(s->evloop[0], EVRUN_ONCE);
-    return 0;
+    srv_ws_flush(s);
+    int r = 0;
+    if (!s->evloop[0])
+        r = lws_service(s->ctx, 0);
+    else
+        ev_run(s->evloop[0], EVRUN_ONCE);
+    srv_ws_flush(s);
+    return r;
 }
 
 static tdm_err start_lws(srv *s, lws_retry_bo_t *retry)

@@ -2,9 +2,9 @@
  * message is reassembled under cfg.max_frame (past it: close 1009) and fed
  * to sync_session_recv (a message that arrives in one piece straight from
  * lws's buffer; a reassembly buffer exists only while a message is in
- * pieces). Outbound frames are written as soon as the service thread is
- * back from sync (srv_ws_flush: sync reports each queued frame through
- * srv_ws_output, which only lists the connection): lws_write straight from
+ * pieces). Outbound frames are written at the end of each turn of the
+ * event loop (srv_ws_flush from srv_service; sync reports each queued frame
+ * through srv_ws_output, which only lists the connection): lws_write straight from
  * the session's queue while the socket takes them whole. lws 4.1.6 allows a
  * write outside WRITEABLE: a send the socket cuts short keeps its rest in
  * lws's buflist_out, which goes out first on the next POLLOUT, so frames
@@ -304,7 +304,7 @@ static int on_receive(srv *s, srv_conn *c, struct lws *wsi, const void *in, size
     c->rx = NULL;
     c->rx_cap = 0;
     /* every session that got frames is on the dirty list (srv_ws_output);
-     * srv_ws_callback flushes it on the way out */
+     * srv_ws_flush writes them at the end of this turn of the loop */
     return 0;
 }
 
@@ -324,8 +324,8 @@ static int on_writeable(srv *s, srv_conn *c, struct lws *wsi)
     return 0;
 }
 
-static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                       size_t len)
+int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
 {
     srv_conn *c = user;
     srv *s = lws_context_user(lws_get_context(wsi));
@@ -367,17 +367,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         c->rx = NULL;
         conn_unlink(s, c);
         s->n.ws_closed++;
-        return 0; /* the leave broadcast's frames: srv_ws_callback flushes them */
+        return 0; /* the leave broadcast's frames go at the end of the turn */
     default:
         return 0;
     }
-}
-
-int srv_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
-{
-    int r = ws_callback(wsi, reason, user, in, len);
-    srv *s = lws_context_user(lws_get_context(wsi));
-    if (s && s->dirty) srv_ws_flush(s); /* what sync queued in this callback */
-    return r;
 }
