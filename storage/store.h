@@ -344,8 +344,10 @@ tdm_err store_chat_count(store *st, const void *room, size_t room_len, uint64_t 
  * the caller validated them) as the operation that turns version `version` of
  * document `name` into version + 1. The history is contiguous: when it is not
  * empty, version must equal the current ot_next, else cb gets TDM_ECONFLICT;
- * an empty history starts at any version. Versions older than
- * ot_next - opts.ot_retention are deleted in the same transaction. cb gets
+ * an empty history starts at any version. Once more than
+ * opts.ot_retention + opts.ot_retention / 16 versions are held, those older
+ * than ot_next - opts.ot_retention are deleted in the same transaction (in
+ * batches: a document keeps at least ot_retention versions). cb gets
  * `version` as id. Errors as store_append_async. */
 tdm_err store_ot_append_async(store *st, const void *name, size_t name_len, uint64_t version,
                               const uint8_t *p, size_t n, store_done_fn cb, void *ctx);

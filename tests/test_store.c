@@ -1031,6 +1031,38 @@ START_TEST(test_ot_history)
 }
 END_TEST
 
+/* Retention trims in batches: with ot_retention 32 a document holds up to
+ * 32 + 2 versions, then the append past that trims back to 32 at once; every
+ * version kept is still readable and the trimmed ones are refused. */
+START_TEST(test_ot_trim_in_batches)
+{
+    store_opts o = {.ot_retention = 32};
+    store *st = open_store(&o);
+    store_doc_meta m;
+    for (uint64_t v = 0; v < 34; v++) {
+        uint8_t b = (uint8_t)v;
+        ck_assert_int_eq(store_ot_append(st, NM("t"), v, &b, 1), TDM_OK);
+    }
+    ck_assert_int_eq(store_doc_info(st, NM("t"), &m), TDM_OK);
+    ck_assert_uint_eq(m.ot_first, 0); /* 34 held: within 32 + 32/16 */
+    ck_assert_uint_eq(m.ot_next, 34);
+    uint8_t b = 34;
+    ck_assert_int_eq(store_ot_append(st, NM("t"), 34, &b, 1), TDM_OK);
+    ck_assert_int_eq(store_doc_info(st, NM("t"), &m), TDM_OK);
+    ck_assert_uint_eq(m.ot_first, 3); /* 35 held: back to 32 in one go */
+    ck_assert_uint_eq(m.ot_next, 35);
+    ot_seen s = {0};
+    ck_assert_int_eq(store_ot_range(st, NM("t"), 3, ot_collect, &s), TDM_OK);
+    ck_assert_int_eq(s.n, 32);
+    ck_assert_uint_eq(s.last, 34);
+    ck_assert_int_eq(store_ot_range(st, NM("t"), 2, ot_collect, &s), TDM_ERANGE);
+    size_t problems = 1;
+    ck_assert_int_eq(store_verify_doc(st, NM("t"), NULL, NULL, &problems), TDM_OK);
+    ck_assert_uint_eq(problems, 0);
+    store_close(st);
+}
+END_TEST
+
 /* Records with their submitter (format 2) next to records without one
  * (format 1, as written before submitters were kept), and the combined
  * update + OT job. */
@@ -1488,6 +1520,7 @@ static Suite *store_suite(void)
     tcase_add_test(tx, test_chat);
     tcase_add_test(tx, test_push);
     tcase_add_test(tx, test_ot_history);
+    tcase_add_test(tx, test_ot_trim_in_batches);
     tcase_add_test(tx, test_ot_records_with_submitter);
     suite_add_tcase(s, tx);
     TCase *td = tcase_create("damage");
