@@ -107,7 +107,7 @@ struct srv {
     struct srv_rl *rl;     /* rate limiter (ratelimit.h) */
     srv_conn *conns;       /* every open WebSocket session */
     size_t nconns;
-    srv_conn *dirty;       /* sessions with frames queued since the last srv_ws_flush */
+    srv_conn *dirty; /* sessions with frames queued since the last srv_ws_flush */
     lws_sorted_usec_list_t tick_sul;
     uint8_t *wbuf; /* outbound scratch: LWS_PRE + frame (lws keeps what it cannot send) */
     size_t wcap;
