@@ -10,7 +10,10 @@
  *  - 1009 (a message over the frame cap), 4004 (too much before HELLO) and
  *    4001 (a reader that stopped while its queue passed the cap, then reads
  *    again) on sessions whose room stays busy: one close frame, nothing
- *    after.
+ *    after;
+ *  - a client that closes first while its room stays busy: the server's
+ *    answering close frame (the client's code echoed) and nothing after,
+ *    now that the server writes frames outside WRITEABLE callbacks too.
  * Everything waits by polling with deadlines. */
 #define _XOPEN_SOURCE 700
 
@@ -452,6 +455,44 @@ START_TEST(test_pre_hello_then_nothing)
 }
 END_TEST
 
+/* The client closes first (1000) while a peer keeps editing its room: the
+ * server answers with one close frame echoing 1000, sends no data frame
+ * after it, and the session is gone. */
+START_TEST(test_client_close_then_nothing)
+{
+    np_peer p;
+    peer_join(&p, "busy", 600);
+    rawws r;
+    rw_open(&r, S.port);
+    rw_join(&r, "busy", 601);
+    /* let the room's traffic reach the raw client first */
+    unsigned rng = 7;
+    for (int i = 0; i < 20; i++) {
+        np_random_edit(&p, &rng, false);
+        np_pump(&p);
+        wsc_service(X, 1);
+        rw_pump(&r, 5, 0);
+    }
+    ck_assert_uint_gt(rw_count(&r, SYNCM_UPDATE), 0);
+    uint8_t code[2] = {1000 >> 8, 1000 & 0xff};
+    rw_send(&r, 8, code, 2);
+    r.replied = true; /* ours went first: nothing to answer */
+    busy_until_closed(&r, &p, 1000, "client close");
+    /* the session is gone: only the peer's connection is left */
+    uint64_t end = srvp_mono_ms() + 5000;
+    for (bool one = false; !one;) {
+        ck_assert_msg(srvp_mono_ms() < end, "the closed session is still counted");
+        np_pump(&p);
+        wsc_service(X, 20);
+        srvp_http h = srvp_get(S.port, "/healthz");
+        one = h.body && strstr(h.body, "\"connections\":1,");
+        srvp_http_free(&h);
+    }
+    rw_free(&r);
+    np_free(&p);
+}
+END_TEST
+
 #define FLOOD_CHUNK (64u << 10) /* bytes inserted per update */
 #define FLOOD_BYTES ((size_t)10 << 20)
 
@@ -522,6 +563,7 @@ static Suite *close_suite(void)
     tcase_add_test(tc, test_too_big_then_nothing);
     tcase_add_test(tc, test_pre_hello_then_nothing);
     tcase_add_test(tc, test_backpressure_then_nothing);
+    tcase_add_test(tc, test_client_close_then_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
