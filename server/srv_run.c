@@ -233,10 +233,9 @@ static struct lws_context *create_context(srv *s, struct lws_context_creation_in
 
 /* One turn of the event loop: returns after what is ready now has been
  * handled, a timer fired or a signal came. The frames sync queued during the
- * turn are written at its end, all at once (srv_ws_flush): a receiver gets
- * them in one burst per turn instead of one per inbound message, so a client
- * process holding many connections is woken less often. Also before the
- * turn, for what was queued outside one (shutdown). */
+ * turn, from any callback or timer, are written at its end (srv_ws_flush),
+ * so nothing stays queued while the loop waits; also before the turn, for
+ * what was queued outside one (shutdown). */
 static int srv_service(srv *s)
 {
     srv_ws_flush(s);

@@ -397,6 +397,22 @@ START_TEST(test_sigterm_queue_then_one_close)
 }
 END_TEST
 
+/* One step of a busy room: p makes edit k (and every 5th a presence
+ * change), then both sides are serviced; r answers a server close after
+ * hold_ms. */
+static void busy_step(rawws *r, np_peer *p, unsigned *rng, int k, unsigned hold_ms)
+{
+    np_random_edit(p, rng, false);
+    if (k % 5 == 0) {
+        char st[32];
+        snprintf(st, sizeof st, "{\"k\":%d}", k);
+        np_presence(p, st);
+    }
+    np_pump(p);
+    wsc_service(X, 1);
+    rw_pump(r, 5, hold_ms);
+}
+
 /* The room stays busy (a peer edits and changes presence) while `r`, closed
  * by the server with `code`, holds its close answer for 600 ms. */
 static void busy_until_closed(rawws *r, np_peer *p, unsigned code, const char *who)
@@ -406,15 +422,7 @@ static void busy_until_closed(rawws *r, np_peer *p, unsigned code, const char *w
     int k = 0;
     while (!r->eof) {
         ck_assert_msg(srvp_mono_ms() < end, "%s: the connection did not end", who);
-        np_random_edit(p, &rng, false);
-        if (++k % 5 == 0) {
-            char st[32];
-            snprintf(st, sizeof st, "{\"k\":%d}", k);
-            np_presence(p, st);
-        }
-        np_pump(p);
-        wsc_service(X, 1);
-        rw_pump(r, 5, 600);
+        busy_step(r, p, &rng, ++k, 600);
     }
     rw_check_close(r, code, who);
 }
@@ -467,12 +475,7 @@ START_TEST(test_client_close_then_nothing)
     rw_join(&r, "busy", 601);
     /* let the room's traffic reach the raw client first */
     unsigned rng = 7;
-    for (int i = 0; i < 20; i++) {
-        np_random_edit(&p, &rng, false);
-        np_pump(&p);
-        wsc_service(X, 1);
-        rw_pump(&r, 5, 0);
-    }
+    for (int k = 1; k <= 20; k++) busy_step(&r, &p, &rng, k, 0);
     ck_assert_uint_gt(rw_count(&r, SYNCM_UPDATE), 0);
     uint8_t code[2] = {1000 >> 8, 1000 & 0xff};
     rw_send(&r, 8, code, 2);
