@@ -218,18 +218,6 @@ static void random_edit(np_peer *p, unsigned *rng)
     ck_assert_int_eq(sync_client_flush(p->cl, p->ch), TDM_OK);
 }
 
-static char *server_text(int port, const char *room)
-{
-    char path[512];
-    snprintf(path, sizeof path, "/api/rooms/%s/text", room);
-    json_t *v = http_json(port, path, 200);
-    const char *t = json_string_value(json_object_get(v, "text"));
-    ck_assert_ptr_nonnull(t);
-    char *s = strdup(t);
-    json_decref(v);
-    return s;
-}
-
 /* n peers edit concurrently for `rounds` rounds and converge. */
 static void edit_and_converge(wsc_ctx *x, group *g, int rounds, unsigned seed)
 {
@@ -368,7 +356,7 @@ static void converge_n(server *s, size_t n, const char *room, unsigned seed)
     ck_assert_msg(wsc_wait(x, all_synced, &g, 10000), "peers did not sync");
     edit_and_converge(x, &g, 20, seed);
     char *t0 = doc_text(p[0].doc);
-    char *st = server_text(s->p.port, room);
+    char *st = np_server_text(s->p.port, room);
     ck_assert_str_eq(t0, st);
     ck_assert_uint_gt(strlen(t0), 0);
     /* a late joiner catches up by state vector */
@@ -529,7 +517,7 @@ START_TEST(test_restart_keeps_acked)
     group ag = {all, N + 1};
     ck_assert_msg(wsc_wait(x, all_converged, &ag, 20000), "no convergence after restart");
     char *final = doc_text(all[0].doc);
-    char *srvt = server_text(s.p.port, "durable");
+    char *srvt = np_server_text(s.p.port, "durable");
     ck_assert_str_eq(final, srvt);
     free(final);
     free(srvt);

@@ -68,21 +68,6 @@ static long healthz_num(int port, const char *field)
     return n;
 }
 
-/* dev_token - a token for `user` from GET /api/dev/token (--dev mints them
- * with the secret of this server process: a restarted server needs new
- * ones). malloc'd. Each user has its own rate-limit buckets. */
-static char *dev_token(int port, const char *user)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/api/dev/token?user=%s", user);
-    json_t *v = np_get_json(port, path);
-    const char *t = json_string_value(json_object_get(v, "token"));
-    ck_assert_ptr_nonnull(t);
-    char *r = strdup(t);
-    json_decref(v);
-    return r;
-}
-
 /* ---- SIGKILL and restart on the same data directory -------------------------------- */
 
 /* srv_restart - start `tandem serve --dev` again on s->data (same port when
@@ -286,7 +271,7 @@ START_TEST(test_kill_under_load)
     for (size_t i = 0; i < KP; i++) {
         char user[16];
         snprintf(user, sizeof user, "writer%zu", i);
-        char *tok = dev_token(s.port, user);
+        char *tok = np_dev_token(s.port, user);
         np_open(&k[i].p, x, s.port, "crash", 101 + i, false, tok);
         free(tok);
     }
@@ -372,11 +357,12 @@ START_TEST(test_kill_under_load)
                           crdt_sv_get(sv, k[i].p.client_id));
         crdt_sv_free(sv);
 
-        /* reconnect: every replica converges, every chat message once */
+        /* reconnect: every replica converges, every chat message once (with
+         * new tokens: --dev mints them with this server process's secret) */
         for (size_t i = 0; i < KP; i++) {
             char user[16];
             snprintf(user, sizeof user, "writer%zu", i);
-            char *tok = dev_token(s.port, user);
+            char *tok = np_dev_token(s.port, user);
             np_drop(&k[i].p);
             ck_assert_int_eq(sync_client_set_token(k[i].p.cl, (const uint8_t *)tok, strlen(tok)),
                              TDM_OK);
@@ -520,18 +506,6 @@ static bool write_all(int fd, const uint8_t *p, size_t n)
     return true;
 }
 
-typedef struct two {
-    np_peer *a, *b;
-} two;
-
-static bool two_converged(void *arg)
-{
-    two *t = arg;
-    np_peer *ps[2] = {t->a, t->b};
-    np_group g = {ps, 2};
-    return np_all_converged(&g);
-}
-
 static bool conns_at_most(int port, long n, int timeout_ms)
 {
     uint64_t end = srvp_mono_ms() + (uint64_t)timeout_ms;
@@ -553,8 +527,8 @@ START_TEST(test_vanish_mid_frame)
     wsc_ctx *x = wsc_new();
     np_peer a, b;
     np_open(&a, x, s.port, "vanish", 11, false, NULL);
-    two t = {&a, &a};
-    ck_assert(wsc_wait(x, two_converged, &t, 20000));
+    np_peer *ab[] = {&a, NULL};
+    np_wait_converged(x, ab, 1, 20000);
     long base = healthz_num(s.port, "connections");
     unsigned rng = 77;
     static uint8_t payload[4096], frame[8192];
@@ -588,8 +562,8 @@ START_TEST(test_vanish_mid_frame)
     ck_assert_int_eq(healthz_num(s.port, "pid"), pid);
     ck_assert(conns_at_most(s.port, base, 10000));
     np_open(&b, x, s.port, "vanish", 12, false, NULL);
-    t.b = &b;
-    ck_assert(wsc_wait(x, two_converged, &t, 20000));
+    ab[1] = &b;
+    np_wait_converged(x, ab, 2, 20000);
     ck_assert_int_eq(s.pid, pid);
     fprintf(stderr, "test_vanish_mid_frame: %d clients vanished mid-frame\n", vanished);
     np_drop(&a);
@@ -638,8 +612,8 @@ START_TEST(test_half_request_flood)
         np_random_edit(&a, &rng, false);
         np_random_edit(&b, &rng, false);
     }
-    two t = {&a, &b};
-    ck_assert(wsc_wait(x, two_converged, &t, 20000));
+    np_peer *ab[] = {&a, &b};
+    np_wait_converged(x, ab, 2, 20000);
     json_t *v = np_get_json(s.port, "/healthz");
     json_decref(v);
     /* and closes every one of them (the lws request timeout, about 10 s) */
@@ -665,7 +639,7 @@ START_TEST(test_half_request_flood)
     ck_assert(conns_at_most(s.port, 2, 10000));
     ck_assert_int_eq(healthz_num(s.port, "pid"), pid);
     for (int i = 0; i < 5; i++) np_random_edit(&a, &rng, false);
-    ck_assert(wsc_wait(x, two_converged, &t, 20000));
+    np_wait_converged(x, ab, 2, 20000);
     fprintf(stderr,
             "test_half_request_flood: %d half HTTP requests and %d silent TCP connections closed "
             "by the server within %llu ms, clients served meanwhile, pid unchanged\n",

@@ -102,18 +102,6 @@ static size_t count_sub(const char *hay, const char *needle)
     return c;
 }
 
-typedef struct two {
-    np_peer *a, *b;
-} two;
-
-static bool two_converged(void *arg)
-{
-    two *t = arg;
-    np_peer *ps[2] = {t->a, t->b};
-    np_group g = {ps, 2};
-    return np_all_converged(&g);
-}
-
 /* send what the client has queued without reading anything back */
 static void send_only(np_peer *p)
 {
@@ -135,11 +123,11 @@ START_TEST(test_ot_op_durable_not_acked_catch_up)
     np_peer a, o;
     np_open(&a, x, s.port, room, 11, false, NULL);
     np_open(&o, x, s.port, room, 0x5eedcafe01ULL, true, NULL);
-    two t = {&a, &o};
-    ck_assert(wsc_wait(x, two_converged, &t, 15000));
+    np_peer *ao[] = {&a, &o};
+    np_wait_converged(x, ao, 2, 15000);
     ck_assert_int_eq(crdt_doc_insert(a.doc, 0, "hello", 5), TDM_OK);
     ck_assert_int_eq(sync_client_flush(a.cl, a.ch), TDM_OK);
-    ck_assert(wsc_wait(x, two_converged, &t, 15000));
+    np_wait_converged(x, ao, 2, 15000);
 
     /* the OT client's edit goes out; its ack is never read */
     ot_op *op;
@@ -174,7 +162,7 @@ START_TEST(test_ot_op_durable_not_acked_catch_up)
     ck_assert_int_eq(crdt_doc_insert(a.doc, 0, "> ", 2), TDM_OK);
     ck_assert_int_eq(sync_client_flush(a.cl, a.ch), TDM_OK);
     np_connect(&o);
-    ck_assert(wsc_wait(x, two_converged, &t, 15000));
+    np_wait_converged(x, ao, 2, 15000);
     char *got = np_text(&o);
     ck_assert_str_eq(got, "> hello world");
     free(got);

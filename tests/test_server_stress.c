@@ -344,30 +344,17 @@ typedef struct token_set {
     size_t n, cap;
 } token_set;
 
-/* A dev token for user `user` (GET /api/dev/token), malloc'd. Every
- * token-less dev client is user "anon" and shares its rate-limit buckets
- * (200 updates/s, burst 400), so the churn spreads over BATCH users. */
-static char *dev_token(int port, const char *user)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/api/dev/token?user=%s", user);
-    json_t *v = np_get_json(port, path);
-    const char *t = json_string_value(json_object_get(v, "token"));
-    ck_assert_ptr_nonnull(t);
-    char *tok = strdup(t);
-    json_decref(v);
-    return tok;
-}
-
 static char *users[BATCH];
 
 static void churn_batch(wsc_ctx *x, int port, size_t first, size_t count, token_set *acked)
 {
+    /* every token-less dev client is user "anon" and shares its rate-limit
+     * buckets (200 updates/s, burst 400): the churn spreads over BATCH users */
     for (size_t i = 0; i < BATCH; i++)
         if (!users[i]) {
             char u[16];
             snprintf(u, sizeof u, "user%zu", i);
-            users[i] = dev_token(port, u);
+            users[i] = np_dev_token(port, u);
         }
     np_peer *ps = calloc(count, sizeof *ps);
     np_peer **pp = calloc(count, sizeof *pp);

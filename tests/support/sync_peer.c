@@ -359,16 +359,28 @@ json_t *np_get_json(int port, const char *path)
     return v;
 }
 
-char *np_server_text(int port, const char *room)
+char *np_get_string(int port, const char *path, const char *key)
 {
-    char path[512];
-    snprintf(path, sizeof path, "/api/rooms/%s/text", room);
     json_t *v = np_get_json(port, path);
-    const char *t = json_string_value(json_object_get(v, "text"));
+    const char *t = json_string_value(json_object_get(v, key));
     ck_assert_ptr_nonnull(t);
     char *s = strdup(t);
     json_decref(v);
     return s;
+}
+
+char *np_server_text(int port, const char *room)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/api/rooms/%s/text", room);
+    return np_get_string(port, path, "text");
+}
+
+char *np_dev_token(int port, const char *user)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/api/dev/token?user=%s", user);
+    return np_get_string(port, path, "token");
 }
 
 long np_metric(int port, const char *name)

@@ -97,10 +97,15 @@ void np_say(np_peer *p, const char *text);
 
 /* Plain HTTP to the server on 127.0.0.1:port (support/server_proc.h).
  * np_get_json - GET path; asserts status 200 and a JSON body; the caller
- * json_decrefs the result. np_server_text - the "text" of
- * /api/rooms/ROOM/text, malloc'd. */
+ * json_decrefs the result. np_get_string - the string member `key` of that
+ * body (asserted present), malloc'd. np_server_text - the "text" of
+ * /api/rooms/ROOM/text, malloc'd. np_dev_token - a development-mode token
+ * for `user` (GET /api/dev/token; each user has its own rate-limit
+ * buckets), malloc'd. */
 json_t *np_get_json(int port, const char *path);
+char *np_get_string(int port, const char *path, const char *key);
 char *np_server_text(int port, const char *room);
+char *np_dev_token(int port, const char *user);
 /* np_metric - the value of metric `name` in GET /metrics (Prometheus text);
  * asserts status 200 and that the metric is there. */
 long np_metric(int port, const char *name);
