@@ -118,8 +118,7 @@ START_TEST(b64url)
         ck_assert_str_eq(out, code[i]);
         uint8_t back[16];
         size_t bn = 99;
-        ck_assert_int_eq(b64url_decode(code[i], strlen(code[i]), back, sizeof back, &bn),
-                         TDM_OK);
+        ck_assert_int_eq(b64url_decode(code[i], strlen(code[i]), back, sizeof back, &bn), TDM_OK);
         ck_assert_uint_eq(bn, strlen(plain[i]));
         ck_assert_mem_eq(back, plain[i], bn);
     }
@@ -276,15 +275,15 @@ START_TEST(vapid_jwt)
     const char *dot = strchr(jwt, '.'), *dot2 = strrchr(jwt, '.');
     char claims[256];
     size_t n;
-    ck_assert_int_eq(b64url_decode(dot + 1, (size_t)(dot2 - dot - 1), (uint8_t *)claims,
-                                        sizeof claims - 1, &n),
-                     TDM_OK);
+    ck_assert_int_eq(
+        b64url_decode(dot + 1, (size_t)(dot2 - dot - 1), (uint8_t *)claims, sizeof claims - 1, &n),
+        TDM_OK);
     claims[n] = '\0';
     ck_assert_str_eq(claims, "{\"aud\":\"https://push.example.net\",\"exp\":1700000000,\"sub\":"
                              "\"mailto:ops@example.org\"}");
     char hdr[64];
-    ck_assert_int_eq(
-        b64url_decode(jwt, (size_t)(dot - jwt), (uint8_t *)hdr, sizeof hdr - 1, &n), TDM_OK);
+    ck_assert_int_eq(b64url_decode(jwt, (size_t)(dot - jwt), (uint8_t *)hdr, sizeof hdr - 1, &n),
+                     TDM_OK);
     hdr[n] = '\0';
     ck_assert_str_eq(hdr, "{\"typ\":\"JWT\",\"alg\":\"ES256\"}");
     /* A tampered token fails; quotes in claims are refused; small buffers too. */
