@@ -154,6 +154,10 @@ static void opts_defaults(store_opts *o)
     if (!o->ot_retention) o->ot_retention = DEF_OT_KEEP;
     if (!o->chat_retention) o->chat_retention = DEF_CHAT_KEEP;
     if (!o->max_readers) o->max_readers = DEF_READERS;
+    if (!o->journal_records) o->journal_records = STORE_JRNL_MIGRATE_RECS;
+    if (!o->journal_ms) o->journal_ms = STORE_JRNL_MIGRATE_MS;
+    const char *j = getenv("TANDEM_STORE_JOURNAL");
+    if (j && strcmp(j, "0") == 0) o->no_journal = true;
 }
 
 static int open_dbi(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
@@ -187,28 +191,42 @@ static tdm_err open_dbs(store *st)
     }
     MDB_val k = {6, (void *)"format"}, v;
     rc = mdb_get(txn, st->db_info, &k, &v);
-    if (rc == MDB_NOTFOUND && !st->read_only) {
+    uint32_t format = STORE_FORMAT;
+    bool have_format = rc == 0;
+    if (rc == MDB_NOTFOUND && st->read_only) {
+        e = TDM_ECORRUPT;
+        goto out;
+    } else if (rc && rc != MDB_NOTFOUND) {
+        e = store__err(rc);
+        goto out;
+    } else if (rc == 0 && v.mv_size != 4) {
+        e = TDM_ECORRUPT;
+        goto out;
+    } else if (rc == 0) {
+        format = store__get_u32(v.mv_data);
+        if (format < 1 || format > STORE_FORMAT) {
+            e = TDM_EVERSION;
+            goto out;
+        }
+    }
+    /* Format 1 had no journal: a writable open adds it and says so (an
+     * older binary then refuses the store instead of missing records). */
+    rc = open_dbi(txn, "jrnl", fl, &st->db_jrnl);
+    st->has_jrnl = rc == 0;
+    if (rc == MDB_NOTFOUND && format == 1) rc = 0;
+    if (rc) {
+        e = rc == MDB_NOTFOUND ? TDM_ECORRUPT : store__err(rc);
+        goto out;
+    }
+    if (!st->read_only && (format != STORE_FORMAT || !have_format)) {
         uint8_t b[4];
         store__put_u32(b, STORE_FORMAT);
-        v.mv_size = 4;
-        v.mv_data = b;
-        rc = mdb_put(txn, st->db_info, &k, &v, 0);
+        MDB_val nv = {4, b};
+        rc = mdb_put(txn, st->db_info, &k, &nv, 0);
         if (rc) {
             e = store__err(rc);
             goto out;
         }
-    } else if (rc == MDB_NOTFOUND) {
-        e = TDM_ECORRUPT;
-        goto out;
-    } else if (rc) {
-        e = store__err(rc);
-        goto out;
-    } else if (v.mv_size != 4) {
-        e = TDM_ECORRUPT;
-        goto out;
-    } else if (store__get_u32(v.mv_data) != STORE_FORMAT) {
-        e = TDM_EVERSION;
-        goto out;
     }
     /* Commit also the read-only transaction: dbi handles opened in an
      * aborted transaction are closed with it. */

@@ -24,6 +24,15 @@
  * fsyncs and page writes per job) for up to that much later callbacks; a job
  * arriving at an idle store commits at once.
  *
+ * The journal. Updates and OT records are first appended to one store-wide
+ * journal (so the records of a commit share a few pages) and moved to their
+ * documents' logs in one transaction once its oldest record is
+ * opts.journal_ms old (also when the writer is idle), at opts.journal_records
+ * records or 4 MiB, before a compaction or deletion, at close, and at open
+ * (a journal a crash left behind).
+ * Every read sees the journal too: nothing about it shows in the API except
+ * store_stats and opts.no_journal.
+ *
  * Map size. The map starts large (opts.map_size, default 1 GiB; the file is
  * sparse). When a write transaction hits MDB_MAP_FULL the writer aborts it,
  * doubles the map (capped at opts.map_max) and retries the whole batch. When
@@ -128,6 +137,11 @@ typedef struct store_opts {
                                  more (a window of W jobs: at most W per gather_us).
                                  TANDEM_STORE_GATHER_US in the environment (decimal
                                  microseconds, 0 = off) overrides it, for measurements. */
+    uint32_t journal_records; /* the journal moves at this many records; 0 = 4096 */
+    uint32_t journal_ms;      /* ... or when its oldest record is this old; 0 = 1000 */
+    bool no_journal; /* write updates and OT records straight into the documents' trees
+                        (once a journal left by an earlier run has moved); for
+                        measurements. TANDEM_STORE_JOURNAL=0 in the environment sets it. */
 } store_opts;
 
 #define STORE_GATHER_MAX_US 1000000u /* opts.gather_us at most (1 s) */
@@ -454,6 +468,10 @@ typedef struct store_stats {
     uint64_t grows;     /* map growths by this handle */
     uint64_t auto_compactions;
     uint64_t compact_failures;
+    uint64_t journal_migrations; /* journal moves to the trees committed */
+    uint64_t journal_moved;      /* records they moved */
+    bool journal_stuck;          /* a journal record could not move (damaged): the journal
+                                    stays as it is; store_verify_doc names the record */
     size_t queued; /* jobs waiting now */
 } store_stats;
 

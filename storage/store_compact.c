@@ -90,6 +90,13 @@ int store__exec_compact(store *st, MDB_txn *txn, store__job *j)
         j->err = e;
         return 0;
     }
+    /* the log whole in its tree first (drop_log deletes from the tree) */
+    int rc = store__jrnl_migrate(st, txn);
+    if (rc) return rc;
+    if (st->jrnl_stuck) {
+        j->err = TDM_ECORRUPT;
+        return 0;
+    }
     tbuf snap;
     tbuf_init(&snap, 0);
     store__replay r;
@@ -104,7 +111,7 @@ int store__exec_compact(store *st, MDB_txn *txn, store__job *j)
     uint8_t kb[8];
     store__put_u64(kb, m.pub.id);
     MDB_val k = {8, kb};
-    int rc = store__put_framed(txn, st->db_snap, &k, STORE_TAG_SNAP, snap.data, snap.len, 0);
+    rc = store__put_framed(txn, st->db_snap, &k, STORE_TAG_SNAP, snap.data, snap.len, 0);
     if (!rc) rc = drop_log(st, txn, m.pub.id, r.cut_seq);
     if (!rc) {
         m.pub.updates = r.kept;

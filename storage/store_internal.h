@@ -11,6 +11,8 @@
  *   cdedup doc id u64 | user len u8 | user | cmid -> msg id u64
  *   ot     doc id u64 | version u64 -> framed 'O' op bytes
  *   push   user len u8 | user | FNV-1a-64(endpoint) u64 -> framed 'P' CBOR record
+ *   jrnl   seq u64 -> framed 'J' journal record (store_jrnl.c): updates and
+ *          OT records on their way to log and ot (format 2)
  * All integers big-endian. A framed value is: tag u8 | crc32 u32 | payload,
  * where crc32 (zlib) covers the tag byte and the payload.
  */
@@ -22,7 +24,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 
-#define STORE_FORMAT 1u
+#define STORE_FORMAT 2u /* 2: the journal; format 1 is upgraded on a writable open */
 
 #define STORE_TAG_META  'M'
 #define STORE_TAG_LOG   'L'
@@ -31,11 +33,18 @@
 #define STORE_TAG_OT    'O' /* OT record, format 1: the operation */
 #define STORE_TAG_OT2   'o' /* OT record, format 2: src u64, op_id u64, operation */
 #define STORE_TAG_PUSH  'P'
+#define STORE_TAG_JRNL  'J'
 #define STORE_FRAME_HDR 5u
 
 /* Most documents auto-compaction remembers per batch (the rest wait for
  * their next append). */
 #define STORE_TOUCHED_MAX 256u
+/* The journal moves to the trees at this many records, bytes (of leaf and
+ * overflow pages) or age of its oldest record, whichever comes first
+ * (defaults of opts.journal_records and opts.journal_ms). */
+#define STORE_JRNL_MIGRATE_RECS  4096u
+#define STORE_JRNL_MIGRATE_BYTES ((uint64_t)4 << 20)
+#define STORE_JRNL_MIGRATE_MS    1000u
 /* Largest key we build (push: 1 + 255 + 8; dedup: 8 + 1 + 255 + 64). */
 #define STORE_KEY_MAX 400u
 /* An internal return code of job executors: undo the batch and redo it
@@ -104,6 +113,8 @@ typedef struct store__gate {
 struct store {
     MDB_env *env;
     MDB_dbi db_info, db_names, db_docs, db_log, db_snap, db_chat, db_dedup, db_ot, db_push;
+    MDB_dbi db_jrnl;
+    bool has_jrnl; /* false: a read-only handle of a format-1 store */
     store_opts opts;
     bool read_only;
     store__gate gate;
@@ -123,6 +134,11 @@ struct store {
     /* writer-thread-only state */
     uint64_t touched[STORE_TOUCHED_MAX];
     size_t ntouched;
+    uint64_t compact[STORE_TOUCHED_MAX]; /* committed, waiting for auto-compaction */
+    size_t ncompact;
+    uint64_t jrnl_first_ms; /* monotonic ms of the oldest unmigrated put (0: none) */
+    bool jrnl_direct;       /* opts.no_journal and the journal was empty at start */
+    bool jrnl_stuck;        /* a record could not move: no more migration */
     tbuf scratch;
 };
 
@@ -184,6 +200,12 @@ tdm_err store__run_sync(store *st, store__job *j, uint64_t *id, bool *dup);
  * into *m; *created tells. Returns an LMDB error (abort the txn), else 0 with
  * j->err set when the job fails on its own (j->err is TDM_OK on entry). */
 int store__job_doc(store *st, MDB_txn *txn, store__job *j, store__meta *m, bool *created);
+/* The log half of an append: find or create the document into *m, check
+ * its next key is free, number the update (j->id) and account it in *m; the
+ * caller puts the record and *m, then calls store__append_done. */
+int store__append_prep(store *st, MDB_txn *txn, store__job *j, store__meta *m, bool *created);
+/* After the put: remember the document for auto-compaction when due. */
+void store__append_done(store *st, const store__meta *m);
 int store__exec_append(store *st, MDB_txn *txn, store__job *j);
 int store__exec_create(store *st, MDB_txn *txn, store__job *j);
 int store__exec_delete(store *st, MDB_txn *txn, store__job *j);
@@ -207,6 +229,39 @@ int store__exec_holdoff(store *st, MDB_txn *txn, store__job *j);
 /* auto-compaction threshold */
 bool store__wants_compact(const store *st, const store__meta *m);
 
+/* ---- store_jrnl.c ---- */
+/* One journal record: an update (upd non-NULL, at log seq `seq`), an OT
+ * record (ot non-NULL: tag and framed payload, at `version`), or both. */
+typedef struct store__jrec {
+    uint64_t jseq; /* decoded records: the journal key */
+    uint64_t doc, seq, version;
+    const uint8_t *upd;
+    size_t upd_n;
+    uint8_t ot_tag;
+    bool ot_replace; /* the OT record may overwrite (first of an empty history) */
+    const uint8_t *ot;
+    size_t ot_n;
+} store__jrec;
+/* Append r to the journal (or, jrnl_direct, to the trees). LMDB error. */
+int store__jrnl_put(store *st, MDB_txn *txn, const store__jrec *r);
+/* Decode journal entry (k, v); pointers into v. TDM_ECORRUPT. */
+tdm_err store__jrnl_decode(const MDB_val *k, const MDB_val *v, store__jrec *r);
+/* fn for every journal record of doc, oldest first, until it returns
+ * nonzero. A damaged record stops the walk with TDM_ECORRUPT; *bad (may be
+ * NULL) is then its key. */
+typedef int (*store__jrnl_fn)(void *ctx, const store__jrec *r);
+tdm_err store__jrnl_walk(store *st, MDB_txn *txn, uint64_t doc, store__jrnl_fn fn, void *ctx,
+                         uint64_t *bad);
+/* Whether the journal should move now (size or age). Writer thread. */
+bool store__jrnl_due(store *st, MDB_txn *txn);
+/* Move every journal record to the trees in a child transaction of txn.
+ * A record that cannot move (damaged, key taken) leaves the journal as it
+ * is and sets jrnl_stuck. Returns an LMDB error (abort txn) or 0. */
+int store__jrnl_migrate(store *st, MDB_txn *txn);
+/* Delete every readable journal record of doc (deleting a document while
+ * the journal is stuck). LMDB error. */
+int store__jrnl_drop_doc(store *st, MDB_txn *txn, uint64_t doc);
+
 /* ---- store_chat.c / store_ot.c / store_push.c ---- */
 int store__exec_chat(store *st, MDB_txn *txn, store__job *j);
 int store__exec_ot(store *st, MDB_txn *txn, store__job *j);
@@ -215,6 +270,8 @@ int store__exec_append_ot(store *st, MDB_txn *txn, store__job *j);
 /* Check a stored OT value (either format) and decode it into *r (version
  * not set). TDM_ECORRUPT for a bad frame or a short format-2 payload. */
 tdm_err store__ot_unframe(const MDB_val *v, store_ot_rec *r);
+/* The same for an unframed payload p[0..n) of format `tag`. */
+tdm_err store__ot_payload(uint8_t tag, const uint8_t *p, size_t n, store_ot_rec *r);
 int store__exec_push_put(store *st, MDB_txn *txn, store__job *j);
 int store__exec_push_del(store *st, MDB_txn *txn, store__job *j);
 /* Decode a chat record payload. */

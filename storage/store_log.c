@@ -63,27 +63,41 @@ static void touch(store *st, uint64_t id)
     if (st->ntouched < STORE_TOUCHED_MAX) st->touched[st->ntouched++] = id;
 }
 
+int store__append_prep(store *st, MDB_txn *txn, store__job *j, store__meta *m, bool *created)
+{
+    int rc = store__job_doc(st, txn, j, m, created);
+    if (rc || j->err) return rc;
+    uint8_t kb[16];
+    store__key2(kb, m->pub.id, m->pub.next_seq);
+    MDB_val k = {16, kb}, v;
+    rc = mdb_get(txn, st->db_log, &k, &v);
+    if (rc == 0) { /* metadata behind the log */
+        j->err = TDM_ECORRUPT;
+        return *created ? STORE_RC_REDO : 0;
+    }
+    if (rc != MDB_NOTFOUND) return rc;
+    j->id = m->pub.next_seq++;
+    m->pub.updates++;
+    m->pub.log_bytes += j->n;
+    m->pub.updated_ms = store__now_ms();
+    return 0;
+}
+
+void store__append_done(store *st, const store__meta *m)
+{
+    if (store__wants_compact(st, m)) touch(st, m->pub.id);
+}
+
 int store__exec_append(store *st, MDB_txn *txn, store__job *j)
 {
     store__meta m;
     bool created;
-    int rc = store__job_doc(st, txn, j, &m, &created);
+    int rc = store__append_prep(st, txn, j, &m, &created);
     if (rc || j->err) return rc;
-    uint8_t kb[16];
-    store__key2(kb, m.pub.id, m.pub.next_seq);
-    MDB_val k = {16, kb};
-    rc = store__put_framed(txn, st->db_log, &k, STORE_TAG_LOG, j->data, j->n, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST) { /* metadata behind the log */
-        j->err = TDM_ECORRUPT;
-        return created ? STORE_RC_REDO : 0;
-    }
-    if (rc) return rc;
-    j->id = m.pub.next_seq++;
-    m.pub.updates++;
-    m.pub.log_bytes += j->n;
-    m.pub.updated_ms = store__now_ms();
-    rc = store__meta_put(txn, st, &m);
-    if (!rc && store__wants_compact(st, &m)) touch(st, m.pub.id);
+    store__jrec r = {.doc = m.pub.id, .seq = j->id, .upd = j->data, .upd_n = j->n};
+    rc = store__jrnl_put(st, txn, &r);
+    if (!rc) rc = store__meta_put(txn, st, &m);
+    if (!rc) store__append_done(st, &m);
     return rc;
 }
 
@@ -126,7 +140,8 @@ int store__exec_delete(store *st, MDB_txn *txn, store__job *j)
     uint8_t p[8];
     store__put_u64(p, m.pub.id);
     MDB_dbi dbis[] = {st->db_log, st->db_snap, st->db_chat, st->db_dedup, st->db_ot};
-    int rc = 0;
+    int rc = store__jrnl_migrate(st, txn);
+    if (!rc && st->jrnl_stuck) rc = store__jrnl_drop_doc(st, txn, m.pub.id);
     for (size_t i = 0; i < sizeof dbis / sizeof dbis[0] && !rc; i++)
         rc = del_prefix(txn, dbis[i], p);
     MDB_val k = {8, p};
@@ -206,14 +221,51 @@ static tdm_err decode_err(tdm_err e)
     }
 }
 
+typedef struct replay_ctx {
+    crdt_doc *doc;
+    store__replay *r;
+    tdm_err err;
+} replay_ctx;
+
+/* Apply update seq (payload p[0..n), e from unframing it). */
+static tdm_err replay_one(replay_ctx *x, uint64_t seq, const uint8_t *p, size_t n, tdm_err e)
+{
+    store__replay *r = x->r;
+    if (!e) e = decode_err(crdt_doc_apply(x->doc, p, n));
+    if (e) {
+        r->bad_seq = seq;
+        return e;
+    }
+    if (!r->first_seq) r->first_seq = seq;
+    r->last_seq = seq;
+    r->entries++;
+    r->bytes += n;
+    if (crdt_doc_pending(x->doc) == 0) {
+        r->cut_seq = seq;
+        r->kept = r->kept_bytes = 0;
+    } else {
+        r->kept++;
+        r->kept_bytes += n;
+    }
+    return TDM_OK;
+}
+
+static int replay_jrnl(void *ctx, const store__jrec *j)
+{
+    replay_ctx *x = ctx;
+    if (!j->upd) return 0;
+    x->err = replay_one(x, j->seq, j->upd, j->upd_n, TDM_OK);
+    return x->err != TDM_OK;
+}
+
 tdm_err store__replay_doc(store *st, MDB_txn *txn, uint64_t id, crdt_doc *doc, store__replay *r)
 {
     memset(r, 0, sizeof *r);
     uint8_t kb[16];
     store__put_u64(kb, id);
     MDB_val k = {8, kb}, v;
-    const uint8_t *p;
-    size_t n;
+    const uint8_t *p = NULL;
+    size_t n = 0;
     int rc = mdb_get(txn, st->db_snap, &k, &v);
     if (rc && rc != MDB_NOTFOUND) return store__err(rc);
     if (rc == 0) {
@@ -230,6 +282,7 @@ tdm_err store__replay_doc(store *st, MDB_txn *txn, uint64_t id, crdt_doc *doc, s
     store__key2(kb, id, 0);
     k.mv_size = 16;
     k.mv_data = kb;
+    replay_ctx x = {doc, r, TDM_OK};
     tdm_err e = TDM_OK;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, kb, 8) == 0) {
@@ -239,26 +292,18 @@ tdm_err store__replay_doc(store *st, MDB_txn *txn, uint64_t id, crdt_doc *doc, s
         }
         uint64_t seq = store__get_u64((const uint8_t *)k.mv_data + 8);
         e = store__unframe(&v, STORE_TAG_LOG, &p, &n);
-        if (!e) e = decode_err(crdt_doc_apply(doc, p, n));
-        if (e) {
-            r->bad_seq = seq;
-            break;
-        }
-        if (!r->first_seq) r->first_seq = seq;
-        r->last_seq = seq;
-        r->entries++;
-        r->bytes += n;
-        if (crdt_doc_pending(doc) == 0) {
-            r->cut_seq = seq;
-            r->kept = r->kept_bytes = 0;
-        } else {
-            r->kept++;
-            r->kept_bytes += n;
-        }
+        e = replay_one(&x, seq, p, n, e);
+        if (e) break;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (!e && rc && rc != MDB_NOTFOUND) e = store__err(rc);
+    if (!e) {
+        uint64_t bad = 0;
+        e = store__jrnl_walk(st, txn, id, replay_jrnl, &x, &bad);
+        if (!e) e = x.err;
+        if (bad) r->bad_seq = bad; /* a damaged journal record (its key) */
+    }
     return e;
 }
 
@@ -289,6 +334,21 @@ tdm_err store_doc_load(store *st, const void *name, size_t name_len, const crdt_
     return TDM_OK;
 }
 
+typedef struct range_ctx {
+    store_update_fn fn;
+    void *ctx;
+    uint64_t from;
+    bool stop;
+} range_ctx;
+
+static int range_jrnl(void *ctx, const store__jrec *j)
+{
+    range_ctx *x = ctx;
+    if (!j->upd || j->seq < x->from) return 0;
+    x->stop = x->fn(x->ctx, j->seq, j->upd, j->upd_n) != 0;
+    return x->stop;
+}
+
 tdm_err store_log_range(store *st, const void *name, size_t name_len, uint64_t from_seq,
                         store_update_fn fn, void *ctx)
 {
@@ -306,16 +366,21 @@ tdm_err store_log_range(store *st, const void *name, size_t name_len, uint64_t f
     uint8_t kb[16];
     store__key2(kb, id, from_seq);
     MDB_val k = {16, kb}, v;
+    range_ctx x = {fn, ctx, from_seq, false};
     if (!e && !rc) rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (!e && rc == 0 && k.mv_size == 16 && memcmp(k.mv_data, kb, 8) == 0) {
         const uint8_t *p;
         size_t n;
         e = store__unframe(&v, STORE_TAG_LOG, &p, &n);
         if (e) break;
-        if (fn(ctx, store__get_u64((const uint8_t *)k.mv_data + 8), p, n)) break;
+        if (fn(ctx, store__get_u64((const uint8_t *)k.mv_data + 8), p, n)) {
+            x.stop = true;
+            break;
+        }
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     if (!e && rc && rc != MDB_NOTFOUND) e = store__err(rc);
+    if (!e && !x.stop) e = store__jrnl_walk(st, txn, id, range_jrnl, &x, NULL);
     if (c) mdb_cursor_close(c);
     store__rd_end(st, txn);
     return e;

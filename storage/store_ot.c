@@ -7,83 +7,123 @@
 #include <stdlib.h>
 #include <string.h>
 
-int store__exec_ot(store *st, MDB_txn *txn, store__job *j)
+/* The OT half of a job on metadata m (read by the caller): check the
+ * version follows the history, account it, trim the oldest versions.
+ * *replace: the record may overwrite (the history was empty). Sets j->err
+ * for a job that fails on its own; else an LMDB error. */
+static int ot_prep(store *st, MDB_txn *txn, store__job *j, store__meta *m, bool *replace)
 {
-    store__meta m;
-    bool created;
-    int rc = store__job_doc(st, txn, j, &m, &created);
-    if (rc || j->err) return rc;
     uint64_t version = j->arg;
-    bool empty = m.pub.ot_first == m.pub.ot_next;
-    if (!empty && version != m.pub.ot_next) {
+    bool empty = m->pub.ot_first == m->pub.ot_next;
+    *replace = empty;
+    if (!empty && version != m->pub.ot_next) {
         j->err = TDM_ECONFLICT;
-        return created ? STORE_RC_REDO : 0;
+        return 0;
     }
     uint8_t kb[16];
-    store__key2(kb, m.pub.id, version);
-    MDB_val k = {16, kb};
+    store__key2(kb, m->pub.id, version);
+    MDB_val k = {16, kb}, v;
     /* An empty history may have stale entries only if metadata is corrupt;
      * overwrite is then the safe choice for the first version. */
-    rc = store__put_framed(txn, st->db_ot, &k, j->tag2 ? j->tag2 : STORE_TAG_OT, j->data, j->n,
-                           empty ? 0 : MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST) {
+    int rc = empty ? MDB_NOTFOUND : mdb_get(txn, st->db_ot, &k, &v);
+    if (rc == 0) {
         j->err = TDM_ECORRUPT;
-        return created ? STORE_RC_REDO : 0;
+        return 0;
     }
-    if (rc) return rc;
-    if (empty) m.pub.ot_first = version;
-    m.pub.ot_next = version + 1;
+    if (rc != MDB_NOTFOUND) return rc;
+    rc = 0;
+    if (empty) m->pub.ot_first = version;
+    m->pub.ot_next = version + 1;
     /* trimmed in batches of retention/16 (625 of 10,000): a trim dirties the
      * leaf page holding the document's oldest versions, which on every
-     * append would be one more page written per update of a busy document */
-    uint64_t keep = st->opts.ot_retention, held = m.pub.ot_next - m.pub.ot_first;
+     * append would be one more page written per update of a busy document.
+     * A trimmed version still in the journal is dropped when it moves. */
+    uint64_t keep = st->opts.ot_retention, held = m->pub.ot_next - m->pub.ot_first;
     if (held <= keep + keep / 16) keep = held;
-    while (!rc && m.pub.ot_next - m.pub.ot_first > keep) {
-        store__key2(kb, m.pub.id, m.pub.ot_first);
+    while (!rc && m->pub.ot_next - m->pub.ot_first > keep) {
+        store__key2(kb, m->pub.id, m->pub.ot_first);
         MDB_val dk = {16, kb};
         rc = mdb_del(txn, st->db_ot, &dk, NULL);
         if (rc == MDB_NOTFOUND) rc = 0;
-        m.pub.ot_first++;
+        m->pub.ot_first++;
     }
-    m.pub.updated_ms = store__now_ms();
-    if (!rc) rc = store__meta_put(txn, st, &m);
+    m->pub.updated_ms = store__now_ms();
     j->id = version;
+    return rc;
+}
+
+int store__exec_ot(store *st, MDB_txn *txn, store__job *j)
+{
+    store__meta m;
+    bool created, replace;
+    int rc = store__job_doc(st, txn, j, &m, &created);
+    if (rc || j->err) return rc;
+    rc = ot_prep(st, txn, j, &m, &replace);
+    if (!rc && j->err) return created ? STORE_RC_REDO : 0;
+    store__jrec r = {.doc = m.pub.id,
+                     .version = j->arg,
+                     .ot_tag = j->tag2 ? j->tag2 : STORE_TAG_OT,
+                     .ot_replace = replace,
+                     .ot = j->data,
+                     .ot_n = j->n};
+    if (!rc) rc = store__jrnl_put(st, txn, &r);
+    if (!rc) rc = store__meta_put(txn, st, &m);
     return rc;
 }
 
 int store__exec_append_ot(store *st, MDB_txn *txn, store__job *j)
 {
-    int rc = store__exec_append(st, txn, j); /* j->data, j->n: the update */
-    if (rc || j->err) return rc;             /* REDO leaves both out */
+    store__meta m;
+    bool created, replace = false;
+    int rc = store__append_prep(st, txn, j, &m, &created); /* j->data, j->n: the update */
+    if (rc || j->err) return rc;                           /* REDO leaves both out */
     store__job o = *j;
     o.data = j->data2;
     o.n = j->n2;
     o.err = TDM_OK;
-    /* the document exists now (the append made it): no REDO from here, and
-     * an OT-only failure leaves the update stored (the history stops) */
-    rc = store__exec_ot(st, txn, &o);
-    return rc == STORE_RC_REDO ? 0 : rc;
+    /* an OT-only failure leaves the update stored (the history stops) */
+    rc = ot_prep(st, txn, &o, &m, &replace);
+    if (rc) return rc;
+    store__jrec r = {.doc = m.pub.id, .seq = j->id, .upd = j->data, .upd_n = j->n};
+    if (!o.err) {
+        r.version = o.arg;
+        r.ot_tag = o.tag2 ? o.tag2 : STORE_TAG_OT;
+        r.ot_replace = replace;
+        r.ot = o.data;
+        r.ot_n = o.n;
+    }
+    rc = store__jrnl_put(st, txn, &r);
+    if (!rc) rc = store__meta_put(txn, st, &m);
+    if (!rc) store__append_done(st, &m);
+    return rc;
+}
+
+tdm_err store__ot_payload(uint8_t tag, const uint8_t *p, size_t n, store_ot_rec *r)
+{
+    r->src = r->op_id = 0;
+    if (tag == STORE_TAG_OT2) {
+        if (n <= 16) return TDM_ECORRUPT;
+        r->src = store__get_u64(p);
+        r->op_id = store__get_u64(p + 8);
+        p += 16, n -= 16;
+    } else if (tag != STORE_TAG_OT) {
+        return TDM_ECORRUPT;
+    }
+    r->op = p;
+    r->op_len = n;
+    return TDM_OK;
 }
 
 tdm_err store__ot_unframe(const MDB_val *v, store_ot_rec *r)
 {
     const uint8_t *p;
     size_t n;
-    r->src = r->op_id = 0;
-    if (v->mv_size >= 1 && ((const uint8_t *)v->mv_data)[0] == STORE_TAG_OT2) {
-        tdm_err e = store__unframe(v, STORE_TAG_OT2, &p, &n);
-        if (e) return e;
-        if (n <= 16) return TDM_ECORRUPT;
-        r->src = store__get_u64(p);
-        r->op_id = store__get_u64(p + 8);
-        p += 16, n -= 16;
-    } else {
-        tdm_err e = store__unframe(v, STORE_TAG_OT, &p, &n);
-        if (e) return e;
-    }
-    r->op = p;
-    r->op_len = n;
-    return TDM_OK;
+    uint8_t tag = v->mv_size >= 1 && ((const uint8_t *)v->mv_data)[0] == STORE_TAG_OT2
+                      ? STORE_TAG_OT2
+                      : STORE_TAG_OT;
+    tdm_err e = store__unframe(v, tag, &p, &n);
+    if (!e) e = store__ot_payload(tag, p, n, r);
+    return e;
 }
 
 /* The record format for rec: 2 only when it names a submitter. */
@@ -213,6 +253,43 @@ tdm_err store_ot_range(store *st, const void *name, size_t name_len, uint64_t fr
     return store_ot_range_rec(st, name, name_len, from_version, plain_one, &w);
 }
 
+typedef struct ot_walk {
+    store_ot_rec_fn fn;
+    void *ctx;
+    uint64_t expect, next; /* the version wanted next; the end of the history */
+    bool stop;
+    tdm_err err;
+} ot_walk;
+
+/* One record of the history (version ver); 1: stop. */
+static int ot_one(ot_walk *w, uint64_t ver, store_ot_rec *rec)
+{
+    if (ver < w->expect) return 0; /* journal: before the start, or trimmed */
+    if (ver >= w->next) return 1;
+    if (ver != w->expect) { /* a hole in the history */
+        w->err = TDM_ECORRUPT;
+        return 1;
+    }
+    w->expect++;
+    rec->version = ver;
+    if (w->fn(w->ctx, rec)) {
+        w->stop = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int ot_jrnl(void *ctx, const store__jrec *j)
+{
+    if (!j->ot) return 0;
+    store_ot_rec rec;
+    if (store__ot_payload(j->ot_tag, j->ot, j->ot_n, &rec)) {
+        ((ot_walk *)ctx)->err = TDM_ECORRUPT;
+        return 1;
+    }
+    return ot_one(ctx, j->version, &rec);
+}
+
 tdm_err store_ot_range_rec(store *st, const void *name, size_t name_len, uint64_t from_version,
                            store_ot_rec_fn fn, void *ctx)
 {
@@ -232,25 +309,24 @@ tdm_err store_ot_range_rec(store *st, const void *name, size_t name_len, uint64_
     uint8_t kb[16];
     store__key2(kb, m.pub.id, from_version);
     MDB_val k = {16, kb}, v;
+    ot_walk w = {fn, ctx, from_version, m.pub.ot_next, false, TDM_OK};
+    bool done = false;
     if (!e && !rc) rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    uint64_t expect = from_version;
     while (!e && !rc && k.mv_size == 16 && memcmp(k.mv_data, kb, 8) == 0) {
         uint64_t ver = store__get_u64((const uint8_t *)k.mv_data + 8);
-        if (ver >= m.pub.ot_next) break;
         store_ot_rec rec;
         e = store__ot_unframe(&v, &rec);
-        if (!e && ver != expect) e = TDM_ECORRUPT; /* a hole in the history */
         if (e) break;
-        expect++;
-        rec.version = ver;
-        if (fn(ctx, &rec)) {
-            expect = m.pub.ot_next;
+        if (ot_one(&w, ver, &rec)) {
+            done = true;
             break;
         }
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     if (!e && rc && rc != MDB_NOTFOUND) e = store__err(rc);
-    if (!e && expect != m.pub.ot_next) e = TDM_ECORRUPT; /* entries missing at the end */
+    if (!e && !done) e = store__jrnl_walk(st, txn, m.pub.id, ot_jrnl, &w, NULL);
+    if (!e) e = w.err;
+    if (!e && !w.stop && w.expect != m.pub.ot_next) e = TDM_ECORRUPT; /* entries missing */
 out:
     if (c) mdb_cursor_close(c);
     store__rd_end(st, txn);

@@ -23,6 +23,15 @@ typedef struct walk {
     bool gap;
 } walk;
 
+static void walk_add(walk *w, uint64_t n, size_t len)
+{
+    if (w->count && n != w->last + 1) w->gap = true;
+    if (!w->count) w->first = n;
+    w->last = n;
+    w->count++;
+    w->bytes += len;
+}
+
 /* Walk every key id|n of dbi; check each frame with `tag`; for chat also
  * decode the record. Keys must be 16 bytes. */
 static int walk_prefix(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint8_t tag, vctx *vc, walk *w)
@@ -57,15 +66,37 @@ static int walk_prefix(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint8_t tag, vctx
         store_chat_msg msg;
         if (!e && tag == STORE_TAG_CHAT && (store__chat_decode(p, len, &msg) || msg.id != n))
             problem(vc, "chat message does not decode", n, TDM_ECORRUPT);
-        if (w->count && n != w->last + 1) w->gap = true;
-        if (!w->count) w->first = n;
-        w->last = n;
-        w->count++;
-        w->bytes += e ? 0 : len;
+        walk_add(w, n, e ? 0 : len);
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+typedef struct jwalk {
+    walk *w;
+    bool ot;
+    uint64_t from; /* OT: versions before the first kept were trimmed */
+} jwalk;
+
+static int jwalk_one(void *ctx, const store__jrec *r)
+{
+    jwalk *j = ctx;
+    if (j->ot && r->ot && r->version >= j->from) walk_add(j->w, r->version, r->ot_n);
+    if (!j->ot && r->upd) walk_add(j->w, r->seq, r->upd_n);
+    return 0;
+}
+
+/* Continue walk w with the document's journal records (log or OT). */
+static void walk_jrnl(store *st, MDB_txn *txn, const store__meta *m, bool ot, vctx *vc, walk *w)
+{
+    jwalk j = {w, ot, m->pub.ot_first};
+    uint64_t bad = 0;
+    tdm_err e = store__jrnl_walk(st, txn, m->pub.id, jwalk_one, &j, &bad);
+    if (e == TDM_ECORRUPT)
+        problem(vc, "journal record fails its checksum", bad, e);
+    else if (e)
+        problem(vc, "journal could not be read", 0, e);
 }
 
 static void check_log(store *st, MDB_txn *txn, const store__meta *m, vctx *vc)
@@ -73,6 +104,7 @@ static void check_log(store *st, MDB_txn *txn, const store__meta *m, vctx *vc)
     walk w;
     int rc = walk_prefix(txn, st->db_log, m->pub.id, STORE_TAG_LOG, vc, &w);
     if (rc) problem(vc, "log could not be read", 0, store__err(rc));
+    walk_jrnl(st, txn, m, false, vc, &w);
     if (w.count != m->pub.updates)
         problem(vc, "metadata update count differs from the log", 0, TDM_ECORRUPT);
     if (w.bytes != m->pub.log_bytes)
@@ -125,6 +157,7 @@ static void check_chat_ot(store *st, MDB_txn *txn, const store__meta *m, vctx *v
 
     rc = walk_prefix(txn, st->db_ot, m->pub.id, STORE_TAG_OT, vc, &w);
     if (rc) problem(vc, "OT history could not be read", 0, store__err(rc));
+    walk_jrnl(st, txn, m, true, vc, &w);
     uint64_t want = m->pub.ot_next - m->pub.ot_first;
     if (w.count != want || w.gap ||
         (w.count && (w.first != m->pub.ot_first || w.last + 1 != m->pub.ot_next)))

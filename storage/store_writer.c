@@ -172,9 +172,23 @@ static int grow_map(store *st)
     return 0;
 }
 
+/* After a commit: the documents it pushed past the compaction threshold
+ * wait in `compact` for the journal to have moved. */
+static void keep_touched(store *st)
+{
+    for (size_t i = 0; i < st->ntouched; i++) {
+        size_t k = 0;
+        while (k < st->ncompact && st->compact[k] != st->touched[i]) k++;
+        if (k == st->ncompact && st->ncompact < STORE_TOUCHED_MAX)
+            st->compact[st->ncompact++] = st->touched[i];
+    }
+    st->ntouched = 0;
+}
+
 /* Run a list of jobs in one write transaction, retrying after map growth or
- * without a job that failed after writing. Sets every job's result. */
-static void run_batch(store *st, store__job *list)
+ * without a job that failed after writing. Sets every job's result. With
+ * `migrate`, or when due, the journal moves in the same transaction. */
+static void run_batch(store *st, store__job *list, bool migrate)
 {
     for (int attempt = 0;; attempt++) {
         st->ntouched = 0;
@@ -207,12 +221,16 @@ static void run_batch(store *st, store__job *list)
             rc = exec_job(st, txn, j);
             if (rc == STORE_RC_REDO) culprit = j;
         }
+        if (!rc && (migrate || store__jrnl_due(st, txn))) rc = store__jrnl_migrate(st, txn);
         if (rc)
             mdb_txn_abort(txn);
         else
             rc = mdb_txn_commit(txn);
         store__gate_leave(st);
-        if (rc == 0) return;
+        if (rc == 0) {
+            keep_touched(st);
+            return;
+        }
         if (rc == STORE_RC_REDO) {
             culprit->skip = true; /* its err is set; redo the rest */
             continue;
@@ -269,19 +287,30 @@ static void deliver(store__job *list)
     }
 }
 
-/* Compact the documents the last batch pushed past the threshold, each in
- * its own transaction. A failure holds the document off for another
+/* Compact the documents recent commits pushed past the threshold, each in
+ * its own transaction. A compaction moves the journal first: while jobs are
+ * waiting this waits for the next regular move (at most
+ * opts.journal_ms), so that a busy store does not move its journal
+ * once per compacted document. A failure holds the document off for another
  * compact_updates appends. */
 static void auto_compact(store *st)
 {
-    size_t n = st->ntouched;
+    if (st->jrnl_first_ms && !st->jrnl_stuck && !st->jrnl_direct) {
+        pthread_mutex_lock(&st->mu);
+        bool busy = st->head != NULL && !st->stopping;
+        pthread_mutex_unlock(&st->mu);
+        if (busy) return;
+        run_batch(st, NULL, true);
+    }
+    size_t n = st->ncompact;
     uint64_t ids[STORE_TOUCHED_MAX];
-    memcpy(ids, st->touched, n * sizeof ids[0]);
+    memcpy(ids, st->compact, n * sizeof ids[0]);
+    st->ncompact = 0;
     for (size_t i = 0; i < n; i++) {
         store__job *j = store__job_new(STORE_JOB_COMPACT_ID, NULL, 0, NULL, 0);
         if (!j) return;
         j->arg = ids[i];
-        run_batch(st, j);
+        run_batch(st, j, false);
         tdm_err e = j->err;
         bool hold = j->id != 0; /* exec_compact: still past the threshold */
         free(j);
@@ -295,11 +324,10 @@ static void auto_compact(store *st)
             store__job *h = store__job_new(STORE_JOB_HOLDOFF, NULL, 0, NULL, 0);
             if (!h) return;
             h->arg = ids[i];
-            run_batch(st, h);
+            run_batch(st, h, false);
             free(h);
         }
     }
-    st->ntouched = 0;
 }
 
 /* The minimum time between the starts of two write transactions, in
@@ -344,14 +372,46 @@ static void gather(store *st, uint64_t gap, uint64_t last_start, size_t last_n)
     pthread_mutex_lock(&st->mu);
 }
 
+/* Wait for jobs (mu held). While the journal holds records, wake up when
+ * its oldest is opts.journal_ms old: false then (move it, idle). */
+static bool wait_work(store *st)
+{
+    while (!st->head && !st->stopping) {
+        if (!st->jrnl_first_ms || st->jrnl_stuck || st->jrnl_direct) {
+            pthread_cond_wait(&st->cv_work, &st->mu);
+            continue;
+        }
+        struct timespec now, ts;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t now_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+        uint64_t due = st->jrnl_first_ms + st->opts.journal_ms;
+        if (now_ms >= due) return false;
+        clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's clock */
+        uint64_t ns = (uint64_t)ts.tv_nsec + (due - now_ms) * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&st->cv_work, &st->mu, &ts);
+    }
+    return true;
+}
+
 static void *writer_main(void *arg)
 {
     store *st = arg;
     uint64_t gap = gather_ns(st), last_start = 0;
     size_t last_n = 0;
+    /* a journal left by a crash moves before anything else */
+    run_batch(st, NULL, true);
+    st->jrnl_direct = st->opts.no_journal && !st->jrnl_stuck;
     pthread_mutex_lock(&st->mu);
     for (;;) {
-        while (!st->head && !st->stopping) pthread_cond_wait(&st->cv_work, &st->mu);
+        if (!wait_work(st)) {
+            pthread_mutex_unlock(&st->mu);
+            run_batch(st, NULL, true);
+            if (st->ncompact) auto_compact(st);
+            pthread_mutex_lock(&st->mu);
+            continue;
+        }
         if (!st->head) break;
         gather(st, gap, last_start, last_n);
         last_start = mono_ns();
@@ -361,7 +421,7 @@ static void *writer_main(void *arg)
         pthread_cond_broadcast(&st->cv_space);
         pthread_mutex_unlock(&st->mu);
 
-        run_batch(st, list);
+        run_batch(st, list, false);
 
         pthread_mutex_lock(&st->mu);
         st->stats.batches++;
@@ -370,10 +430,12 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&st->mu);
 
         deliver(list);
-        if (st->ntouched) auto_compact(st);
+        if (st->ncompact) auto_compact(st);
         pthread_mutex_lock(&st->mu);
     }
     pthread_mutex_unlock(&st->mu);
+    /* close: the journal moves, so the files hold every record in its tree */
+    run_batch(st, NULL, true);
     return NULL;
 }
 
