@@ -400,9 +400,6 @@ static void *writer_main(void *arg)
     store *st = arg;
     uint64_t gap = gather_ns(st), last_start = 0;
     size_t last_n = 0;
-    /* a journal left by a crash moves before anything else */
-    run_batch(st, NULL, true);
-    st->jrnl_direct = st->opts.no_journal && !st->jrnl_stuck;
     pthread_mutex_lock(&st->mu);
     for (;;) {
         if (!wait_work(st)) {
@@ -441,6 +438,10 @@ static void *writer_main(void *arg)
 
 tdm_err store__writer_start(store *st)
 {
+    /* a journal left by a crash moves before store_open returns (on the
+     * opening thread: the writer does not run yet) */
+    run_batch(st, NULL, true);
+    st->jrnl_direct = st->opts.no_journal && !st->jrnl_stuck;
     if (pthread_create(&st->writer, NULL, writer_main, st) != 0) return TDM_ENOMEM;
     st->writer_started = true;
     return TDM_OK;
