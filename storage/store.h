@@ -139,9 +139,9 @@ typedef struct store_opts {
                                  microseconds, 0 = off) overrides it, for measurements. */
     uint32_t journal_records; /* the journal moves at this many records; 0 = 4096 */
     uint32_t journal_ms;      /* ... or when its oldest record is this old; 0 = 1000 */
-    bool no_journal; /* write updates and OT records straight into the documents' trees
-                        (once a journal left by an earlier run has moved); for
-                        measurements. TANDEM_STORE_JOURNAL=0 in the environment sets it. */
+    bool no_journal;          /* write updates and OT records straight into the documents' trees
+                                 (once a journal left by an earlier run has moved); for
+                                 measurements. TANDEM_STORE_JOURNAL=0 in the environment sets it. */
 } store_opts;
 
 #define STORE_GATHER_MAX_US 1000000u /* opts.gather_us at most (1 s) */
@@ -472,7 +472,7 @@ typedef struct store_stats {
     uint64_t journal_moved;      /* records they moved */
     bool journal_stuck;          /* a journal record could not move (damaged): the journal
                                     stays as it is; store_verify_doc names the record */
-    size_t queued; /* jobs waiting now */
+    size_t queued;               /* jobs waiting now */
 } store_stats;
 
 /* store_get_stats - a snapshot of the counters. */

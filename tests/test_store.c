@@ -53,10 +53,7 @@ static void teardown(void)
 
 static store *open_store(const store_opts *o)
 {
-    store *st = NULL;
-    ck_assert_int_eq(store_open(g_dir, o, &st), TDM_OK);
-    ck_assert_ptr_nonnull(st);
-    return st;
+    return su_store_open(g_dir, o);
 }
 
 /* Bulk appends go through the async path (one fsync per group, not per

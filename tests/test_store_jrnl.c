@@ -38,9 +38,7 @@ static void teardown(void)
 
 static store *open_store(const store_opts *o)
 {
-    store *st = NULL;
-    ck_assert_int_eq(store_open(g_dir, o, &st), TDM_OK);
-    return st;
+    return su_store_open(g_dir, o);
 }
 
 static store_stats stats(store *st)
@@ -50,37 +48,49 @@ static store_stats stats(store *st)
     return s;
 }
 
-/* Entries of sub-database db (-1: it does not exist). Store closed. */
+/* A raw LMDB transaction on g_dir (the store closed); raw_end commits a
+ * write transaction, aborts a read-only one, and closes the environment. */
+static MDB_txn *raw_begin(bool write, MDB_env **env)
+{
+    MDB_txn *txn;
+    ck_assert_int_eq(mdb_env_create(env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(*env, 16), 0);
+    ck_assert_int_eq(mdb_env_open(*env, g_dir, write ? 0 : MDB_RDONLY, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(*env, NULL, write ? 0 : MDB_RDONLY, &txn), 0);
+    return txn;
+}
+
+static void raw_end(MDB_env *env, MDB_txn *txn, bool write)
+{
+    if (write)
+        ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    else
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+/* Entries of sub-database db (-1: it does not exist). */
 static long raw_count(const char *db)
 {
     MDB_env *env;
-    MDB_txn *txn;
+    MDB_txn *txn = raw_begin(false, &env);
     MDB_dbi dbi;
-    ck_assert_int_eq(mdb_env_create(&env), 0);
-    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
-    ck_assert_int_eq(mdb_env_open(env, g_dir, MDB_RDONLY, 0600), 0);
-    ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     long n = -1;
     if (mdb_dbi_open(txn, db, 0, &dbi) == 0) {
         MDB_stat s;
         ck_assert_int_eq(mdb_stat(txn, dbi, &s), 0);
         n = (long)s.ms_entries;
     }
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
+    raw_end(env, txn, false);
     return n;
 }
 
-/* Write (or with v NULL, drop) raw records. Store closed. */
+/* Write a raw record (or with v NULL, drop the sub-database). */
 static void raw_put(const char *db, const void *key, size_t kn, const void *v, size_t vn)
 {
     MDB_env *env;
-    MDB_txn *txn;
+    MDB_txn *txn = raw_begin(true, &env);
     MDB_dbi dbi;
-    ck_assert_int_eq(mdb_env_create(&env), 0);
-    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
-    ck_assert_int_eq(mdb_env_open(env, g_dir, 0, 0600), 0);
-    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
     ck_assert_int_eq(mdb_dbi_open(txn, db, 0, &dbi), 0);
     if (v) {
         MDB_val k = {kn, (void *)key}, val = {vn, (void *)v};
@@ -88,27 +98,21 @@ static void raw_put(const char *db, const void *key, size_t kn, const void *v, s
     } else {
         ck_assert_int_eq(mdb_drop(txn, dbi, 1), 0);
     }
-    ck_assert_int_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    raw_end(env, txn, true);
 }
 
 static uint32_t raw_format(void)
 {
     MDB_env *env;
-    MDB_txn *txn;
+    MDB_txn *txn = raw_begin(false, &env);
     MDB_dbi dbi;
-    ck_assert_int_eq(mdb_env_create(&env), 0);
-    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
-    ck_assert_int_eq(mdb_env_open(env, g_dir, MDB_RDONLY, 0600), 0);
-    ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     ck_assert_int_eq(mdb_dbi_open(txn, "info", 0, &dbi), 0);
     MDB_val k = {6, (void *)"format"}, v;
     ck_assert_int_eq(mdb_get(txn, dbi, &k, &v), 0);
     ck_assert_uint_eq(v.mv_size, 4);
     const uint8_t *p = v.mv_data;
     uint32_t f = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
+    raw_end(env, txn, false);
     return f;
 }
 
@@ -189,11 +193,10 @@ static void write_some(store *st, su_editor *ed)
             continue;
         }
         uint8_t op = (uint8_t)(100 + i);
-        store_ot_rec r = {.version = (uint64_t)i - 20, .src = 7, .op_id = (uint64_t)i, .op = &op,
-                          .op_len = 1};
+        store_ot_rec r = {
+            .version = (uint64_t)i - 20, .src = 7, .op_id = (uint64_t)i, .op = &op, .op_len = 1};
         ck_assert_int_eq(
-            store_append_ot_async(st, NM("a"), ed->upd.data, ed->upd.len, &r, on_ack, &a),
-            TDM_OK);
+            store_append_ot_async(st, NM("a"), ed->upd.data, ed->upd.len, &r, on_ack, &a), TDM_OK);
     }
     for (uint64_t v = 0; v < 5; v++) {
         uint8_t b = (uint8_t)(200 + v);

@@ -15,6 +15,7 @@
 
 #include "doc.h"
 #include "ids.h"
+#include "store.h"
 
 /* SU_OK - assert a tdm_err call succeeded. Check's ck_assert writes to a
  * pipe on every call; hot loops use this instead, which costs nothing unless
@@ -48,6 +49,15 @@ static inline void su_tmpdir(char *buf, size_t n)
     const char *t = getenv("TMPDIR");
     snprintf(buf, n, "%s/tandem-store-XXXXXX", t && *t ? t : "/tmp");
     ck_assert_ptr_nonnull(mkdtemp(buf));
+}
+
+/* su_store_open - store_open that must succeed. */
+static inline store *su_store_open(const char *dir, const store_opts *o)
+{
+    store *st = NULL;
+    ck_assert_int_eq(store_open(dir, o, &st), TDM_OK);
+    ck_assert_ptr_nonnull(st);
+    return st;
 }
 
 /* su_rmtree - remove a directory tree (two levels are enough here). */
