@@ -405,6 +405,9 @@ static void *writer_main(void *arg)
         if (!wait_work(st)) {
             pthread_mutex_unlock(&st->mu);
             run_batch(st, NULL, true);
+            /* a move that failed (the disk full, say) is retried after
+             * another journal_ms, not at once */
+            if (st->jrnl_first_ms) st->jrnl_first_ms = mono_ns() / 1000000u;
             if (st->ncompact) auto_compact(st);
             pthread_mutex_lock(&st->mu);
             continue;
