@@ -32,7 +32,7 @@ cmake --build "$build" --target tandem_fuzzers -j "$jobs"
 # libFuzzer still reports crashes)
 harnesses=(fuzz_update:4096 fuzz_snapshot:8192 fuzz_sv_ds:2048 fuzz_cbor:2048
   fuzz_sync_msg:4096 fuzz_sync_session:16384 fuzz_ot:2048 fuzz_awareness:4096
-  fuzz_sync_client:16384 fuzz_token:4096 fuzz_import:8192)
+  fuzz_sync_client:16384 fuzz_token:4096 fuzz_import:8192 fuzz_store_jrnl:1024)
 only=${FUZZ_ONLY:-}
 work=$(mktemp -d "${TMPDIR:-/tmp}/tandem-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -242,6 +242,11 @@ typedef struct store__jrec {
     const uint8_t *ot;
     size_t ot_n;
 } store__jrec;
+/* The framed value of r: store__jrnl_size bytes written by
+ * store__jrnl_encode into b (caller-owned). store__jrnl_decode of it gives r
+ * back (jseq aside; ot_replace only with an OT record). */
+size_t store__jrnl_size(const store__jrec *r);
+void store__jrnl_encode(const store__jrec *r, uint8_t *b);
 /* Append r to the journal (or, jrnl_direct, to the trees). LMDB error. */
 int store__jrnl_put(store *st, MDB_txn *txn, const store__jrec *r);
 /* Decode journal entry (k, v); pointers into v. TDM_ECORRUPT. */

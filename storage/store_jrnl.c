@@ -60,6 +60,29 @@ static int put_direct(store *st, MDB_txn *txn, const store__jrec *r)
     return rc;
 }
 
+size_t store__jrnl_size(const store__jrec *r)
+{
+    return STORE_FRAME_HDR + JR_FIXED + r->upd_n + (r->ot ? 1 + r->ot_n : 0);
+}
+
+void store__jrnl_encode(const store__jrec *r, uint8_t *b)
+{
+    size_t n = store__jrnl_size(r) - STORE_FRAME_HDR;
+    uint8_t *p = b + STORE_FRAME_HDR;
+    store__put_u64(p, r->doc);
+    store__put_u64(p + 8, r->upd ? r->seq : 0);
+    store__put_u64(p + 16, r->ot ? r->version : 0);
+    p[24] = (uint8_t)((r->upd ? JR_UPD : 0) | (r->ot ? JR_OT : 0) |
+                      (r->ot && r->ot_replace ? JR_OTREP : 0));
+    store__put_u32(p + 25, (uint32_t)r->upd_n);
+    if (r->upd_n) memcpy(p + JR_FIXED, r->upd, r->upd_n);
+    if (r->ot) {
+        p[JR_FIXED + r->upd_n] = r->ot_tag;
+        memcpy(p + JR_FIXED + r->upd_n + 1, r->ot, r->ot_n);
+    }
+    store__frame_hdr(b, STORE_TAG_JRNL, p, n);
+}
+
 int store__jrnl_put(store *st, MDB_txn *txn, const store__jrec *r)
 {
     if (st->jrnl_direct) return put_direct(st, txn, r);
@@ -75,28 +98,16 @@ int store__jrnl_put(store *st, MDB_txn *txn, const store__jrec *r)
         rc = MDB_CORRUPTED;
     else if (rc == MDB_NOTFOUND)
         rc = 0;
-    size_t n = JR_FIXED + r->upd_n + (r->ot ? 1 + r->ot_n : 0);
     uint8_t kb[8];
     store__put_u64(kb, next);
     k.mv_size = 8;
     k.mv_data = kb;
-    v.mv_size = STORE_FRAME_HDR + n;
+    v.mv_size = store__jrnl_size(r);
     v.mv_data = NULL;
     if (!rc) rc = mdb_cursor_put(c, &k, &v, MDB_APPEND | MDB_RESERVE);
     mdb_cursor_close(c);
     if (rc) return rc;
-    uint8_t *b = v.mv_data, *p = b + STORE_FRAME_HDR;
-    store__put_u64(p, r->doc);
-    store__put_u64(p + 8, r->upd ? r->seq : 0);
-    store__put_u64(p + 16, r->ot ? r->version : 0);
-    p[24] = (uint8_t)((r->upd ? JR_UPD : 0) | (r->ot ? JR_OT : 0) | (r->ot_replace ? JR_OTREP : 0));
-    store__put_u32(p + 25, (uint32_t)r->upd_n);
-    if (r->upd_n) memcpy(p + JR_FIXED, r->upd, r->upd_n);
-    if (r->ot) {
-        p[JR_FIXED + r->upd_n] = r->ot_tag;
-        memcpy(p + JR_FIXED + r->upd_n + 1, r->ot, r->ot_n);
-    }
-    store__frame_hdr(b, STORE_TAG_JRNL, p, n);
+    store__jrnl_encode(r, v.mv_data);
     if (st->jrnl_first_ms == 0) st->jrnl_first_ms = mono_ms();
     return 0;
 }
@@ -116,6 +127,10 @@ tdm_err store__jrnl_decode(const MDB_val *k, const MDB_val *v, store__jrec *r)
     if ((fl & ~(JR_UPD | JR_OT | JR_OTREP)) || !(fl & (JR_UPD | JR_OT)) || un > n - JR_FIXED)
         return TDM_ECORRUPT;
     if (!(fl & JR_UPD) != (un == 0)) return TDM_ECORRUPT;
+    /* one form only: fields of an absent part are zero */
+    if ((fl & JR_OTREP) && !(fl & JR_OT)) return TDM_ECORRUPT;
+    if (!(fl & JR_UPD) && store__get_u64(p + 8) != 0) return TDM_ECORRUPT;
+    if (!(fl & JR_OT) && store__get_u64(p + 16) != 0) return TDM_ECORRUPT;
     r->doc = store__get_u64(p);
     if (fl & JR_UPD) {
         r->seq = store__get_u64(p + 8);
