@@ -30,8 +30,10 @@
  * opts.journal_ms old (also when the writer is idle), at opts.journal_records
  * records or 4 MiB, before a compaction or deletion, at close, and at open
  * (a journal a crash left behind).
- * Every read sees the journal too: nothing about it shows in the API except
- * store_stats and opts.no_journal.
+ * A batch whose records would fill more journal pages than their documents'
+ * own last pages (a few documents written many times) goes straight into the
+ * trees when the journal is empty. Every read sees the journal too: nothing
+ * about it shows in the API except store_stats and opts.no_journal.
  *
  * Map size. The map starts large (opts.map_size, default 1 GiB; the file is
  * sparse). When a write transaction hits MDB_MAP_FULL the writer aborts it,
@@ -139,6 +141,8 @@ typedef struct store_opts {
                                  microseconds, 0 = off) overrides it, for measurements. */
     uint32_t journal_records; /* the journal moves at this many records; 0 = 4096 */
     uint32_t journal_ms;      /* ... or when its oldest record is this old; 0 = 1000 */
+    bool journal_always;      /* never write a dense batch straight into the trees (tests that
+                                 need records in the journal, e.g. at a crash) */
     bool no_journal;          /* write updates and OT records straight into the documents' trees
                                  (once a journal left by an earlier run has moved); for
                                  measurements. TANDEM_STORE_JOURNAL=0 in the environment sets it. */
@@ -470,6 +474,8 @@ typedef struct store_stats {
     uint64_t compact_failures;
     uint64_t journal_migrations; /* journal moves to the trees committed */
     uint64_t journal_moved;      /* records they moved */
+    uint64_t direct_batches;     /* batches written straight into the trees (dense, with the
+                                    journal empty) */
     bool journal_stuck;          /* a journal record could not move (damaged): the journal
                                     stays as it is; store_verify_doc names the record */
     size_t queued;               /* jobs waiting now */

@@ -138,6 +138,7 @@ struct store {
     size_t ncompact;
     uint64_t jrnl_first_ms; /* monotonic ms of the oldest unmigrated put (0: none) */
     bool jrnl_direct;       /* opts.no_journal and the journal was empty at start */
+    bool batch_direct;      /* this transaction writes into the trees (store_writer.c) */
     bool jrnl_stuck;        /* a record could not move: no more migration */
     tbuf scratch;
 };
@@ -247,7 +248,8 @@ typedef struct store__jrec {
  * back (jseq aside; ot_replace only with an OT record). */
 size_t store__jrnl_size(const store__jrec *r);
 void store__jrnl_encode(const store__jrec *r, uint8_t *b);
-/* Append r to the journal (or, jrnl_direct, to the trees). LMDB error. */
+/* Append r to the journal (or, jrnl_direct or batch_direct, to the trees).
+ * LMDB error. */
 int store__jrnl_put(store *st, MDB_txn *txn, const store__jrec *r);
 /* Decode journal entry (k, v); pointers into v. TDM_ECORRUPT. */
 tdm_err store__jrnl_decode(const MDB_val *k, const MDB_val *v, store__jrec *r);

@@ -40,7 +40,7 @@ static uint64_t mono_ms(void)
 }
 
 /* The records straight into the trees (opts.no_journal, once the journal
- * was found empty at start). */
+ * was found empty at start; or a dense batch with the journal empty). */
 static int put_direct(store *st, MDB_txn *txn, const store__jrec *r)
 {
     uint8_t kb[16];
@@ -85,7 +85,7 @@ void store__jrnl_encode(const store__jrec *r, uint8_t *b)
 
 int store__jrnl_put(store *st, MDB_txn *txn, const store__jrec *r)
 {
-    if (st->jrnl_direct) return put_direct(st, txn, r);
+    if (st->jrnl_direct || st->batch_direct) return put_direct(st, txn, r);
     MDB_cursor *c;
     int rc = mdb_cursor_open(txn, st->db_jrnl, &c);
     if (rc) return rc;

@@ -185,6 +185,63 @@ static void keep_touched(store *st)
     st->ntouched = 0;
 }
 
+static bool journaled(const store__job *j)
+{
+    return !j->skip && (j->kind == STORE_JOB_APPEND || j->kind == STORE_JOB_OT ||
+                        j->kind == STORE_JOB_APPEND_OT);
+}
+
+/* Whether the batch's records would fill more pages in the journal than the
+ * last leaf pages of their documents (a few documents written many times:
+ * the journal would only write every record twice). Counts at most
+ * DENSE_DOCS_MAX documents (more: not dense). */
+#define DENSE_DOCS_MAX 64u
+static bool dense_batch(const store__job *list)
+{
+    uint64_t bytes = 0;
+    for (const store__job *j = list; j; j = j->next)
+        if (journaled(j)) bytes += j->n + j->n2 + 24;
+    uint64_t docs_max = bytes / 4096u; /* the documents the records outweigh */
+    if (docs_max == 0) return false;
+    if (docs_max > DENSE_DOCS_MAX) docs_max = DENSE_DOCS_MAX;
+    uint64_t seen[DENSE_DOCS_MAX];
+    size_t ndocs = 0;
+    for (const store__job *j = list; j; j = j->next) {
+        if (!journaled(j)) continue;
+        uint64_t h = store__fnv64(j->key, j->key_len);
+        size_t i = 0;
+        while (i < ndocs && seen[i] != h) i++;
+        if (i < ndocs) continue;
+        if (ndocs + 1 > docs_max) return false;
+        seen[ndocs++] = h;
+    }
+    return true;
+}
+
+/* A dense batch writes straight into the trees once the journal is empty
+ * (so that every document's tree entries stay older than its journal
+ * entries): a journal of at most DENSE_MOVE_MAX records (left by a small
+ * batch in between) moves first, in the same transaction. Sets
+ * st->batch_direct; returns an LMDB error. */
+#define DENSE_MOVE_MAX 256u
+static int choose_direct(store *st, MDB_txn *txn, const store__job *list)
+{
+    st->batch_direct = false;
+    if (!st->has_jrnl || st->jrnl_stuck || st->jrnl_direct || st->opts.journal_always ||
+        !dense_batch(list))
+        return 0;
+    MDB_stat js;
+    int rc = mdb_stat(txn, st->db_jrnl, &js);
+    if (rc) return rc;
+    if (js.ms_entries > DENSE_MOVE_MAX) return 0;
+    if (js.ms_entries > 0) {
+        rc = store__jrnl_migrate(st, txn);
+        if (rc || st->jrnl_stuck) return rc;
+    }
+    st->batch_direct = true;
+    return 0;
+}
+
 /* Run a list of jobs in one write transaction, retrying after map growth or
  * without a job that failed after writing. Sets every job's result. With
  * `migrate`, or when due, the journal moves in the same transaction. */
@@ -216,12 +273,15 @@ static void run_batch(store *st, store__job *list, bool migrate)
             return;
         }
         store__job *culprit = NULL;
+        rc = choose_direct(st, txn, list);
         for (store__job *j = list; j && !rc; j = j->next) {
             if (j->skip) continue;
             rc = exec_job(st, txn, j);
             if (rc == STORE_RC_REDO) culprit = j;
         }
         if (!rc && (migrate || store__jrnl_due(st, txn))) rc = store__jrnl_migrate(st, txn);
+        bool direct = st->batch_direct;
+        st->batch_direct = false;
         if (rc)
             mdb_txn_abort(txn);
         else
@@ -229,6 +289,11 @@ static void run_batch(store *st, store__job *list, bool migrate)
         store__gate_leave(st);
         if (rc == 0) {
             keep_touched(st);
+            if (direct) {
+                pthread_mutex_lock(&st->mu);
+                st->stats.direct_batches++;
+                pthread_mutex_unlock(&st->mu);
+            }
             return;
         }
         if (rc == STORE_RC_REDO) {

@@ -6,8 +6,9 @@
  * left by a process that never closed moves at the next open (also with
  * no_journal); a damaged journal record is a clear TDM_ECORRUPT that changes
  * nothing; a format-1 store (no journal) is read as it is and upgraded by a
- * writable open. Raw LMDB transactions look at the files with the store
- * closed. */
+ * writable open; dense batches go straight into the tree while the journal
+ * is empty, and the log stays in order across both ways. Raw LMDB transactions look at the files
+ * with the store closed. */
 #include <check.h>
 #include <lmdb.h>
 #include <stdbool.h>
@@ -506,6 +507,43 @@ START_TEST(test_format1_upgrade)
 }
 END_TEST
 
+/* Batches of one document written many times go straight into the tree
+ * while the journal is empty; single appends in between use the journal;
+ * the log stays in order across both. */
+START_TEST(test_dense_batches_direct)
+{
+    store_opts o = {.no_auto_compact = true, .journal_ms = 600000, .queue_max = 100000};
+    store *st = open_store(&o);
+    su_editor ed;
+    su_editor_init(&ed, 49, 12);
+    acks a = {0};
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 2000; i++) {
+            su_edit(&ed, 8);
+            ck_assert_int_eq(
+                store_append_async(st, NM("dense"), ed.upd.data, ed.upd.len, on_ack, &a), TDM_OK);
+        }
+        ck_assert_int_eq(store_flush(st), TDM_OK);
+        su_edit(&ed, 3); /* one append alone: into the journal */
+        ck_assert_int_eq(store_append(st, NM("dense"), ed.upd.data, ed.upd.len, NULL), TDM_OK);
+    }
+    ck_assert_int_eq(a.ok, 6000);
+    store_stats s = stats(st);
+    ck_assert_uint_ge(s.direct_batches, 1);
+    log_seen ls = {0};
+    ck_assert_int_eq(store_log_range(st, NM("dense"), 0, log_collect, &ls), TDM_OK);
+    ck_assert_uint_eq(ls.n, 6003); /* log_collect checks consecutive sequence numbers */
+    assert_doc(st, "dense", ed.doc);
+    assert_verified(st, "dense");
+    store_close(st);
+    ck_assert_int_eq(raw_count("log"), 6003);
+    st = open_store(&o);
+    assert_doc(st, "dense", ed.doc);
+    store_close(st);
+    su_editor_fini(&ed);
+}
+END_TEST
+
 static Suite *jrnl_suite(void)
 {
     Suite *s = suite_create("store_jrnl");
@@ -520,6 +558,7 @@ static Suite *jrnl_suite(void)
     tcase_add_test(tc, test_left_behind_moves_at_open);
     tcase_add_test(tc, test_damaged_journal_record);
     tcase_add_test(tc, test_format1_upgrade);
+    tcase_add_test(tc, test_dense_batches_direct);
     suite_add_tcase(s, tc);
     return s;
 }
