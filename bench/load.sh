@@ -55,62 +55,8 @@ done
 ulimit -n "$(ulimit -Hn)" || true
 echo "load.sh: $(nproc) CPUs, ulimit -n $(ulimit -n), $(lscpu | sed -n 's/^Model name: *//p')${NICE:+, nice $NICE ($(cat /proc/$$/autogroup 2>/dev/null))}"
 
-SRV_PID=
-TMP=
-stop_server() {
-    if [ -n "$SRV_PID" ]; then
-        kill -TERM "$SRV_PID" 2>/dev/null
-        wait "$SRV_PID" 2>/dev/null
-        SRV_PID=
-    fi
-    [ -n "$TMP" ] && rm -rf "$TMP"
-    TMP=
-}
-trap stop_server EXIT
-trap 'stop_server; exit 130' INT TERM
-
-# GET /healthz on 127.0.0.1:$1 with bash's /dev/tcp (no curl needed).
-healthz() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-     printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-     timeout 5 cat <&3) 2>/dev/null
-}
-
-start_server() {
-    TMP=$(mktemp -d /tmp/tandem-load.XXXXXX)
-    local tries=0
-    while :; do
-        PORT=$((PORT + 1))
-        "${RUN[@]}" "$TANDEM" serve --dev --host 127.0.0.1 --port "$PORT" --data "$TMP/data" \
-            >"$TMP/server.log" 2>&1 &
-        SRV_PID=$!
-        for _ in $(seq 1 50); do
-            if healthz "$PORT" | grep -q "\"pid\":$SRV_PID[,}]"; then
-                return 0
-            fi
-            kill -0 "$SRV_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -TERM "$SRV_PID" 2>/dev/null
-        wait "$SRV_PID" 2>/dev/null
-        SRV_PID=
-        tries=$((tries + 1))
-        if [ "$tries" -ge 5 ]; then
-            echo "load.sh: the server did not start:" >&2
-            cat "$TMP/server.log" >&2
-            return 1
-        fi
-    done
-}
-
-# How fast this (virtual) machine wakes a task on the other CPU right now:
-# `perf bench sched pipe`, microseconds per round trip (empty without perf).
-# The server's CPU per frame is mostly kernel work of that kind, and on a
-# shared VM it drifts by tens of percent within an hour (docs/PERFORMANCE.md).
-machine_probe() {
-    command -v perf >/dev/null || return 0
-    perf bench sched pipe -l 20000 2>/dev/null | awk '/usecs\/op/ {printf "%.1f", $1}'
-}
+# shellcheck source=load_common.sh
+. bench/load_common.sh
 
 status=0
 declare -A LINES
@@ -123,7 +69,7 @@ for sc in $SCENARIOS; do
     esac
     LINES[$sc]=
     for run in $(seq 1 "$RUNS"); do
-        start_server || exit 1
+        start_server "$TANDEM" || exit 1
         load=$(cut -d' ' -f1-3 /proc/loadavg)
         probe=$(machine_probe)
         echo "== scenario $sc run $run/$RUNS (port $PORT, load before: $load${probe:+, pipe round trip $probe us})"

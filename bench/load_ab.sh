@@ -46,56 +46,17 @@ for cfg in "$@"; do
 done
 ulimit -n "$(ulimit -Hn)" || true
 
-SRV_PID=
-TMP=
-stop_server() {
-    if [ -n "$SRV_PID" ]; then
-        kill -TERM "$SRV_PID" 2>/dev/null
-        wait "$SRV_PID" 2>/dev/null
-        SRV_PID=
-    fi
-    [ -n "$TMP" ] && rm -rf "$TMP"
-    TMP=
-}
-trap stop_server EXIT
-trap 'stop_server; exit 130' INT TERM
-
-healthz() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-     printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-     timeout 5 cat <&3) 2>/dev/null
-}
-
-probe() {
-    command -v perf >/dev/null || return 0
-    perf bench sched pipe -l 20000 2>/dev/null | awk '/usecs\/op/ {printf "%.1f", $1}'
-}
+# shellcheck source=load_common.sh
+. bench/load_common.sh
 
 field() { grep -o "\"$1\":[0-9.]*" <<<"$2" | cut -d: -f2; }
 
 for r in $(seq 1 "$ROUNDS"); do
     for cfg in "$@"; do
         IFS='|' read -r label bin envs <<<"$cfg"
-        TMP=$(mktemp -d /tmp/tandem-ab.XXXXXX)
-        started=
-        for _ in 1 2 3 4 5; do
-            PORT=$((PORT + 1))
-            # shellcheck disable=SC2086 # envs is a list of NAME=VALUE words
-            env $envs "${RUN[@]}" "$bin" serve --dev --host 127.0.0.1 --port "$PORT" \
-                --data "$TMP/data" >"$TMP/server.log" 2>&1 &
-            SRV_PID=$!
-            for _ in $(seq 1 50); do
-                healthz "$PORT" | grep -q "\"pid\":$SRV_PID[,}]" && { started=1; break; }
-                kill -0 "$SRV_PID" 2>/dev/null || break
-                sleep 0.1
-            done
-            [ -n "$started" ] && break
-            kill -TERM "$SRV_PID" 2>/dev/null
-            wait "$SRV_PID" 2>/dev/null
-            SRV_PID=
-        done
-        [ -n "$started" ] || { echo "load_ab.sh: $label did not start" >&2; cat "$TMP/server.log" >&2; exit 1; }
-        p=$(probe)
+        # shellcheck disable=SC2086 # envs is a list of NAME=VALUE words
+        start_server "$bin" $envs || exit 1
+        p=$(machine_probe)
         out=$("${RUN[@]}" "$GEN" --port "$PORT" --server-pid "$SRV_PID" --json --conns 2000 \
             --rooms 200 --writers-per-room 1 --rate 20 --seconds "$SECS" --warmup 5)
         stop_server
