@@ -146,6 +146,8 @@ struct store {
 /* ---- store.c ---- */
 tdm_err store__err(int rc);
 int64_t store__now_ms(void);
+/* CLOCK_MONOTONIC in nanoseconds (intervals: gathering, the journal's age). */
+uint64_t store__mono_ns(void);
 /* Read transactions: gate + MDB_RDONLY txn (retries after MDB_MAP_RESIZED). */
 tdm_err store__rd_begin(store *st, MDB_txn **txn);
 void store__rd_end(store *st, MDB_txn *txn);
@@ -259,6 +261,12 @@ tdm_err store__jrnl_decode(const MDB_val *k, const MDB_val *v, store__jrec *r);
 typedef int (*store__jrnl_fn)(void *ctx, const store__jrec *r);
 tdm_err store__jrnl_walk(store *st, MDB_txn *txn, uint64_t doc, store__jrnl_fn fn, void *ctx,
                          uint64_t *bad);
+/* Whether this handle put records into the journal that have not moved
+ * yet and will (not stuck, not writing straight into the trees). */
+static inline bool store__jrnl_waiting(const store *st)
+{
+    return st->jrnl_first_ms && !st->jrnl_stuck && !st->jrnl_direct;
+}
 /* Whether the journal should move now (size or age). Writer thread. */
 bool store__jrnl_due(store *st, MDB_txn *txn);
 /* Move every journal record to the trees in a child transaction of txn.

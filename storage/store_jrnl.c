@@ -25,19 +25,11 @@
 #include "store_internal.h"
 
 #include <string.h>
-#include <time.h>
 
 #define JR_FIXED 29u /* doc, seq, version, flags, update length */
 #define JR_UPD   1u
 #define JR_OT    2u
 #define JR_OTREP 4u
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* The records straight into the trees (opts.no_journal, once the journal
  * was found empty at start; or a dense batch with the journal empty). */
@@ -108,7 +100,7 @@ int store__jrnl_put(store *st, MDB_txn *txn, const store__jrec *r)
     mdb_cursor_close(c);
     if (rc) return rc;
     store__jrnl_encode(r, v.mv_data);
-    if (st->jrnl_first_ms == 0) st->jrnl_first_ms = mono_ms();
+    if (st->jrnl_first_ms == 0) st->jrnl_first_ms = store__mono_ns() / 1000000u;
     return 0;
 }
 
@@ -182,7 +174,7 @@ tdm_err store__jrnl_walk(store *st, MDB_txn *txn, uint64_t doc, store__jrnl_fn f
 bool store__jrnl_due(store *st, MDB_txn *txn)
 {
     if (!st->has_jrnl || st->jrnl_stuck || st->jrnl_first_ms == 0) return false;
-    if (mono_ms() - st->jrnl_first_ms >= st->opts.journal_ms) return true;
+    if (store__mono_ns() / 1000000u - st->jrnl_first_ms >= st->opts.journal_ms) return true;
     MDB_stat s;
     if (mdb_stat(txn, st->db_jrnl, &s)) return true; /* let migration report it */
     uint64_t pages = (uint64_t)s.ms_leaf_pages + s.ms_overflow_pages;
@@ -190,28 +182,20 @@ bool store__jrnl_due(store *st, MDB_txn *txn)
            pages * s.ms_psize >= STORE_JRNL_MIGRATE_BYTES;
 }
 
-/* Move one record into the trees (child transaction). 1: the record cannot
- * go (damaged, or its key is taken), 0: moved, else an LMDB error. */
+/* Move one record into the trees (child transaction); an OT version
+ * trimmed while it waited is dropped. 1: the record cannot go (damaged
+ * metadata, or its key is taken), 0: moved, else an LMDB error. */
 static int move_one(store *st, MDB_txn *txn, const store__jrec *r)
 {
-    uint8_t kb[16];
-    MDB_val k = {16, kb};
-    if (r->upd) {
-        store__key2(kb, r->doc, r->seq);
-        int rc = store__put_framed(txn, st->db_log, &k, STORE_TAG_LOG, r->upd, r->upd_n,
-                                   MDB_NOOVERWRITE);
-        if (rc == MDB_KEYEXIST) return 1;
-        if (rc) return rc;
+    store__jrec m = *r;
+    if (m.ot) {
+        store__meta meta;
+        tdm_err e = store__meta_get(st, txn, m.doc, &meta);
+        if (e == TDM_ECORRUPT) return 1;
+        if (e) return MDB_PANIC;
+        if (m.version < meta.pub.ot_first) m.ot = NULL;
     }
-    if (!r->ot) return 0;
-    store__meta m;
-    tdm_err e = store__meta_get(st, txn, r->doc, &m);
-    if (e == TDM_ECORRUPT) return 1;
-    if (e) return MDB_PANIC;
-    if (r->version < m.pub.ot_first) return 0; /* trimmed while it waited */
-    store__key2(kb, r->doc, r->version);
-    int rc = store__put_framed(txn, st->db_ot, &k, r->ot_tag, r->ot, r->ot_n,
-                               r->ot_replace ? 0 : MDB_NOOVERWRITE);
+    int rc = put_direct(st, txn, &m);
     return rc == MDB_KEYEXIST ? 1 : rc;
 }
 

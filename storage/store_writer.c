@@ -360,7 +360,7 @@ static void deliver(store__job *list)
  * compact_updates appends. */
 static void auto_compact(store *st)
 {
-    if (st->jrnl_first_ms && !st->jrnl_stuck && !st->jrnl_direct) {
+    if (store__jrnl_waiting(st)) {
         pthread_mutex_lock(&st->mu);
         bool busy = st->head != NULL && !st->stopping;
         pthread_mutex_unlock(&st->mu);
@@ -411,13 +411,6 @@ static uint64_t gather_ns(const store *st)
     return us * 1000u;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Group commit under load: when the previous transaction started less than
  * `gap` ago, sleep (mu released) until `gap` after its start, so the jobs
  * that arrive meanwhile share the next transaction and its fsync. Only under
@@ -428,7 +421,7 @@ static void gather(store *st, uint64_t gap, uint64_t last_start, size_t last_n)
 {
     if (!gap || !last_start || st->stopping || st->queued >= STORE_BATCH_MAX) return;
     if (last_n < 2 && st->queued < 2) return;
-    uint64_t until = last_start + gap, now = mono_ns();
+    uint64_t until = last_start + gap, now = store__mono_ns();
     if (now >= until) return; /* idle or slow commits: no wait */
     struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
     pthread_mutex_unlock(&st->mu);
@@ -442,13 +435,12 @@ static void gather(store *st, uint64_t gap, uint64_t last_start, size_t last_n)
 static bool wait_work(store *st)
 {
     while (!st->head && !st->stopping) {
-        if (!st->jrnl_first_ms || st->jrnl_stuck || st->jrnl_direct) {
+        if (!store__jrnl_waiting(st)) {
             pthread_cond_wait(&st->cv_work, &st->mu);
             continue;
         }
-        struct timespec now, ts;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        uint64_t now_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+        struct timespec ts;
+        uint64_t now_ms = store__mono_ns() / 1000000u;
         uint64_t due = st->jrnl_first_ms + st->opts.journal_ms;
         if (now_ms >= due) return false;
         clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's clock */
@@ -472,14 +464,14 @@ static void *writer_main(void *arg)
             run_batch(st, NULL, true);
             /* a move that failed (the disk full, say) is retried after
              * another journal_ms, not at once */
-            if (st->jrnl_first_ms) st->jrnl_first_ms = mono_ns() / 1000000u;
+            if (st->jrnl_first_ms) st->jrnl_first_ms = store__mono_ns() / 1000000u;
             if (st->ncompact) auto_compact(st);
             pthread_mutex_lock(&st->mu);
             continue;
         }
         if (!st->head) break;
         gather(st, gap, last_start, last_n);
-        last_start = mono_ns();
+        last_start = store__mono_ns();
         size_t n;
         store__job *list = take_batch(st, &n);
         last_n = n;
